@@ -1,0 +1,38 @@
+# The README's commands. `.venv` is built once (torch CPU wheel first, then the project
+# constrained to it) and reused; the stamp file makes re-runs instant.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DS_ACCELERATOR ?= cpu
+export WANDB_MODE ?= offline
+export RAY_AUTH_MODE ?= disabled
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: venv demo test test-all bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	# DeepSpeed JIT-compiles its CPU shared-memory comm op on first use (~40 s): pay it once here.
+	$(BIN)/python -c "from deepspeed.accelerator import get_accelerator; get_accelerator().create_op_builder('ShareMemCommBuilder').load()" || true
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/halluray demo --config configs/demo/demo.yaml
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-all: venv
+	$(BIN)/python -m pytest -m ''
+
+bench: venv
+	$(BIN)/python -m halluray.bench
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,51 @@
+"""`halluray <stage> --config FILE [section.key=value ...]`: one subcommand per pipeline stage."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from halluray.config import ConfigError, load_config
+from halluray.errors import InputError
+
+# stage name -> (module under halluray.stages, one-line help)
+STAGES: dict[str, tuple[str, str]] = {
+    "world": ("world", "generate the synthetic world and pretrain the tiny base model"),
+    "unfamiliarity": ("unfamiliarity", "score how unfamiliar every query is to the base model (few-shot)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="halluray",
+        description="Ray-distributed RLHF for factuality finetuning. Each stage reads a config and writes "
+                    "into the run directory (run.output_dir/run.name).",
+    )
+    sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for name, (_, help_text) in STAGES.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", "-c", help="YAML experiment config (defaults when omitted)")
+        p.add_argument("overrides", nargs="*", metavar="section.key=value",
+                       help="dotted overrides applied after the file, e.g. ppo.kl_coef=0.5")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"halluray: config error: {e}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"halluray.stages.{STAGES[args.stage][0]}")
+    try:
+        module.run(cfg)
+    except InputError as e:
+        print(f"halluray {args.stage}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

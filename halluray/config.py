@@ -1,0 +1,270 @@
+"""The one typed experiment config: sections, defaults (the paper's where it gives them), YAML + overrides.
+
+Every field is documented here; this file is the reference for what a config may contain.
+Errors (unknown key, wrong type, missing file, bad override) raise `ConfigError` with a message
+naming the key and the file; the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from halluray.errors import InputError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(InputError):
+    """A config that cannot be used; the message names the offending key or path."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(Section):
+    name: str = "demo"
+    """Run name; the run directory is `output_dir/name`."""
+    output_dir: str = "runs"
+
+
+class WorldConfig(Section):
+    """The synthetic knowledge world (DESIGN.md, 'The synthetic knowledge world')."""
+    num_people: int = Field(400, ge=8)
+    fact_frequencies: list[int] = [0, 2, 6, 24]
+    """Number of corpus documents stating a person's facts, one value per familiarity tier."""
+    frequency_weights: list[float] = [2.0, 1.0, 1.0, 2.0]
+    """Relative share of people in each tier (same length as fact_frequencies)."""
+    name_mentions: int = Field(3, ge=1)
+    """Fact-free sentences per person, so every name has a representation."""
+    qa_doc_fraction: float = Field(0.25, ge=0, le=1)
+    instruction_doc_fraction: float = Field(0.5, ge=0, le=1)
+    splits: dict[Literal["sft", "rm", "ppo", "eval"], float] = {"sft": 0.3, "rm": 0.25, "ppo": 0.25, "eval": 0.2}
+    source_accuracy: float = Field(0.5, ge=0, le=1)
+    """Probability that the independent response source (GPT-3.5's role) states a fact correctly."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "WorldConfig":
+        if len(self.fact_frequencies) != len(self.frequency_weights):
+            raise ValueError("fact_frequencies and frequency_weights must have the same length")
+        if set(self.splits) != {"sft", "rm", "ppo", "eval"} or abs(sum(self.splits.values()) - 1) > 1e-6:
+            raise ValueError("splits must give sft, rm, ppo and eval fractions summing to 1")
+        return self
+
+
+class PretrainConfig(Section):
+    """Defaults measured on the demo world: the most frequent third then states 0.9 of facts truly."""
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    warmup_steps: int = Field(50, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
+    log_every: int = Field(50, ge=1)
+
+
+class ModelConfig(Section):
+    """The base model. With `pretrained_path` unset, a GPT-2-shape model is built and pretrained on the world."""
+    pretrained_path: str | None = None
+    """A local Hugging Face model directory to use instead of pretraining one."""
+    trust_remote_code: bool = False
+    n_layer: int = Field(4, ge=1)
+    n_embd: int = Field(128, ge=8)
+    n_head: int = Field(4, ge=1)
+    n_positions: int = Field(192, ge=16)
+    pretrain: PretrainConfig = PretrainConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        return self
+
+
+class DataConfig(Section):
+    dataset: Literal["world", "wikibios", "wikiplots", "triviaqa", "mmlu"] = "world"
+    path: str | None = None
+    """Local file or directory for real datasets (no hub access at run time)."""
+
+
+class UnfamiliarityConfig(Section):
+    """Unfamiliarity scores (paper §4.1, App. B–D), measured by few-shot prompting the base model."""
+    tasks: list[Literal["long_form", "short_qa", "mcq"]] = ["long_form", "short_qa", "mcq"]
+    n_shots: int = Field(2, ge=0)
+    long_form_samples: int = Field(2, ge=1)
+    long_form_threshold: float = 2.0
+    """A bio prompt is unfamiliar if its mean number of false facts exceeds this."""
+    short_qa_samples: int = Field(12, ge=1)
+    short_qa_threshold: float | None = None
+    """Unfamiliar if more incorrect samples than this; None means short_qa_samples / 2 (paper: > 6 of 12)."""
+    mcq_threshold: float = 0.36
+    """Unfamiliar if the NLL of the correct choice exceeds this (paper, MMLU)."""
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(64, ge=1)
+
+
+class SFTConfig(Section):
+    strategy: Literal["standard", "unfamiliar-idk", "random-idk"] = "standard"
+    batch_size: int = Field(24, ge=1)
+    lr: float = Field(1e-5, gt=0)
+    steps: int = Field(120, ge=1)
+
+
+class RewardDataConfig(Section):
+    source: Literal["conservative", "standard"] = "conservative"
+    samples_per_prompt: int = Field(2, ge=1)
+
+
+class RewardModelConfig(Section):
+    kind: Literal["two-stage", "scalar"] = "two-stage"
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(2e-5, gt=0)
+    true_reward: float = 2.0
+    false_reward: float = -3.0
+
+
+class PPOConfig(Section):
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-5, gt=0)
+    cliprange: float = Field(0.005, gt=0)
+    kl_coef: float = Field(0.5, ge=0)
+
+
+class ActorsConfig(Section):
+    num_policy: int = Field(2, ge=1)
+    num_critic: int = Field(2, ge=1)
+    num_rollout: int = Field(1, ge=1)
+    threads_per_actor: int = Field(1, ge=1)
+
+
+class DeepSpeedConfig(Section):
+    zero_stage: Literal[0, 2, 3] = 2
+    offload: bool = False
+
+
+class LoggingConfig(Section):
+    wandb_mode: Literal["online", "offline", "disabled", "auto"] = "auto"
+    """auto: online when WANDB_API_KEY is set, offline otherwise."""
+    project: str = "halluray"
+    entity: str | None = None
+    tags: list[str] = []
+
+
+class EvalConfig(Section):
+    samples_per_prompt: int = Field(1, ge=1)
+    temperature: float = Field(1.0, gt=0)
+
+
+class ExperimentConfig(Section):
+    run: RunConfig = RunConfig()
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)
+    """torch threads for this process; None lets torch decide."""
+    world: WorldConfig = WorldConfig()
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    unfamiliarity: UnfamiliarityConfig = UnfamiliarityConfig()
+    sft: SFTConfig = SFTConfig()
+    reward_data: RewardDataConfig = RewardDataConfig()
+    reward_model: RewardModelConfig = RewardModelConfig()
+    ppo: PPOConfig = PPOConfig()
+    actors: ActorsConfig = ActorsConfig()
+    deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    logging: LoggingConfig = LoggingConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.output_dir) / self.run.name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def _describe(err: dict) -> str:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        section = _section_at(loc[:-1])
+        hint = ""
+        if section is not None:
+            close = difflib.get_close_matches(str(loc[-1]), _known_keys(section), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(_known_keys(section))})"
+        return f"unknown key '{key}'{hint}"
+    if err["type"] == "missing":
+        return f"missing key '{key}'"
+    where = f"'{key}'" if key else "config"
+    got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+    return f"invalid value for {where}: {err['msg']}{got}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'ppo.kl_coef=0.5' -> (['ppo', 'kl_coef'], 0.5); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value")
+    key, _, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override '{text}' has an empty key part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({e.__class__.__name__})") from None
+    return parts, value
+
+
+def apply_override(data: dict, parts: list[str], value: Any) -> None:
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override key '{'.'.join(parts)}': '{'.'.join(parts[: i + 1])}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def build_config(data: dict, overrides: list[str] = (), source: str = "<config>") -> ExperimentConfig:
+    data = copy.deepcopy(data)
+    for text in overrides:
+        apply_override(data, *parse_override(text))
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(_describe(err) for err in e.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Load a YAML config (or the defaults when `path` is None) and apply dotted overrides."""
+    if path is None:
+        return build_config({}, overrides, source="<defaults>")
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    return build_config(data, overrides, source=str(path))

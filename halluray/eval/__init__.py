@@ -1,0 +1,1 @@
+"""Metrics, report tables and plots."""

@@ -1,0 +1,31 @@
+"""PNG plots (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+_TASK_LABELS = {"long_form": "long form: mean false facts / sample", "short_qa": "short QA: incorrect of k samples",
+                "mcq": "MCQ: NLL of correct choice"}
+
+
+def unfamiliarity_histogram(records: list[dict], path: str | Path) -> None:
+    """One panel per task: score histograms stacked by the entity's corpus frequency."""
+    tasks = sorted({r["task"] for r in records})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = [r for r in records if r["task"] == task]
+        freqs = sorted({r["frequency"] for r in rows})
+        ax.hist([[r["score"] for r in rows if r["frequency"] == f] for f in freqs], bins=20, stacked=True,
+                label=[f"facts in {f} docs" for f in freqs])
+        ax.set_xlabel(_TASK_LABELS.get(task, task))
+        ax.set_ylabel("queries")
+        ax.legend(fontsize=7)
+    fig.suptitle("Unfamiliarity scores of the base model, by corpus frequency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

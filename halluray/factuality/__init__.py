@@ -1,0 +1,1 @@
+"""Unfamiliarity scoring, fact checking interfaces and rewards."""

@@ -1,0 +1,1 @@
+"""Tokenizer, model building/loading and generation helpers."""

@@ -1,0 +1,59 @@
+"""Causal-LM pretraining of the base model on the world's corpus (packed blocks, AdamW, warmup + cosine)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from halluray.config import PretrainConfig
+from halluray.errors import InputError
+from halluray.logging import MetricsWriter, progress
+
+
+def pack_documents(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
+    """Concatenate documents, each ended by EOS, and cut the stream into (n_blocks, block_size)."""
+    stream: list[int] = []
+    for ids in tokenizer(docs)["input_ids"]:
+        stream.extend(ids)
+        stream.append(tokenizer.eos_token_id)
+    n_blocks = len(stream) // block_size
+    if n_blocks == 0:
+        raise InputError(f"corpus of {len(stream)} tokens is shorter than one block of {block_size}")
+    return torch.tensor(stream[: n_blocks * block_size]).view(n_blocks, block_size)
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """LR multiplier: linear warmup to 1, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress_ = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
+
+
+def pretrain(model, tokenizer, docs: list[str], cfg: PretrainConfig, seed: int,
+             metrics: MetricsWriter | None = None) -> list[float]:
+    """Train in place; returns the loss of every step."""
+    blocks = pack_documents(tokenizer, docs, model.config.n_positions)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))
+    model.train()
+    losses = []
+    bar = progress(range(cfg.steps), desc="pretrain")
+    for step in bar:
+        idx = torch.randint(len(blocks), (cfg.batch_size,), generator=gen)
+        batch = blocks[idx]
+        loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if metrics:
+                metrics.log("pretrain", step, loss=losses[-1], lr=sched.get_last_lr()[0])
+    model.eval()
+    return losses

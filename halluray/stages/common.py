@@ -1,0 +1,36 @@
+"""What every stage shares: thread setup, the run directory, the resolved config, the metrics file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from halluray.config import ExperimentConfig
+from halluray.errors import InputError
+from halluray.io import atomic_write_text
+from halluray.logging import MetricsWriter
+
+
+def prepare(cfg: ExperimentConfig, stage: str) -> tuple[Path, MetricsWriter]:
+    """Create the run directory, write the stage's resolved config, open the metrics file."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / f"config.{stage}.yaml", cfg.to_yaml())
+    return run_dir, MetricsWriter(run_dir / "metrics.jsonl")
+
+
+def world_dir(cfg: ExperimentConfig) -> Path:
+    return cfg.run_dir / "world"
+
+
+def base_model_dir(cfg: ExperimentConfig) -> Path:
+    return Path(cfg.model.pretrained_path) if cfg.model.pretrained_path else cfg.run_dir / "base_model"
+
+
+def require(path: Path, stage: str) -> Path:
+    if not path.exists():
+        raise InputError(f"{path} does not exist: run `halluray {stage}` with this config first")
+    return path

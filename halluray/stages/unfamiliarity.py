@@ -1,0 +1,148 @@
+"""`halluray unfamiliarity`: score every world query with the base model; write JSONL, summary and histogram."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+from halluray.config import ExperimentConfig
+from halluray.errors import InputError
+from halluray.eval.metrics import auroc, pooled_fraction_true
+from halluray.eval.plots import unfamiliarity_histogram
+from halluray.factuality import unfamiliarity as unf
+from halluray.io import atomic_dir, atomic_write_json, write_jsonl
+from halluray.logging import progress
+from halluray.models.build import load_model
+from halluray.models.generation import continuation_logprobs, sample
+from halluray.stages.common import base_model_dir, prepare, require, world_dir
+from halluray.world.checker import FactChecker
+from halluray.world.corpus import mcq_items, qa_items
+from halluray.world.entities import World
+
+
+def _chunked(fn, n_items: int, chunk: int, desc: str):
+    """Run fn(start, end) over chunks with a progress bar; concatenate the results."""
+    out = []
+    for start in progress(range(0, n_items, chunk), desc=desc):
+        out.extend(fn(start, min(n_items, start + chunk)))
+    return out
+
+
+def score_world(cfg: ExperimentConfig, world: World, model, tokenizer) -> list[dict]:
+    u = cfg.unfamiliarity
+    checker = FactChecker(world)
+    people = list(world.people)
+    pool = [p for p in people if p.split != "eval"]
+    rng = random.Random(cfg.seed)
+    max_prompt = model.config.n_positions - u.max_new_tokens
+    tokenizer.truncation_side = "left"
+
+    def sampler(max_new_tokens: int, seed: int):
+        def fn(prompts: list[str]) -> list[str]:
+            enc_ok = max(len(x) for x in tokenizer(prompts)["input_ids"]) <= max_prompt
+            if not enc_ok:
+                raise InputError(f"few-shot prompts exceed the model context ({model.config.n_positions} tokens "
+                                 f"minus max_new_tokens); lower unfamiliarity.n_shots")
+            return sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=u.temperature,
+                          batch_size=u.batch_size, seed=seed)
+        return fn
+
+    records: list[dict] = []
+    chunk = max(1, u.batch_size // 2)
+    if "long_form" in u.tasks:
+        prompts = [unf.long_form_prompt(p, pool, u.n_shots, rng) for p in people]
+        scores = _chunked(lambda a, b: unf.long_form_scores(
+            [p.name for p in people[a:b]], prompts[a:b], sampler(u.max_new_tokens, cfg.seed + a), checker,
+            u.long_form_samples), len(people), chunk, "unfamiliarity: long form")
+        records += [_record("long_form", s, world, u.long_form_threshold) for s in scores]
+    if "short_qa" in u.tasks:
+        items = qa_items(people, cfg.seed)
+        prompts = [unf.short_qa_prompt(i, pool, u.n_shots, rng) for i in items]
+        threshold = u.short_qa_threshold if u.short_qa_threshold is not None else u.short_qa_samples / 2
+        scores = _chunked(lambda a, b: unf.short_qa_scores(
+            items[a:b], prompts[a:b], sampler(4, cfg.seed + a), checker, u.short_qa_samples),
+            len(items), max(1, chunk // 4), "unfamiliarity: short QA")
+        records += [_record("short_qa", s, world, threshold) for s in scores]
+    if "mcq" in u.tasks:
+        items = mcq_items(people, cfg.seed)
+        prompts = [unf.mcq_prompt_for(i, pool, u.n_shots, rng) for i in items]
+        logprob_fn = lambda ps, cs: continuation_logprobs(model, tokenizer, ps, cs, u.batch_size)  # noqa: E731
+        scores = _chunked(lambda a, b: unf.mcq_scores(items[a:b], prompts[a:b], logprob_fn),
+                          len(items), chunk, "unfamiliarity: MCQ")
+        records += [_record("mcq", s, world, u.mcq_threshold) for s in scores]
+    return records
+
+
+def _record(task: str, s: unf.Score, world: World, threshold: float) -> dict:
+    person = world.person(s.name)
+    return {"task": task, "name": s.name, "split": person.split, "frequency": person.frequency,
+            "score": s.score, "unfamiliar": s.score > threshold, "samples": s.samples, **s.details}
+
+
+def summarize(records: list[dict], fact_frequencies: list[int]) -> dict:
+    """Per task: mean score per frequency tier and AUROC of the score, never-seen vs most-frequent third."""
+    summary: dict = {}
+    for task in sorted({r["task"] for r in records}):
+        rows = [r for r in records if r["task"] == task]
+        by_freq = sorted(rows, key=lambda r: -r["frequency"])
+        top_third = by_freq[: len(rows) // 3]
+        never = [r for r in rows if r["frequency"] == 0]
+        task_summary = {
+            "mean_score_by_frequency": {str(f): _mean([r["score"] for r in rows if r["frequency"] == f])
+                                        for f in fact_frequencies},
+            "unfamiliar_rate_by_frequency": {str(f): _mean([float(r["unfamiliar"]) for r in rows
+                                                            if r["frequency"] == f]) for f in fact_frequencies},
+            "auroc_never_vs_top_third": auroc([r["score"] for r in never], [r["score"] for r in top_third])
+            if never and top_third else None,
+        }
+        if task == "long_form":
+            task_summary["fraction_true_top_third"] = pooled_fraction_true(
+                [t for r in top_third for t in r["n_true"]], [f for r in top_third for f in r["n_false"]])
+            task_summary["fraction_true_never"] = pooled_fraction_true(
+                [t for r in never for t in r["n_true"]], [f for r in never for f in r["n_false"]])
+            task_summary["fraction_true_by_frequency"] = {
+                str(f): pooled_fraction_true([t for r in rows if r["frequency"] == f for t in r["n_true"]],
+                                             [x for r in rows if r["frequency"] == f for x in r["n_false"]])
+                for f in fact_frequencies}
+        summary[task] = task_summary
+    return summary
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def output_dir(cfg: ExperimentConfig) -> Path:
+    return cfg.run_dir / "unfamiliarity"
+
+
+def run(cfg: ExperimentConfig) -> dict:
+    run_dir, metrics = prepare(cfg, "unfamiliarity")
+    with metrics:
+        t0 = time.time()
+        world = World.load(require(world_dir(cfg) / "world.json", "world"))
+        model, tokenizer = load_model(require(base_model_dir(cfg), "world"), cfg.model.trust_remote_code)
+        records = score_world(cfg, world, model, tokenizer)
+        summary = summarize(records, cfg.world.fact_frequencies)
+        summary["seconds"] = round(time.time() - t0, 1)
+        with atomic_dir(output_dir(cfg)) as tmp:
+            write_jsonl(tmp / "unfamiliarity.jsonl", records)
+            atomic_write_json(tmp / "summary.json", summary)
+            unfamiliarity_histogram(records, tmp / "histogram.png")
+        metrics.log("unfamiliarity", **{f"{t}/auroc": s["auroc_never_vs_top_third"]
+                                         for t, s in summary.items() if isinstance(s, dict)})
+    for task, s in summary.items():
+        if isinstance(s, dict):
+            means = {f: _fmt(v) for f, v in s["mean_score_by_frequency"].items()}
+            print(f"unfamiliarity [{task}]: AUROC never-seen vs most frequent third = "
+                  f"{_fmt(s['auroc_never_vs_top_third'])}; mean score by corpus frequency {means}")
+    if "long_form" in summary:
+        lf = summary["long_form"]
+        print(f"unfamiliarity [long_form]: fraction true facts, most frequent third "
+              f"{_fmt(lf['fraction_true_top_third'])}, never in corpus {_fmt(lf['fraction_true_never'])}")
+    return summary

@@ -1,0 +1,115 @@
+"""The exact fact checker: decompose a response into atomic facts and label each against the world.
+
+It plays FActScore's role. A response is split into sentences; a sentence that matches one of the
+world's fact paraphrases becomes an atomic fact (subject, attribute, value); anything else is
+unverifiable. A fact about a different entity than the one asked about is false.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from halluray.world.entities import World
+from halluray.world.templates import ABSTAIN_ANSWER, EOS, FACT_TEMPLATES
+from halluray.world.vocab import ATTRIBUTE_VALUES
+
+TRUE, FALSE = "true", "false"
+
+
+@dataclass(frozen=True)
+class AtomicFact:
+    text: str
+    subject: str
+    attribute: str
+    value: str
+    label: str
+
+
+@dataclass
+class CheckResult:
+    facts: list[AtomicFact] = field(default_factory=list)
+    unverifiable: list[str] = field(default_factory=list)
+    abstained: bool = False
+
+    @property
+    def n_true(self) -> int:
+        return sum(f.label == TRUE for f in self.facts)
+
+    @property
+    def n_false(self) -> int:
+        return sum(f.label == FALSE for f in self.facts)
+
+    @property
+    def fraction_true(self) -> float | None:
+        """Precision of the stated facts; None when nothing checkable was stated."""
+        return self.n_true / len(self.facts) if self.facts else None
+
+    def to_dict(self) -> dict:
+        return {"n_true": self.n_true, "n_false": self.n_false, "abstained": self.abstained,
+                "facts": [[f.text, f.label] for f in self.facts], "unverifiable": self.unverifiable}
+
+
+def _compile_patterns() -> list[tuple[str, re.Pattern[str]]]:
+    patterns = []
+    for attribute, templates in FACT_TEMPLATES.items():
+        values = "|".join(re.escape(v) for v in ATTRIBUTE_VALUES[attribute])
+        for template in templates:
+            body = re.escape(template.rstrip(" .")).replace(r"\{name\}", r"(?P<name>[A-Z][a-z]+)")
+            body = body.replace(r"\{value\}", rf"(?P<value>{values})")
+            patterns.append((attribute, re.compile(rf"^{body}$")))
+    return patterns
+
+
+_PATTERNS = _compile_patterns()
+
+
+def split_sentences(response: str) -> list[str]:
+    text = response.replace(EOS, " ")
+    return [" ".join(s.split()) for s in text.split(" .") if s.strip(" .")]
+
+
+class FactChecker:
+    def __init__(self, world: World):
+        self.world = world
+
+    def decompose(self, response: str) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+        """(sentence, subject, attribute, value) for each fact-bearing sentence, and the leftover sentences."""
+        facts, rest = [], []
+        for sentence in split_sentences(response):
+            for attribute, pattern in _PATTERNS:
+                m = pattern.match(sentence)
+                if m:
+                    facts.append((sentence, m["name"], attribute, m["value"]))
+                    break
+            else:
+                rest.append(sentence)
+        return facts, rest
+
+    def check(self, topic: str, response: str) -> CheckResult:
+        """Label every atomic fact of `response`, a reply to a question about `topic`.
+
+        Repeated facts count once, so restating a true fact cannot inflate a reward.
+        """
+        result = CheckResult()
+        seen = set()
+        facts, rest = self.decompose(response)
+        for sentence, subject, attribute, value in facts:
+            if (subject, attribute, value) in seen:
+                continue
+            seen.add((subject, attribute, value))
+            correct = subject == topic and self.world.has(topic) and self.world.person(topic).facts[attribute] == value
+            result.facts.append(AtomicFact(sentence, subject, attribute, value, TRUE if correct else FALSE))
+        for sentence in rest:
+            if sentence.startswith(ABSTAIN_ANSWER):
+                result.abstained = True
+            else:
+                result.unverifiable.append(sentence)
+        return result
+
+    def check_answer(self, name: str, attribute: str, answer: str) -> str:
+        """Short-QA label: 'correct', 'abstain' or 'incorrect'."""
+        answer = " ".join(answer.replace(EOS, " ").split()).rstrip(" .")
+        if answer.startswith(ABSTAIN_ANSWER):
+            return "abstain"
+        return "correct" if answer == self.world.person(name).facts[attribute] else "incorrect"

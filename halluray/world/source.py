@@ -1,0 +1,33 @@
+"""The independent response source (the paper's GPT-3.5 role for the standard reward model).
+
+It writes a bio for any person, each fact right with probability `accuracy` and otherwise a wrong
+value, regardless of what the tiny model knows. Seeded per (seed, name), so it is deterministic and
+independent of call order.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+from halluray.world.entities import World
+from halluray.world.templates import FACT_TEMPLATES, render_fact
+from halluray.world.vocab import ATTRIBUTE_VALUES, ATTRIBUTES
+
+
+class IndependentSource:
+    def __init__(self, world: World, accuracy: float, seed: int):
+        if not 0.0 <= accuracy <= 1.0:
+            raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
+        self.world, self.accuracy, self.seed = world, accuracy, seed
+
+    def respond(self, name: str, sample: int = 0) -> str:
+        rng = random.Random(zlib.crc32(f"{self.seed}/{name}/{sample}".encode()))
+        person = self.world.person(name)
+        sentences = []
+        for attribute in ATTRIBUTES:
+            value = person.facts[attribute]
+            if rng.random() >= self.accuracy:
+                value = rng.choice([v for v in ATTRIBUTE_VALUES[attribute] if v != value])
+            sentences.append(render_fact(name, attribute, value, rng.randrange(len(FACT_TEMPLATES[attribute]))))
+        return " ".join(sentences)

@@ -1,0 +1,29 @@
+import os
+
+# Tests never reach W&B's servers and run DeepSpeed on its CPU accelerator.
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+
+from halluray.config import build_config  # noqa: E402
+from halluray.world.build import make_world  # noqa: E402
+
+TINY = [
+    "world.num_people=24", "world.fact_frequencies=[0,8]", "world.frequency_weights=[1,1]",
+    "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=192",
+    "model.pretrain.steps=30", "model.pretrain.batch_size=4", "model.pretrain.log_every=10",
+    "unfamiliarity.short_qa_samples=4", "unfamiliarity.max_new_tokens=24", "threads=1",
+]
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """A config small enough for a whole stage to run in seconds."""
+    return build_config({}, TINY + [f"run.output_dir={tmp_path}", "run.name=tiny"])
+
+
+@pytest.fixture(scope="session")
+def world():
+    return make_world(build_config({}, ["world.num_people=60"]))

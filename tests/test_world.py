@@ -1,0 +1,91 @@
+import collections
+import re
+
+from halluray.config import build_config
+from halluray.world.build import build_corpus, make_world
+from halluray.world.corpus import mcq_items, qa_items, reference_bio
+from halluray.world.entities import SPLITS, World
+from halluray.world.source import IndependentSource
+from halluray.world.checker import FactChecker
+from halluray.world.templates import MENTION_TEMPLATES
+from halluray.world.vocab import ATTRIBUTES
+
+
+def _cfg(seed=0, **kw):
+    return build_config({}, [f"seed={seed}", "world.num_people=60"] + [f"world.{k}={v}" for k, v in kw.items()])
+
+
+def test_same_seed_same_world_and_corpus():
+    a, b = _cfg(3), _cfg(3)
+    assert make_world(a).to_json() == make_world(b).to_json()
+    assert build_corpus(a, make_world(a)) == build_corpus(b, make_world(b))
+
+
+def test_different_seed_different_world():
+    assert make_world(_cfg(1)).to_json() != make_world(_cfg(2)).to_json()
+
+
+def test_world_json_round_trip(world):
+    assert World.from_json(world.to_json()) == world
+
+
+def test_names_are_unique_single_words(world):
+    names = [p.name for p in world.people]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[A-Z][a-z]+", n) for n in names)
+
+
+def test_splits_are_stratified_by_frequency(world):
+    counts = collections.Counter((p.split, p.frequency) for p in world.people)
+    for split in SPLITS:
+        assert {f for (s, f) in counts if s == split} == {0, 2, 6, 24}
+
+
+def test_corpus_states_facts_exactly_as_often_as_the_frequency_says(world):
+    cfg = _cfg()
+    corpus = build_corpus(cfg, world)
+    checker = FactChecker(world)
+    for person in world.people[:20]:
+        docs = [d for d in corpus if re.search(rf"\b{person.name}\b", d)]
+        mentions = [d for d in docs if d in {t.format(name=person.name) for t in MENTION_TEMPLATES}]
+        # Everyone is mentioned, even people whose facts never appear.
+        assert len(mentions) == cfg.world.name_mentions
+        fact_docs = [d for d in docs if d not in mentions]
+        assert len(fact_docs) == person.frequency
+        for doc in fact_docs:
+            if doc.startswith("Q :"):
+                answers = re.findall(r"A : (\S+) \.", doc)
+                assert answers and set(answers) <= set(person.facts.values())
+            else:
+                assert checker.check(person.name, doc).n_true == len(ATTRIBUTES)
+                assert checker.check(person.name, doc).n_false == 0
+
+
+def test_reference_bio_states_every_fact_truly(world):
+    checker = FactChecker(world)
+    for person in world.people[:10]:
+        result = checker.check(person.name, reference_bio(person))
+        assert result.n_true == len(ATTRIBUTES) and result.n_false == 0
+
+
+def test_qa_and_mcq_items_are_about_true_facts(world):
+    people = list(world.people)
+    for item in qa_items(people, 0):
+        assert world.person(item.name).facts[item.attribute] == item.answer
+    for item in mcq_items(people, 0):
+        assert len(set(item.choices)) == 4
+        assert item.choices[item.answer_index] == world.person(item.name).facts[item.attribute]
+        assert item.prompt.endswith("A :")
+
+
+def test_independent_source_accuracy_and_determinism(world):
+    checker = FactChecker(world)
+    names = [p.name for p in world.people]
+    perfect, wrong = IndependentSource(world, 1.0, 0), IndependentSource(world, 0.0, 0)
+    assert all(checker.check(n, perfect.respond(n)).n_false == 0 for n in names)
+    assert all(checker.check(n, wrong.respond(n)).n_true == 0 for n in names)
+    half = IndependentSource(world, 0.5, 0)
+    true = sum(checker.check(n, half.respond(n)).n_true for n in names)
+    assert 0.35 < true / (len(names) * len(ATTRIBUTES)) < 0.65
+    assert half.respond(names[0]) == IndependentSource(world, 0.5, 0).respond(names[0])
+    assert half.respond(names[0], sample=0) != half.respond(names[0], sample=1)

@@ -25,11 +25,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml
 
+# RC_FILE (used by .ci/run) receives pytest's own exit status; make itself only says 2 on failure.
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ -z "$(RC_FILE)" ] || echo $$rc > "$(RC_FILE)"; exit $$rc
 
 test-all: venv
-	$(BIN)/python -m pytest -m ''
+	$(BIN)/python -m pytest -m '' $(PYTEST_ARGS)
 
 bench: venv
 	$(BIN)/python -m halluray.bench

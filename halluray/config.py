@@ -84,9 +84,60 @@ class ModelConfig(Section):
 
 
 class DataConfig(Section):
+    """Prompt datasets (halluray/data): the world's prompts, or WikiBios, WikiPlots, TriviaQA, MMLU from local files."""
     dataset: Literal["world", "wikibios", "wikiplots", "triviaqa", "mmlu"] = "world"
+    """Which loader reads the prompts; halluray/data/<dataset>.py documents its default source columns."""
     path: str | None = None
-    """Local file or directory for real datasets (no hub access at run time)."""
+    """Local file or directory for real datasets (no hub access at run time).
+
+    A jsonl/json/csv/tsv/parquet file ('{split}' in it is replaced by the source split), a save_to_disk
+    directory, or a directory of per-split files; anything else is a hub dataset name, which needs the hub
+    or a populated datasets cache. For the world, None means the run directory.
+    """
+    fields: dict[str, str | list[str]] = {}
+    """Source column for a record field, overriding the loader's defaults, e.g. {name: input_text.context}.
+
+    Dotted names reach into struct columns (answer.value); a list reads several columns (MMLU choices: [A, B, C, D]).
+    """
+    subset: str | None = None
+    """Dataset configuration when `path` is a hub name (e.g. rc.nocontext for trivia_qa, all for cais/mmlu)."""
+    split_map: dict[Literal["sft", "rm", "ppo", "eval"], str] = {}
+    """Source split read for each pipeline split, e.g. {sft: train, eval: validation}; unlisted ones by their own name."""
+
+
+class FactCheckerConfig(Section):
+    """Fact checker for real data (halluray/factuality/fact_checkers.py): decomposes responses into atomic facts and verifies each."""
+    kind: str = "world"
+    """'world' (the synthetic world's exact checker), 'openai' (FActScore-style over an OpenAI-compatible API),
+    or 'package.module:callable' returning an object with decompose(response) and verify(topic, facts)."""
+    base_url: str = "https://api.openai.com/v1"
+    """OpenAI-compatible endpoint; chat completions are POSTed to `base_url`/chat/completions."""
+    model: str = "gpt-3.5-turbo"
+    """Chat model that decomposes and verifies (FActScore used GPT-3.5)."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """NAME of the environment variable holding the API key; the key itself never goes in a config or a log."""
+    timeout_s: float = Field(60.0, gt=0)
+    """Seconds to wait for one HTTP request."""
+    max_retries: int = Field(3, ge=0)
+    """Retries after a timeout, connection error, HTTP 429/5xx or malformed body, with exponential backoff."""
+    retry_backoff_s: float = Field(1.0, ge=0)
+    """Wait before the first retry; doubled for each further retry."""
+    max_tokens: int = Field(256, ge=1)
+    """Completion length limit per request."""
+    knowledge_path: str | None = None
+    """Optional jsonl of knowledge-source passages ({"topic" or "title": ..., "text": ...}) shown to the verifier."""
+    max_passage_chars: int = Field(4000, ge=0)
+    """A knowledge passage is cut to this many characters in the verification prompt."""
+    options: dict[str, Any] = {}
+    """Keyword arguments passed to a user callable given as `kind`."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "FactCheckerConfig":
+        module, sep, attr = self.kind.partition(":")
+        if self.kind not in ("world", "openai") and not (sep and module.strip() and attr.strip()):
+            raise ValueError(f"kind must be 'world', 'openai' or an import path 'package.module:callable' "
+                             f"(got {self.kind!r})")
+        return self
 
 
 class UnfamiliarityConfig(Section):
@@ -133,16 +184,62 @@ class PPOConfig(Section):
     kl_coef: float = Field(0.5, ge=0)
 
 
+class RoleResources(Section):
+    """How many Ray actors a role gets and what each reserves on its placement-group bundle."""
+    num_actors: int = Field(1, ge=1)
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+
+
 class ActorsConfig(Section):
-    num_policy: int = Field(2, ge=1)
-    num_critic: int = Field(2, ge=1)
-    num_rollout: int = Field(1, ge=1)
+    """Ray actor groups (actors/). Training roles run DeepSpeed across their `num_actors` ranks."""
+    policy: RoleResources = RoleResources(num_actors=2)
+    critic: RoleResources = RoleResources(num_actors=2)
+    reference: RoleResources = RoleResources(num_actors=1)
+    reward: RoleResources = RoleResources(num_actors=1)
+    rollout: RoleResources = RoleResources(num_actors=1)
     threads_per_actor: int = Field(1, ge=1)
+    """torch threads per actor: 1 when several actors share a CPU (RUNTIME-NOTES.md: more oversubscribes)."""
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    call_timeout_s: float = Field(600.0, gt=0)
+    """Every ray.get the framework issues gives up after this and names the role and rank."""
+    collective_timeout_s: float = Field(300.0, gt=0)
+    """Timeout of the torch.distributed groups (gloo/NCCL) the actors join."""
+    weight_sync: Literal["object_store", "broadcast"] = "object_store"
+    """How the policy's weights reach rollout workers (`make bench` measures both)."""
+
+
+class LoRAConfig(Section):
+    """peft LoRA on the policy (paper: r=16, alpha=16, dropout 0). Target modules depend on the architecture."""
+    enabled: bool = False
+    r: int = Field(16, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["c_attn"]
+    """GPT-2 names its fused attention projection c_attn; Llama uses q_proj/v_proj."""
+
+
+class OptimizerConfig(Section):
+    """AdamW with a warmup + cosine schedule (paper: betas 0.9/0.95, eps 1e-8, wd 1e-6)."""
+    lr: float = Field(1e-5, gt=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(1e-6, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
 
 
 class DeepSpeedConfig(Section):
+    """Merged into configs/deepspeed/zero{zero_stage}.json for every training role."""
     zero_stage: Literal[0, 2, 3] = 2
-    offload: bool = False
+    offload_optimizer: bool = False
+    offload_param: bool = False
+    """ZeRO-3 only."""
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_clipping: float = Field(1.0, ge=0)
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """auto: bf16 on GPU, fp32 on CPU."""
 
 
 class LoggingConfig(Section):
@@ -165,7 +262,9 @@ class ExperimentConfig(Section):
     """torch threads for this process; None lets torch decide."""
     world: WorldConfig = WorldConfig()
     model: ModelConfig = ModelConfig()
+    lora: LoRAConfig = LoRAConfig()
     data: DataConfig = DataConfig()
+    fact_checker: FactCheckerConfig = FactCheckerConfig()
     unfamiliarity: UnfamiliarityConfig = UnfamiliarityConfig()
     sft: SFTConfig = SFTConfig()
     reward_data: RewardDataConfig = RewardDataConfig()

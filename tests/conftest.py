@@ -27,3 +27,28 @@ def tiny_cfg(tmp_path):
 @pytest.fixture(scope="session")
 def world():
     return make_world(build_config({}, ["world.num_people=60"]))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster for the whole session (logical CPUs > cores so several roles can be placed)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1",
+                                       "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, world):
+    """A tiny GPT-2 with the world's tokenizer, saved with save_pretrained (random weights)."""
+    from halluray.models.build import build_gpt2, save_model
+    from halluray.models.tokenizer import train_word_tokenizer
+    from halluray.world.build import vocabulary_texts
+
+    cfg = build_config({}, ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_positions=64"])
+    tok = train_word_tokenizer(list(vocabulary_texts(world)))
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    save_model(build_gpt2(cfg.model, tok, seed=0), tok, path)
+    return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 
@@ -52,3 +54,49 @@ def continuation_logprobs(model, tokenizer, prompts: list[str], continuations: l
         for row, (x, n) in enumerate(zip(ids, n_prompt)):
             scores.append(logp[row, n - 1:len(x) - 1].sum().item())
     return scores
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+    stop: tuple[str, ...] = ()
+    """Words that end a response, besides the end-of-text token (each must be one token)."""
+
+
+@torch.no_grad()
+def generate_rollout(model, tokenizer, prompts: list[str], params: SamplingParams, seed: int) -> dict:
+    """Sample one response per prompt; return the token tensors PPO needs.
+
+    input_ids: left-padded prompt + response, right-padded after the response's end token.
+    action_mask (batch, T-1): 1 where position t+1 is a response token (aligned with token log-probs).
+    """
+    model.eval()
+    torch.manual_seed(seed)
+    stop_ids = [tokenizer.eos_token_id]
+    for word in params.stop:
+        ids = tokenizer(word)["input_ids"]
+        if len(ids) != 1:
+            raise ValueError(f"stop word {word!r} is {len(ids)} tokens; stop words must be single tokens")
+        stop_ids.append(ids[0])
+    enc = tokenizer(prompts, return_tensors="pt", padding=True)
+    device = next(model.parameters()).device
+    enc = {k: v.to(device) for k, v in enc.items()}
+    out = model.generate(**enc, do_sample=True, temperature=params.temperature, top_p=params.top_p,
+                         max_new_tokens=params.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=stop_ids)
+    prompt_len = enc["input_ids"].shape[1]
+    response = out[:, prompt_len:]
+    # A response ends at (and includes) its first stop token; later positions are padding.
+    is_stop = torch.isin(response, torch.tensor(stop_ids, device=response.device))
+    after_stop = (is_stop.long().cumsum(1) - is_stop.long()) > 0
+    response_mask = ~after_stop
+    response = response.masked_fill(after_stop, tokenizer.pad_token_id)
+    input_ids = torch.cat([enc["input_ids"], response], dim=1)
+    attention_mask = torch.cat([enc["attention_mask"], response_mask.long()], dim=1)
+    action_mask = torch.zeros_like(input_ids[:, 1:])
+    action_mask[:, prompt_len - 1:] = response_mask.long()
+    texts = [" ".join(t.split()) for t in tokenizer.batch_decode(response, skip_special_tokens=True)]
+    return {"input_ids": input_ids.cpu(), "attention_mask": attention_mask.cpu(), "action_mask": action_mask.cpu(),
+            "responses": texts, "prompts": list(prompts)}

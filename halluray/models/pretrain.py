@@ -23,12 +23,12 @@ def pack_documents(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
     return torch.tensor(stream[: n_blocks * block_size]).view(n_blocks, block_size)
 
 
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """LR multiplier: linear warmup to 1, then cosine decay to 0 at `total`."""
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """LR multiplier: linear warmup to 1, then cosine decay to `min_ratio` at `total`."""
     if step < warmup:
         return (step + 1) / warmup
     progress_ = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
 
 
 def pretrain(model, tokenizer, docs: list[str], cfg: PretrainConfig, seed: int,

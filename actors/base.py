@@ -1,0 +1,207 @@
+"""Base Ray actors: one rank of a role's torch.distributed group, and a DeepSpeed-trained model.
+
+Distributed setup follows RUNTIME-NOTES.md: MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE/LOCAL_RANK are set
+in the actor's environment before DeepSpeed initialises the group (gloo on CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from halluray.config import DeepSpeedConfig, LoRAConfig, OptimizerConfig
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class EngineSpec:
+    """What a training rank builds: model, optional LoRA, DeepSpeed and optimizer settings."""
+    model_path: str
+    ds: DeepSpeedConfig
+    optim: OptimizerConfig
+    total_steps: int
+    micro_batch_size: int
+    lora: LoRAConfig | None = None
+    trust_remote_code: bool = False
+    seed: int = 0
+
+
+class RankActor:
+    """A Ray actor that knows its role and rank; training roles join a process group through it."""
+
+    def __init__(self, role: str, rank: int, world_size: int, threads: int = 1, collective_timeout_s: float = 300.0):
+        self.role, self.rank, self.world_size = role, rank, world_size
+        self.timeout = timedelta(seconds=collective_timeout_s)
+        self.on_gpu = torch.cuda.is_available()
+        if not self.on_gpu:
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        torch.set_num_threads(threads)
+        self.device = torch.device("cuda", 0) if self.on_gpu else torch.device("cpu")
+
+    def address(self) -> tuple[str, int]:
+        """This node's IP and a free port: the rendezvous point when this actor is rank 0."""
+        import ray
+
+        return ray.util.get_node_ip_address(), free_port()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def join_group(self, master_addr: str, master_port: int) -> None:
+        os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
+                          WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
+        import deepspeed
+
+        if not dist.is_initialized():
+            deepspeed.init_distributed(dist_backend="nccl" if self.on_gpu else "gloo", timeout=self.timeout,
+                                       verbose=False)
+
+    def shutdown(self) -> None:
+        """Release what the actor holds before it is killed (training roles destroy their engine)."""
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+class TrainableActor(RankActor):
+    """A rank holding a DeepSpeed engine. Subclasses pick the model (`_build_model`) and the losses."""
+
+    def _build_model(self, spec: EngineSpec) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def init_engine(self, master_addr: str, master_port: int, spec: EngineSpec) -> dict:
+        import deepspeed
+
+        from actors.engine import deepspeed_config, make_optimizer, make_scheduler
+
+        self.join_group(master_addr, master_port)
+        self.spec = spec
+        torch.manual_seed(spec.seed)
+        model = self._build_model(spec)
+        if spec.ds.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        ds_cfg = deepspeed_config(spec.ds, spec.micro_batch_size, self.world_size, self.on_gpu)
+        optimizer = make_optimizer(model.parameters(), spec.optim, offload=spec.ds.offload_optimizer)
+        scheduler = make_scheduler(optimizer, spec.optim, spec.total_steps)
+        self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
+                                               config=ds_cfg)
+        self.zero_stage = spec.ds.zero_stage
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return {"role": self.role, "rank": self.rank, "trainable_params": trainable}
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def _train(self, batch: dict, loss_fn) -> dict:
+        """One optimizer step over this rank's shard, split into gradient-accumulation micro-batches."""
+        self.engine.train()
+        batch = self._to_device(batch)
+        n = self.spec.ds.gradient_accumulation_steps
+        size = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
+        stats: dict[str, float] = {}
+        for chunk in range(n):
+            sl = slice(chunk * size // n, (chunk + 1) * size // n)
+            micro = {k: v[sl] if torch.is_tensor(v) else v for k, v in batch.items()}
+            loss, micro_stats = loss_fn(micro)
+            self.engine.backward(loss)
+            self.engine.step()
+            for k, v in {"loss": loss.item(), **micro_stats}.items():
+                stats[k] = stats.get(k, 0.0) + float(v) / n
+        stats["lr"] = self.engine.get_lr()[0]
+        stats["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        return stats
+
+    def lr(self) -> float:
+        return self.engine.get_lr()[0]
+
+    # -- weights ------------------------------------------------------------------------------------
+
+    def _gathered(self, adapters_only: bool):
+        """(name, full parameter) in module order. Collective under ZeRO-3: every rank must iterate."""
+        import deepspeed
+
+        from halluray.models.lora import is_adapter_param
+
+        for name, p in self.engine.module.named_parameters():
+            if adapters_only and not is_adapter_param(name):
+                continue
+            ctx = deepspeed.zero.GatheredParameters([p]) if self.zero_stage == 3 else nullcontext()
+            with ctx:
+                yield name, p.data
+
+    def state_dict_for_sync(self, adapters_only: bool = False) -> dict | None:
+        """The full (or adapter-only) weights on rank 0, None elsewhere. Collective."""
+        out = {}
+        for name, tensor in self._gathered(adapters_only):
+            if self.rank == 0:
+                out[name] = tensor.detach().to("cpu", copy=True)
+        return out if self.rank == 0 else None
+
+    def init_sync_group(self, master_addr: str, master_port: int, rank: int, world_size: int) -> None:
+        """Rank 0 of this role joins a separate group with the rollout workers for weight broadcast."""
+        if self.rank == 0:
+            self.sync_group = new_sync_group(master_addr, master_port, rank, world_size, self.on_gpu, self.timeout)
+
+    def broadcast_weights(self, adapters_only: bool = False) -> int:
+        """Send every parameter from rank 0 to the sync group. Collective over this role (ZeRO-3 gather)."""
+        sent = 0
+        for _, tensor in self._gathered(adapters_only):
+            if self.rank == 0:
+                self.sync_group.broadcast(tensor.contiguous(), 0).wait()
+                sent += tensor.numel()
+        return sent
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    def save_checkpoint(self, path: str, client_state: dict | None = None) -> str:
+        """DeepSpeed checkpoint (model, optimizer, scheduler) written to a temp dir, renamed when complete."""
+        final = Path(path)
+        tmp = final.with_name(f".{final.name}.tmp")
+        if self.rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        dist.barrier()
+        self.engine.save_checkpoint(str(tmp), tag="engine", client_state=client_state or {})
+        dist.barrier()
+        if self.rank == 0:
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        dist.barrier()
+        return str(final)
+
+    def load_checkpoint(self, path: str) -> dict:
+        if not (Path(path) / "engine").is_dir():
+            raise FileNotFoundError(f"no {self.role} checkpoint at {path}")
+        _, client_state = self.engine.load_checkpoint(path, tag="engine")
+        return client_state or {}
+
+    def memory_bytes(self) -> dict:
+        from actors.engine import param_and_optimizer_bytes
+
+        return param_and_optimizer_bytes(self.engine)
+
+    def shutdown(self) -> None:
+        """Required before exit under ZeRO-3 with several ranks, which otherwise aborts (RUNTIME-NOTES.md)."""
+        self.engine.destroy()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def new_sync_group(master_addr: str, master_port: int, rank: int, world_size: int, on_gpu: bool,
+                   timeout: timedelta):
+    """A process group separate from the role's own (policy rank 0 + rollout workers)."""
+    store = dist.TCPStore(master_addr, master_port, world_size, is_master=rank == 0, timeout=timeout)
+    if on_gpu:
+        return dist.ProcessGroupNCCL(store, rank, world_size)
+    return dist.ProcessGroupGloo(store, rank, world_size, timeout)

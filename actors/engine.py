@@ -1,0 +1,76 @@
+"""DeepSpeed engine construction and introspection, independent of Ray (the actors call these)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+
+from halluray.config import DeepSpeedConfig, OptimizerConfig
+from halluray.models.pretrain import warmup_cosine
+
+DS_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "deepspeed"
+
+
+def deepspeed_config(ds: DeepSpeedConfig, micro_batch_size: int, world_size: int, on_gpu: bool) -> dict:
+    """configs/deepspeed/zero{stage}.json merged with the run's settings."""
+    cfg = copy.deepcopy(json.loads((DS_CONFIG_DIR / f"zero{ds.zero_stage}.json").read_text()))
+    cfg["train_micro_batch_size_per_gpu"] = micro_batch_size
+    cfg["gradient_accumulation_steps"] = ds.gradient_accumulation_steps
+    cfg["train_batch_size"] = micro_batch_size * ds.gradient_accumulation_steps * world_size
+    cfg["gradient_clipping"] = ds.gradient_clipping
+    bf16 = ds.precision == "bf16" or (ds.precision == "auto" and on_gpu)
+    cfg["bf16"] = {"enabled": bf16}
+    zero = cfg["zero_optimization"]
+    if ds.offload_optimizer and ds.zero_stage > 0:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": on_gpu}
+    if ds.offload_param and ds.zero_stage == 3:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": on_gpu}
+    return cfg
+
+
+def make_optimizer(params, optim: OptimizerConfig, offload: bool = False):
+    """AdamW over trainable parameters. DeepSpeed's CPU Adam is needed when the optimizer is offloaded."""
+    trainable = [p for p in params if p.requires_grad]
+    kwargs = dict(lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, weight_decay=optim.weight_decay)
+    if offload:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+        return DeepSpeedCPUAdam(trainable, adamw_mode=True, **kwargs)
+    return torch.optim.AdamW(trainable, **kwargs)
+
+
+def make_scheduler(optimizer, optim: OptimizerConfig, total_steps: int):
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, optim.warmup_steps, total_steps, optim.min_lr_ratio))
+
+
+def _tensor_key(t: torch.Tensor) -> tuple:
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel())
+
+
+def param_and_optimizer_bytes(engine) -> dict[str, int]:
+    """Bytes this rank holds for model parameters, optimizer master weights and optimizer states.
+
+    Under ZeRO-3 a parameter's local shard is `ds_tensor`; under ZeRO-1/2/3 the wrapped torch optimizer
+    owns flat fp32 partitions (master weights) and their Adam moments.
+    """
+    seen: set[tuple] = set()
+
+    def count(tensors) -> int:
+        total = 0
+        for t in tensors:
+            key = _tensor_key(t)
+            if t.numel() and key not in seen:
+                seen.add(key)
+                total += t.numel() * t.element_size()
+        return total
+
+    module_params = [getattr(p, "ds_tensor", p) for p in engine.module.parameters()]
+    params = count(module_params)
+    inner = getattr(engine.optimizer, "optimizer", engine.optimizer)
+    master = count([p for g in inner.param_groups for p in g["params"]])
+    states = count([v for s in inner.state.values() for v in s.values() if torch.is_tensor(v) and v.dim() > 0])
+    return {"params": params, "master": master, "optimizer_states": states, "total": params + master + states}

@@ -1,0 +1,117 @@
+"""ActorGroup: N Ray actors of one role on a placement group; rendezvous, fan-out with sharding, gather.
+
+Every wait has a timeout, and a dead actor is reported by role and rank instead of hanging the driver.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import ray
+import torch
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from halluray.config import RoleResources
+
+
+class ActorFailure(RuntimeError):
+    """An actor of a group died or raised; the message names the role and rank."""
+
+
+def shard(batch: Any, n: int) -> list[Any]:
+    """Split a dict of tensors/lists (or one tensor/list) along the first dimension into n contiguous parts."""
+    if isinstance(batch, dict):
+        parts = {k: shard(v, n) for k, v in batch.items()}
+        return [{k: parts[k][i] for k in batch} for i in range(n)]
+    if torch.is_tensor(batch):
+        return list(torch.tensor_split(batch, n, dim=0))
+    if isinstance(batch, (list, tuple)):
+        bounds = [round(i * len(batch) / n) for i in range(n + 1)]
+        return [batch[bounds[i]:bounds[i + 1]] for i in range(n)]
+    raise TypeError(f"cannot shard a {type(batch).__name__}")
+
+
+class ActorGroup:
+    def __init__(self, actor_cls: type, role: str, resources: RoleResources, *, threads: int = 1,
+                 strategy: str = "PACK", call_timeout_s: float = 600.0, collective_timeout_s: float = 300.0):
+        self.role, self.call_timeout_s = role, call_timeout_s
+        n = resources.num_actors
+        bundle = {"CPU": resources.num_cpus, **({"GPU": resources.num_gpus} if resources.num_gpus else {})}
+        self.placement_group = placement_group([dict(bundle) for _ in range(n)], strategy=strategy)
+        try:
+            ray.get(self.placement_group.ready(), timeout=call_timeout_s)
+        except GetTimeoutError:
+            remove_placement_group(self.placement_group)
+            raise ActorFailure(f"{role}: the cluster cannot place {n} actors of {bundle} "
+                               f"within {call_timeout_s:.0f} s (resources: {ray.cluster_resources()})") from None
+        remote_cls = ray.remote(actor_cls)
+        self.actors = [
+            remote_cls.options(
+                num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group, placement_group_bundle_index=i),
+            ).remote(role=role, rank=i, world_size=n, threads=threads, collective_timeout_s=collective_timeout_s)
+            for i in range(n)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.actors)
+
+    def rendezvous(self) -> tuple[str, int]:
+        """Rank 0's node address and a free port there: where the role's process group meets."""
+        return self.gather([self.actors[0].address.remote()])[0]
+
+    def call(self, method: str, *args, **kwargs) -> list[ray.ObjectRef]:
+        """The same call on every actor; returns refs at once so roles can overlap."""
+        return [getattr(a, method).remote(*args, **kwargs) for a in self.actors]
+
+    def call_sharded(self, method: str, batch: Any, *args, **kwargs) -> list[ray.ObjectRef]:
+        """Actor i gets the i-th contiguous shard of `batch` as its first argument."""
+        return [getattr(a, method).remote(part, *args, **kwargs)
+                for a, part in zip(self.actors, shard(batch, len(self.actors)))]
+
+    def gather(self, refs: list[ray.ObjectRef], timeout_s: float | None = None) -> list[Any]:
+        """Results in rank order. The first failure is raised at once (not after the others finish)."""
+        timeout_s = self.call_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        rank_of = {ref: i for i, ref in enumerate(refs)}
+        results: dict[int, Any] = {}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                ranks = sorted(rank_of[r] for r in pending)
+                raise ActorFailure(f"{self.role}: rank(s) {ranks} did not answer within {timeout_s:.0f} s")
+            ref = ready[0]
+            rank = rank_of[ref]
+            try:
+                results[rank] = ray.get(ref)
+            except RayActorError as e:
+                raise ActorFailure(f"{self.role} rank {rank} died: {e.__class__.__name__}: "
+                                   f"{str(e).splitlines()[0] if str(e) else ''}") from None
+            except RayTaskError as e:
+                cause = e.cause if getattr(e, "cause", None) is not None else e
+                raise ActorFailure(f"{self.role} rank {rank} failed: {cause.__class__.__name__}: {cause}") from None
+        return [results[i] for i in range(len(refs))]
+
+    def run(self, method: str, *args, **kwargs) -> list[Any]:
+        return self.gather(self.call(method, *args, **kwargs))
+
+    def run_sharded(self, method: str, batch: Any, *args, **kwargs) -> list[Any]:
+        return self.gather(self.call_sharded(method, batch, *args, **kwargs))
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Let live actors tear down engines and process groups, then kill them all and free the bundles."""
+        refs = self.call("shutdown")
+        ray.wait(refs, num_returns=len(refs), timeout=timeout_s)  # dead or stuck actors are killed below
+        for actor in self.actors:
+            ray.kill(actor)
+        remove_placement_group(self.placement_group)
+
+
+def init_training_group(group: ActorGroup, spec) -> list[dict]:
+    """Rendezvous, then every rank builds its DeepSpeed engine together (a collective)."""
+    addr, port = group.rendezvous()
+    return group.run("init_engine", addr, port, spec)

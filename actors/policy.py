@@ -1,0 +1,53 @@
+"""The policy role: a causal LM (optionally LoRA) under DeepSpeed; log-probs, SFT and PPO steps, weight export."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from actors.base import EngineSpec, TrainableActor
+from halluray.models.forward import logits_of, masked_nll, token_logprobs, token_logprobs_from_logits
+from halluray.models.lora import apply_lora
+from halluray.ppo.losses import entropy_from_logits, policy_loss
+
+
+class PolicyActor(TrainableActor):
+    def _build_model(self, spec: EngineSpec):
+        model = AutoModelForCausalLM.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code,
+                                                     use_safetensors=True, local_files_only=True)
+        return apply_lora(model, spec.lora) if spec.lora and spec.lora.enabled else model
+
+    @torch.no_grad()
+    def logprobs(self, batch: dict) -> torch.Tensor:
+        self.engine.eval()
+        b = self._to_device(batch)
+        return token_logprobs(self.engine, b["input_ids"], b["attention_mask"]).cpu()
+
+    @torch.no_grad()
+    def reference_logprobs(self, batch: dict) -> torch.Tensor:
+        """Log-probs of the frozen base model: with LoRA the reference shares the policy's weights."""
+        if not (self.spec.lora and self.spec.lora.enabled):
+            raise RuntimeError("reference_logprobs from the policy needs LoRA; use a ReferenceActor otherwise")
+        self.engine.eval()
+        b = self._to_device(batch)
+        with self.engine.module.disable_adapter():
+            return token_logprobs(self.engine, b["input_ids"], b["attention_mask"]).cpu()
+
+    def sft_step(self, batch: dict) -> dict:
+        """Supervised step: mean NLL over `loss_mask` tokens."""
+        return self._train(batch, lambda b: (masked_nll(self.engine, b["input_ids"], b["attention_mask"],
+                                                        b["loss_mask"]), {}))
+
+    def ppo_step(self, batch: dict, cliprange: float, entropy_coef: float = 0.0) -> dict:
+        """Clipped-surrogate step on a minibatch of experience (old log-probs and advantages given)."""
+        def loss_fn(b):
+            logits = logits_of(self.engine, b["input_ids"], b["attention_mask"])
+            logp = token_logprobs_from_logits(logits, b["input_ids"])
+            mask = b["action_mask"]
+            pg_loss, stats = policy_loss(logp, b["old_logprobs"], b["advantages"], mask, cliprange)
+            entropy = entropy_from_logits(logits[:, :-1], mask)
+            stats["entropy"] = entropy.item()
+            stats["policy_loss"] = pg_loss.item()
+            return pg_loss - entropy_coef * entropy, stats
+
+        return self._train(batch, loss_fn)

@@ -1,0 +1,20 @@
+"""LoRA through peft: wrap a model, and move adapter weights in and out (weight sync, export)."""
+
+from __future__ import annotations
+
+from peft import LoraConfig, get_peft_model
+
+from halluray.config import LoRAConfig
+
+
+def apply_lora(model, cfg: LoRAConfig):
+    # GPT-2 stores its projections as Conv1D (weights transposed), which LoRA must be told about.
+    fan_in_fan_out = getattr(model.config, "model_type", "") == "gpt2"
+    peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                          target_modules=list(cfg.target_modules), fan_in_fan_out=fan_in_fan_out,
+                          task_type="CAUSAL_LM")
+    return get_peft_model(model, peft_cfg)
+
+
+def is_adapter_param(name: str) -> bool:
+    return "lora_" in name

@@ -1,0 +1,19 @@
+"""PPO math on plain torch tensors: no Ray, no DeepSpeed, no models.
+
+Per-token tensors are (batch, T), right padded, with a mask marking the response tokens.
+"""
+
+from halluray.ppo.advantages import gae, whiten_advantages
+from halluray.ppo.batches import Experience, concat_experience, minibatches
+from halluray.ppo.kl import (AdaptiveKLController, FixedKLController, kl_k1, kl_k3,
+                             kl_penalized_rewards)
+from halluray.ppo.losses import entropy_from_logits, explained_variance, policy_loss, value_loss
+from halluray.ppo.masked import masked_mean, masked_var, masked_whiten
+from halluray.ppo.rewards import RunningMeanStd, clip_rewards, normalize_rewards
+
+__all__ = [
+    "AdaptiveKLController", "Experience", "FixedKLController", "RunningMeanStd", "clip_rewards",
+    "concat_experience", "entropy_from_logits", "explained_variance", "gae", "kl_k1", "kl_k3",
+    "kl_penalized_rewards", "masked_mean", "masked_var", "masked_whiten", "minibatches",
+    "normalize_rewards", "policy_loss", "value_loss", "whiten_advantages",
+]

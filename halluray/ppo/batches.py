@@ -1,0 +1,76 @@
+"""Rollout storage and minibatching."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass
+class Experience:
+    """One rollout batch; row i of every field belongs to the same sample.
+
+    input_ids, attention_mask: (B, S) prompt + response tokens, right padded.
+    action_mask and the per-token fields (old_logprobs ... returns): (B, A), one entry per
+    generated token; action_mask marks the real ones.
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    action_mask: Tensor
+    old_logprobs: Tensor
+    ref_logprobs: Tensor
+    values: Tensor
+    rewards: Tensor
+    advantages: Tensor
+    returns: Tensor
+
+    def __post_init__(self):
+        sizes = {f.name: getattr(self, f.name).shape[0] for f in dataclasses.fields(self)}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"Experience fields disagree on the batch size: {sizes}")
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def _map(self, fn) -> Experience:
+        return Experience(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+    def to(self, device) -> Experience:
+        return self._map(lambda t: t.to(device))
+
+    def index_select(self, idx: Tensor) -> Experience:
+        return self._map(lambda t: t.index_select(0, idx.to(t.device)))
+
+
+def minibatches(n: int, minibatch_size: int, generator: torch.Generator) -> list[Tensor]:
+    """Index sets covering range(n) exactly once, in a random order drawn from `generator`.
+
+    The last set is smaller when minibatch_size does not divide n. We keep it rather than drop
+    it, so every sample is trained on once per epoch; the losses are masked means, so a short
+    minibatch only gives a noisier step, not a differently scaled one.
+    """
+    if minibatch_size < 1:
+        raise ValueError(f"minibatch_size must be >= 1, got {minibatch_size}")
+    permutation = torch.randperm(n, generator=generator)
+    return list(permutation.split(minibatch_size))
+
+
+def concat_experience(items: list[Experience]) -> Experience:
+    """Stack rollouts along the batch, right-padding every field with 0 to its longest length.
+
+    The masks pad with 0 (false), so the padded token ids and values never count.
+    """
+    if not items:
+        raise ValueError("concat_experience needs at least one Experience")
+
+    def cat(tensors: list[Tensor]) -> Tensor:
+        length = max(t.shape[1] for t in tensors)
+        return torch.cat([F.pad(t, (0, length - t.shape[1]), value=0) for t in tensors])
+
+    fields = dataclasses.fields(Experience)
+    return Experience(**{f.name: cat([getattr(e, f.name) for e in items]) for f in fields})

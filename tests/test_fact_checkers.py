@@ -1,0 +1,350 @@
+"""halluray.factuality.fact_checkers: the interface, the world adapter, and the OpenAI-compatible checker
+against a real HTTP server on 127.0.0.1 serving canned chat completions."""
+
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from halluray.config import ConfigError, FactCheckerConfig, build_config
+from halluray.errors import InputError
+from halluray.factuality.fact_checkers import (
+    FactChecker, OpenAIFactChecker, WorldFactChecker, check_with, load_fact_checker, parse_facts, parse_verdict,
+)
+from halluray.world.checker import CheckResult
+from halluray.world.checker import FactChecker as ExactChecker
+from halluray.world.templates import render_fact
+
+SECRET = "sk-test-Zq81SECRETvalue"
+KEY_ENV = "HALLURAY_TEST_FACT_KEY"
+
+# What the fake endpoint says. Decomposition: sentence -> reply; verification: fact -> reply.
+DECOMPOSITIONS = {
+    "Ada Lovelace was born in London in 1815.":
+        "Here are the independent facts:\n- Ada Lovelace was born in London.\n- Ada Lovelace was born in 1815.",
+    "She worked as a chemist.": "1. Ada Lovelace worked as a chemist.",
+    "She liked poetry.": "Ada Lovelace liked poetry.",
+}
+VERDICTS = {
+    "Ada Lovelace was born in London.": "True.",
+    "Ada Lovelace was born in 1815.": "**True**",
+    "Ada Lovelace worked as a chemist.": "Output: False",
+    "Ada Lovelace liked poetry.": "Hmm, I cannot tell from what I know.",  # unparseable -> unverifiable
+}
+
+
+class Endpoint:
+    """A tiny OpenAI-compatible server. `mode` picks the behaviour: ok, 500, 500-once, 401, garbage, slow."""
+
+    def __init__(self):
+        self.mode = "ok"
+        self.requests: list[dict] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                endpoint.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                mode = endpoint.mode
+                if mode == "500-once":
+                    endpoint.mode = "ok"
+                if mode in ("500", "500-once"):
+                    return self._send(500, b'{"error": "upstream overloaded for key ' + SECRET.encode() + b'"}')
+                if mode == "401":
+                    return self._send(401, b'{"error": {"message": "Incorrect API key provided: ' + SECRET.encode()
+                                      + b'"}}')
+                if mode == "garbage":
+                    return self._send(200, b"<html>gateway says hi</html>")
+                if mode == "slow":
+                    time.sleep(1.0)
+                prompt = body["messages"][-1]["content"]
+                self._send(200, json.dumps({"id": "x", "object": "chat.completion", "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": endpoint.answer(prompt)},
+                     "finish_reason": "stop"}]}).encode())
+
+            def _send(self, status, payload):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.block_on_close = False
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def answer(prompt: str) -> str:
+        last = prompt.rsplit("Please breakdown the following sentence into independent facts: ", 1)
+        if len(last) == 2:
+            return DECOMPOSITIONS[last[1].strip()]
+        fact = prompt.rsplit("Input: ", 1)[1].split(" True or False?")[0]
+        return VERDICTS[fact]
+
+    def prompts(self) -> list[str]:
+        return [r["body"]["messages"][-1]["content"] for r in self.requests]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    server = Endpoint()
+    yield server
+    server.close()
+
+
+def make_checker(endpoint, **kw):
+    sleeps = []
+    checker = OpenAIFactChecker(endpoint.url, "gpt-test", api_key_env=KEY_ENV, timeout_s=5, max_retries=2,
+                                retry_backoff_s=0.5, sleep=sleeps.append, **kw)
+    return checker, sleeps
+
+
+RESPONSE = "Ada Lovelace was born in London in 1815. She worked as a chemist. She liked poetry."
+
+
+def test_openai_checker_decomposes_verifies_and_labels(endpoint, caplog):
+    checker, _ = make_checker(endpoint)
+    assert isinstance(checker, FactChecker)
+    with caplog.at_level(logging.DEBUG):
+        result = checker.check("Ada Lovelace", RESPONSE)
+    assert isinstance(result, CheckResult)
+    assert [(f.text, f.label) for f in result.facts] == [
+        ("Ada Lovelace was born in London.", "true"), ("Ada Lovelace was born in 1815.", "true"),
+        ("Ada Lovelace worked as a chemist.", "false")]
+    assert result.unverifiable == ["Ada Lovelace liked poetry."]
+    assert (result.n_true, result.n_false, result.abstained) == (2, 1, False)
+    # 3 sentences decomposed + 4 facts verified, each over the chat-completions route with the key as a Bearer.
+    assert len(endpoint.requests) == 7
+    assert {r["path"] for r in endpoint.requests} == {"/v1/chat/completions"}
+    assert {r["auth"] for r in endpoint.requests} == {f"Bearer {SECRET}"}
+    assert {r["body"]["model"] for r in endpoint.requests} == {"gpt-test"}
+    assert all(r["body"]["temperature"] == 0 for r in endpoint.requests)
+    verify_prompts = [p for p in endpoint.prompts() if "True or False?" in p]
+    assert verify_prompts[0] == ("Answer the question about Ada Lovelace.\n\nInput: Ada Lovelace was born in London. "
+                                 "True or False?\nOutput:")
+    assert "unparseable verdict" in caplog.text and SECRET not in caplog.text
+
+
+def test_openai_checker_shows_the_knowledge_passage_and_caches(endpoint):
+    checker, _ = make_checker(endpoint, knowledge={"Ada Lovelace": "Ada Lovelace was an English mathematician. " * 10},
+                              max_passage_chars=50)
+    assert checker.verify("Ada Lovelace", ["Ada Lovelace was born in London."]) == [True]
+    [prompt] = endpoint.prompts()
+    assert prompt.startswith("Answer the question about Ada Lovelace based on the given context.\n\nTitle: Ada Lovelace\n"
+                             "Text: " + ("Ada Lovelace was an English mathematician. " * 10)[:50] + "\n\n")
+    # The same fact again (or a repeated sentence) is not asked twice.
+    assert checker.verify("Ada Lovelace", ["Ada Lovelace was born in London."]) == [True]
+    assert checker.decompose("She liked poetry. She liked poetry.") == ["Ada Lovelace liked poetry."]
+    assert len(endpoint.requests) == 2
+
+
+def test_abstention_sends_nothing(endpoint):
+    checker, _ = make_checker(endpoint)
+    result = checker.check("Ada Lovelace", "I don't know anything about Ada Lovelace.")
+    assert result.abstained and result.facts == [] and result.unverifiable == [] and endpoint.requests == []
+
+
+def test_http_500_is_retried_with_backoff_then_names_the_endpoint(endpoint, caplog):
+    endpoint.mode = "500"
+    checker, sleeps = make_checker(endpoint)
+    with caplog.at_level(logging.WARNING), pytest.raises(RuntimeError) as e:
+        checker.verify("Ada Lovelace", ["Ada Lovelace was born in London."])
+    msg = str(e.value)
+    assert f"{endpoint.url}/chat/completions failed after 3 attempt(s): HTTP 500" in msg
+    assert len(endpoint.requests) == 3 and sleeps == [0.5, 1.0]
+    # The server echoed the key in its error body; neither the exception nor the log repeats it.
+    assert "upstream overloaded for key ***" in msg
+    assert SECRET not in msg and SECRET not in caplog.text and SECRET not in repr(checker)
+    assert caplog.text.count("retry") == 2
+
+
+def test_a_transient_500_recovers(endpoint):
+    endpoint.mode = "500-once"
+    checker, sleeps = make_checker(endpoint)
+    assert checker.verify("Ada Lovelace", ["Ada Lovelace worked as a chemist."]) == [False]
+    assert len(endpoint.requests) == 2 and sleeps == [0.5]
+
+
+def test_http_401_is_an_input_error_at_once(endpoint):
+    endpoint.mode = "401"
+    checker, sleeps = make_checker(endpoint)
+    with pytest.raises(InputError) as e:
+        checker.decompose("She liked poetry.")
+    msg = str(e.value)
+    assert endpoint.url in msg and "HTTP 401" in msg and KEY_ENV in msg and SECRET not in msg
+    assert len(endpoint.requests) == 1 and sleeps == []
+
+
+def test_malformed_body_is_retried_then_fails_clearly(endpoint):
+    endpoint.mode = "garbage"
+    checker, sleeps = make_checker(endpoint)
+    with pytest.raises(RuntimeError, match=r"failed after 3 attempt\(s\): the reply is not a chat completion: "
+                                           r"'<html>gateway says hi</html>'"):
+        checker.decompose("She liked poetry.")
+    assert len(endpoint.requests) == 3
+
+
+def test_timeout_and_refused_connection(endpoint):
+    endpoint.mode = "slow"
+    checker = OpenAIFactChecker(endpoint.url, "m", api_key_env=KEY_ENV, timeout_s=0.2, max_retries=0)
+    with pytest.raises(RuntimeError, match=r"failed after 1 attempt\(s\): .*timed out"):
+        checker.decompose("She liked poetry.")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    closed = OpenAIFactChecker(f"http://127.0.0.1:{port}/v1/", "m", api_key_env=KEY_ENV, max_retries=1,
+                               sleep=lambda s: None)
+    with pytest.raises(RuntimeError, match=rf"127\.0\.0\.1:{port}/v1/chat/completions failed after 2 attempt"):
+        closed.decompose("She liked poetry.")
+
+
+def test_api_key_env_must_be_a_name(monkeypatch):
+    with pytest.raises(InputError) as e:
+        OpenAIFactChecker("http://127.0.0.1:9/v1", "m", api_key_env=SECRET)
+    assert "NAME of an environment variable" in str(e.value) and SECRET not in str(e.value)
+    # No key in the environment: requests go without an Authorization header (local servers need none).
+    monkeypatch.delenv("HALLURAY_TEST_UNSET_KEY", raising=False)
+    assert OpenAIFactChecker("http://h/v1", "m", api_key_env="HALLURAY_TEST_UNSET_KEY")._api_key is None
+
+
+@pytest.mark.parametrize("reply, verdict", [
+    ("True", True), ("true.", True), ("**FALSE**", False), ("Output: false", False), ("Yes, he was.", True),
+    ("No.", False), ("That is not true.", False), ("The statement is true.", True), ("True or False? False", False),
+    ("I don't know.", None), ("", None), ("It is true that it is false.", None),
+])
+def test_parse_verdict(reply, verdict):
+    assert parse_verdict(reply) is verdict
+
+
+def test_parse_facts():
+    assert parse_facts("Sure:\n- A is B.\n* C is D.\n3) E is F.", "s") == ["A is B.", "C is D.", "E is F."]
+    assert parse_facts("A is B.\nC is D.", "s") == ["A is B.", "C is D."]
+    assert parse_facts("   ", "The sentence.") == ["The sentence."]
+
+
+# --- the world adapter and the generic check --------------------------------------------------------------------
+
+def test_world_fact_checker_matches_the_exact_checker(world):
+    person, other = world.people[0], world.people[1]
+    attribute = next(a for a in person.facts if person.facts[a] != other.facts[a])
+    response = (render_fact(person.name, "occupation", person.facts["occupation"]) + " "
+                + render_fact(person.name, attribute, other.facts[attribute], 1) + " Nothing to see here .")
+    adapter = WorldFactChecker(world)
+    assert isinstance(adapter, FactChecker)
+    exact = ExactChecker(world).check(person.name, response)
+    assert adapter.check(person.name, response).to_dict() == exact.to_dict()
+    assert (exact.n_true, exact.n_false) == (1, 1)
+    facts = adapter.decompose(response)
+    assert len(facts) == 2
+    assert adapter.verify(person.name, facts + ["Nothing to see here"]) == [True, False, None]
+    generic = check_with(adapter, person.name, response)
+    assert [f.label for f in generic.facts] == ["true", "false"] and generic.unverifiable == []
+
+
+def test_check_with_rejects_bad_labels():
+    class Bad:
+        def decompose(self, response):
+            return ["a fact"]
+
+        def verify(self, topic, facts):
+            return ["true"]
+
+    with pytest.raises(InputError, match="Bad.verify returned 'true'"):
+        check_with(Bad(), "t", "Some response.")
+
+
+# --- load_fact_checker -------------------------------------------------------------------------------------------
+
+USER_MODULE = '''
+class KeywordChecker:
+    """Facts are sentences; a fact is true when it mentions a keyword, unverifiable when it says 'maybe'."""
+    def __init__(self, keywords, unsure="maybe"):
+        self.keywords, self.unsure = keywords, unsure
+
+    def decompose(self, response):
+        return [s.strip() for s in response.split(".") if s.strip()]
+
+    def verify(self, topic, facts):
+        return [None if self.unsure in f else any(k in f for k in self.keywords) for f in facts]
+
+INSTANCE = KeywordChecker(["London"])
+NOT_A_CHECKER = 42
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "halluray_user_checkers.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "halluray_user_checkers"
+    sys.modules.pop("halluray_user_checkers", None)
+
+
+def test_load_fact_checker_from_an_import_path(user_module):
+    cfg = FactCheckerConfig(kind=f"{user_module}:KeywordChecker", options={"keywords": ["London"]})
+    checker = load_fact_checker(cfg)
+    assert isinstance(checker, FactChecker)
+    result = checker.check("Ada", "Ada lived in London. Ada lived in Paris. Ada maybe sang.")
+    assert [(f.text, f.label) for f in result.facts] == [("Ada lived in London", "true"), ("Ada lived in Paris", "false")]
+    assert result.unverifiable == ["Ada maybe sang"]
+    # Keyword options given to load_fact_checker override the config's.
+    assert load_fact_checker(cfg, keywords=["Paris"]).check("Ada", "Ada lived in Paris.").n_true == 1
+    # A ready-made object is used as it is.
+    assert load_fact_checker(f"{user_module}:INSTANCE").check("Ada", "In London.").n_true == 1
+
+
+def test_load_fact_checker_errors(user_module, world):
+    with pytest.raises(InputError, match="cannot import module 'no_such_pkg.mod'"):
+        load_fact_checker("no_such_pkg.mod:Checker")
+    with pytest.raises(InputError, match=f"'{user_module}' has no attribute 'Missing'"):
+        load_fact_checker(f"{user_module}:Missing")
+    with pytest.raises(InputError, match="neither callable nor an object with decompose/verify"):
+        load_fact_checker(f"{user_module}:NOT_A_CHECKER")
+    with pytest.raises(InputError, match=r"calling it with options \[\] failed.*fact_checker.options"):
+        load_fact_checker(f"{user_module}:KeywordChecker")
+    with pytest.raises(InputError, match="kind must be 'world', 'openai' or an import path"):
+        load_fact_checker("factscore")
+    with pytest.raises(InputError, match="needs the synthetic world"):
+        load_fact_checker("world")
+    assert isinstance(load_fact_checker("world", world=world), WorldFactChecker)
+
+
+def test_load_fact_checker_from_config(monkeypatch, tmp_path):
+    knowledge = tmp_path / "wiki.jsonl"
+    knowledge.write_text('{"title": "Ada Lovelace", "text": "An English mathematician."}\n')
+    cfg = build_config({"fact_checker": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1/", "model": "m",
+                                         "api_key_env": KEY_ENV, "knowledge_path": str(knowledge)}})
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    checker = load_fact_checker(cfg.fact_checker)
+    assert isinstance(checker, OpenAIFactChecker)
+    assert checker.endpoint == "http://127.0.0.1:1/v1/chat/completions"
+    assert checker.passage("Ada Lovelace") == "An English mathematician." and checker.passage("Bob") is None
+    assert SECRET not in repr(checker) and KEY_ENV in repr(checker)
+    assert build_config({}).fact_checker.kind == "world"
+    with pytest.raises(ConfigError, match="fact_checker.*kind must be"):
+        build_config({}, ["fact_checker.kind=nonsense"])
+    with pytest.raises(ConfigError, match="fact_checker.timeout_s"):
+        build_config({}, ["fact_checker.timeout_s=0"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no topic"}\n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:1: missing field 'topic'"):
+        load_fact_checker(FactCheckerConfig(kind="openai", knowledge_path=str(bad)))

@@ -163,6 +163,28 @@ class TrainableActor(RankActor):
                 sent += tensor.numel()
         return sent
 
+    def export_hf(self, path: str, merge_lora: bool = True) -> str | None:
+        """A `from_pretrained`-loadable copy of the trained model (safetensors), written by rank 0. Collective.
+
+        With LoRA: merged into the base weights, or (merge_lora=False) saved as a peft adapter.
+        """
+        from transformers import AutoTokenizer
+
+        from halluray.models.build import save_model
+
+        weights = self.state_dict_for_sync()
+        if self.rank != 0:
+            return None
+        model = self._build_model(self.spec)
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or any(name in weights for name in missing):
+            raise RuntimeError(f"{self.role}: export does not match the model ({unexpected[:3]})")
+        if self.spec.lora and self.spec.lora.enabled and merge_lora:
+            model = model.merge_and_unload()
+        tokenizer = AutoTokenizer.from_pretrained(self.spec.model_path, local_files_only=True)
+        save_model(model, tokenizer, path)
+        return path
+
     # -- checkpoints --------------------------------------------------------------------------------
 
     def save_checkpoint(self, path: str, client_state: dict | None = None) -> str:

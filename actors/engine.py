@@ -47,25 +47,22 @@ def make_scheduler(optimizer, optim: OptimizerConfig, total_steps: int):
         optimizer, lambda s: warmup_cosine(s, optim.warmup_steps, total_steps, optim.min_lr_ratio))
 
 
-def _tensor_key(t: torch.Tensor) -> tuple:
-    return (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel())
-
-
 def param_and_optimizer_bytes(engine) -> dict[str, int]:
     """Bytes this rank holds for model parameters, optimizer master weights and optimizer states.
 
     Under ZeRO-3 a parameter's local shard is `ds_tensor`; under ZeRO-1/2/3 the wrapped torch optimizer
-    owns flat fp32 partitions (master weights) and their Adam moments.
+    owns flat fp32 partitions (master weights) and their Adam moments. Storage is counted once however
+    many views (flat buffers, per-parameter shards) point into it.
     """
-    seen: set[tuple] = set()
+    seen: set[int] = set()
 
     def count(tensors) -> int:
         total = 0
         for t in tensors:
-            key = _tensor_key(t)
-            if t.numel() and key not in seen:
-                seen.add(key)
-                total += t.numel() * t.element_size()
+            storage = t.untyped_storage()
+            if storage.nbytes() and storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
         return total
 
     module_params = [getattr(p, "ds_tensor", p) for p in engine.module.parameters()]

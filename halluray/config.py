@@ -177,13 +177,6 @@ class RewardModelConfig(Section):
     false_reward: float = -3.0
 
 
-class PPOConfig(Section):
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-5, gt=0)
-    cliprange: float = Field(0.005, gt=0)
-    kl_coef: float = Field(0.5, ge=0)
-
-
 class RoleResources(Section):
     """How many Ray actors a role gets and what each reserves on its placement-group bundle."""
     num_actors: int = Field(1, ge=1)
@@ -240,6 +233,61 @@ class DeepSpeedConfig(Section):
     gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """auto: bf16 on GPU, fp32 on CPU."""
+
+
+class RewardConfig(Section):
+    """What scores PPO responses (the reward actor)."""
+    kind: Literal["fact_checker", "callable", "model"] = "fact_checker"
+    """fact_checker: the world's exact checker; callable: `target` is 'package.module:function'
+    taking (prompts, responses, topics); model: `target` is a learned reward-model directory."""
+    target: str | None = None
+    """None with fact_checker means the run's world/world.json."""
+    true_fact: float = 2.0
+    false_fact: float = -3.0
+
+
+class PPOConfig(Section):
+    """PPO (paper App. E, long form: batch 16, cliprange 0.005, KL coef 0.5, lr 1e-5, LoRA r=16)."""
+    steps: int = Field(20, ge=1)
+    """PPO iterations (each: rollout a prompt batch, score, update, sync)."""
+    batch_size: int = Field(16, ge=1)
+    """Prompts per iteration."""
+    minibatch_size: int = Field(16, ge=1)
+    ppo_epochs: int = Field(1, ge=1)
+    cliprange: float = Field(0.005, gt=0)
+    cliprange_value: float = Field(0.2, gt=0)
+    gamma: float = Field(1.0, ge=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1)
+    kl_coef: float = Field(0.5, ge=0)
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    adaptive_kl: bool = False
+    """Ziegler et al. (2019) controller towards kl_target over kl_horizon samples."""
+    kl_target: float = Field(6.0, gt=0)
+    kl_horizon: int = Field(10000, ge=1)
+    entropy_coef: float = Field(0.0, ge=0)
+    reward_clip: float | None = Field(None, gt=0)
+    normalize_rewards: bool = False
+    whiten_advantages: bool = True
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(48, ge=1)
+    stop: list[str] = []
+    policy_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-5)
+    critic_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-5)
+    init_model: str | None = None
+    """Policy/reference initialisation: a model directory; None means the run's SFT model, else its base model."""
+    reward: RewardConfig = RewardConfig()
+    save_every: int = Field(0, ge=0)
+    """Checkpoint every N iterations (0: only at the end)."""
+    eval_every: int = Field(0, ge=0)
+    log_samples_every: int = Field(5, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "PPOConfig":
+        if self.batch_size % self.minibatch_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of minibatch_size "
+                             f"({self.minibatch_size})")
+        return self
 
 
 class LoggingConfig(Section):

@@ -39,5 +39,5 @@ def save_model(model, tokenizer, path: str | Path) -> None:
     from halluray.io import atomic_dir
 
     with atomic_dir(path) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp)  # safetensors is the default format
         tokenizer.save_pretrained(tmp)

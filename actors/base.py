@@ -194,7 +194,7 @@ class TrainableActor(RankActor):
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         dist.barrier()
-        self.engine.save_checkpoint(str(tmp), tag="engine", client_state=client_state or {})
+        self.engine.save_checkpoint(str(tmp), tag="engine", client_state={"halluray": client_state or {}})
         dist.barrier()
         if self.rank == 0:
             shutil.rmtree(final, ignore_errors=True)
@@ -206,7 +206,7 @@ class TrainableActor(RankActor):
         if not (Path(path) / "engine").is_dir():
             raise FileNotFoundError(f"no {self.role} checkpoint at {path}")
         _, client_state = self.engine.load_checkpoint(path, tag="engine")
-        return client_state or {}
+        return (client_state or {}).get("halluray", {})
 
     def memory_bytes(self) -> dict:
         from actors.engine import param_and_optimizer_bytes

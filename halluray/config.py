@@ -292,10 +292,14 @@ class PPOConfig(Section):
 
 class LoggingConfig(Section):
     wandb_mode: Literal["online", "offline", "disabled", "auto"] = "auto"
-    """auto: online when WANDB_API_KEY is set, offline otherwise."""
+    """auto: WANDB_MODE if set, else online when WANDB_API_KEY is set, offline otherwise (logs under
+    run_dir/wandb). disabled: metrics.jsonl only. W&B runs are named `<run.name>-<stage>`, grouped by run.name."""
     project: str = "halluray"
+    """W&B project."""
     entity: str | None = None
+    """W&B team or user; None uses the API key's default entity."""
     tags: list[str] = []
+    """W&B tags added to every stage's run."""
 
 
 class EvalConfig(Section):

@@ -1,12 +1,35 @@
-"""Metrics: an append-only JSONL file per run (always) and progress bars for long work."""
+"""Metrics: an append-only JSONL file per run (always), W&B when configured, progress bars for long work.
+
+`RunLogger` is what a stage uses: every record goes to `run_dir/metrics.jsonl`, and to a W&B run named
+`<run.name>-<stage>` (grouped by run name) unless `logging.wandb_mode` resolves to `disabled`.
+
+Decisions:
+- Non-finite numbers (NaN, ±inf) are written to the JSONL file as `null` (JSON has no NaN) with one
+  warning per logger; W&B receives them unchanged, since it stores NaN/inf and a NaN loss is information.
+- W&B steps must not decrease within one run (W&B drops such records with a warning); `log` and
+  `log_samples` at the same step are fine.
+- The W&B API key is never passed by this module: wandb reads `WANDB_API_KEY` itself when online. The
+  config sent to W&B goes through `redact`, system metadata (command line, git) is not collected, and
+  console capture is off, so the key cannot reach the run's files through them.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
+import os
+import re
 import time
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from halluray.config import ExperimentConfig
 
 
 class MetricsWriter:
@@ -34,3 +57,127 @@ class MetricsWriter:
 
 def progress(iterable=None, total: int | None = None, desc: str = "", **kw):
     return tqdm(iterable, total=total, desc=desc, dynamic_ncols=True, mininterval=1.0, **kw)
+
+
+_SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials"}
+
+
+def _is_secret_name(name: str) -> bool:
+    """True when a word of the key (split at `_`, `-`, `.`, camelCase) names a secret: `api_key`,
+    `hfToken`, `client_secret`, but not `max_new_tokens` (a plural is a count, not a credential)."""
+    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower())
+    return any(w in _SECRET_WORDS for w in words)
+
+
+def redact(d: Mapping) -> dict:
+    """A copy of `d` (recursing into dicts and lists) without secret-named keys and without string
+    values that contain the current `WANDB_API_KEY`."""
+    api_key = os.environ.get("WANDB_API_KEY")
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {k: clean(x) for k, x in v.items() if not _is_secret_name(k) and not _leaks(x)}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v if not _leaks(x)]
+        return v
+
+    def _leaks(v: Any) -> bool:
+        return bool(api_key) and isinstance(v, str) and api_key in v
+
+    return clean(d)
+
+
+def resolve_wandb_mode(mode: str, env: Mapping[str, str] | None = None) -> str:
+    """`online`, `offline` or `disabled` are taken as given. `auto` follows an explicit `WANDB_MODE`
+    (online/offline/disabled: W&B's own override, and what the tests set), else goes online when
+    `WANDB_API_KEY` is set and offline otherwise."""
+    if mode != "auto":
+        return mode
+    env = os.environ if env is None else env
+    if env.get("WANDB_MODE") in ("online", "offline", "disabled"):
+        return env["WANDB_MODE"]
+    return "online" if env.get("WANDB_API_KEY") else "offline"
+
+
+def _json_value(v: Any) -> Any:
+    """Plain Python numbers for JSON (numpy/torch scalars included); non-finite floats become None."""
+    if hasattr(v, "item") and getattr(v, "ndim", None) == 0:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    return float(v) if math.isfinite(v) else None
+
+
+class RunLogger:
+    """One stage's metrics: JSONL always, W&B per `cfg.logging.wandb_mode`. Use as a context manager
+    (or call `finish`); an exception inside the block marks the W&B run as failed."""
+
+    def __init__(self, run_dir: str | Path, cfg: ExperimentConfig, stage: str):
+        self.run_dir = Path(run_dir)
+        self.stage = stage
+        self.writer = MetricsWriter(self.run_dir / "metrics.jsonl")
+        self.mode = resolve_wandb_mode(cfg.logging.wandb_mode)
+        self._warned_nonfinite = False
+        self._finished = False
+        self._wandb = self._run = None
+        if self.mode == "disabled":
+            return
+        import wandb  # only when used: `disabled` must work (and stay fast) without it
+
+        self._wandb = wandb
+        self._run = wandb.init(
+            mode=self.mode, project=cfg.logging.project, entity=cfg.logging.entity,
+            tags=list(cfg.logging.tags), group=cfg.run.name, job_type=stage,
+            name=f"{cfg.run.name}-{stage}", dir=str(self.run_dir),
+            config=redact(cfg.model_dump(mode="json")),
+            reinit="create_new",  # several stages (runs) may be open in one process
+            settings=wandb.Settings(
+                silent=True, console="off", x_disable_stats=True, x_disable_meta=True,
+                x_disable_machine_info=True, disable_git=True, disable_code=True, save_code=False,
+                x_save_requirements=False,
+            ),
+        )
+
+    @property
+    def wandb_url(self) -> str | None:
+        """The run's page when online; None offline (asking wandb would print a warning) or disabled."""
+        return self._run.url if self._run is not None and self.mode == "online" else None
+
+    def log(self, step: int, **metrics) -> None:
+        clean = {k: _json_value(v) for k, v in metrics.items()}
+        bad = [k for k, v in clean.items() if v is None and metrics[k] is not None]
+        if bad and not self._warned_nonfinite:
+            warnings.warn(f"{self.stage} step {step}: non-finite {bad} written to metrics.jsonl as null "
+                          "(further non-finite values are not reported)", RuntimeWarning, stacklevel=2)
+            self._warned_nonfinite = True
+        self.writer.log(self.stage, step, **clean)
+        if self._run is not None:
+            self._run.log(metrics, step=step)
+
+    def log_samples(self, step: int, rows: list[dict]) -> None:
+        """Sample responses: a W&B Table `samples` (columns = keys in first-seen order, missing cells
+        None) and one JSONL record `{"stage": "samples", "of_stage": <stage>, "step", "rows"}`."""
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        self.writer.log("samples", step, of_stage=self.stage,
+                        rows=[{k: _json_value(v) for k, v in row.items()} for row in rows])
+        if self._run is not None:
+            table = self._wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
+            self._run.log({"samples": table}, step=step)
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            if self._run is not None:
+                self._run.finish(exit_code=exit_code)
+        finally:
+            self.writer.close()
+
+    def __enter__(self) -> "RunLogger":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.finish(exit_code=1 if exc_type is not None else 0)

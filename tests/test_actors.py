@@ -81,3 +81,161 @@ def test_two_ranks_under_zero_match_one_plain_torch_process(ray_cluster, tiny_mo
     assert set(ds_params) == set(ref_params)
     for name, ref in ref_params.items():
         torch.testing.assert_close(ds_params[name], ref, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_zero3_halves_per_rank_parameter_and_optimizer_bytes(ray_cluster, tiny_model_dir):
+    """ZeRO-3 on 2 ranks holds half the parameter + optimizer bytes per rank that ZeRO-0 holds."""
+    data = batches(vocab=AutoModelForCausalLM.from_pretrained(tiny_model_dir).config.vocab_size, n_steps=1)[0]
+    per_rank = {}
+    for stage in (0, 3):
+        group = policy_group(tiny_model_dir, stage)
+        try:
+            group.run_sharded("sft_step", data)  # optimizer states exist only after a step
+            per_rank[stage] = [m["total"] for m in group.run("memory_bytes")]
+        finally:
+            group.shutdown()
+    assert per_rank[0][0] == per_rank[0][1]
+    for zero3 in per_rank[3]:
+        assert zero3 / per_rank[0][0] == pytest.approx(0.5, abs=0.02)
+
+
+def _probe(model_dir) -> dict:
+    ids = torch.tensor([[5, 9, 12, 30, 7, 8], [0, 0, 14, 15, 16, 17]])
+    return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+
+def _rollout(model_dir, lora=None):
+    group = ActorGroup(RolloutActor, "rollout", RoleResources(num_actors=1), call_timeout_s=120)
+    group.run("init_model", str(model_dir), lora)
+    return group
+
+
+@pytest.mark.parametrize("method", ["object_store", "broadcast"])
+def test_weight_sync_makes_rollout_logits_equal_policy_logits(ray_cluster, tiny_model_dir, method):
+    data = batches(vocab=AutoModelForCausalLM.from_pretrained(tiny_model_dir).config.vocab_size, n_steps=2)
+    policy = policy_group(tiny_model_dir, stage=3)
+    rollout = _rollout(tiny_model_dir)
+    try:
+        for b in data:
+            policy.run_sharded("sft_step", b)
+        probe = _probe(tiny_model_dir)
+        before = rollout.run("logits", probe)[0]
+        if method == "object_store":
+            refs = policy.call("state_dict_for_sync")
+            loaded = rollout.run("load_weights", refs[0])  # the ObjectRef resolves inside the worker
+            policy.gather(refs)
+            assert loaded[0] > 0
+        else:
+            addr, port = policy.rendezvous()
+            policy.gather(policy.call("init_sync_group", addr, port, 0, 2)
+                          + rollout.call("init_sync_group", addr, port, 1, 2))
+            sent = policy.call("broadcast_weights")
+            received = rollout.gather(rollout.call("receive_weights"))
+            assert policy.gather(sent)[0] == received[0] > 0
+        after = rollout.run("logits", probe)[0]
+        # The trained policy's logits, computed by the policy itself under ZeRO-3.
+        policy_logp = policy.run("logprobs", probe)[0]
+    finally:
+        policy.shutdown()
+        rollout.shutdown()
+    rollout_logp = torch.log_softmax(after[:, :-1], -1).gather(-1, probe["input_ids"][:, 1:, None]).squeeze(-1)
+    mask = probe["attention_mask"][:, 1:].bool()
+    torch.testing.assert_close(rollout_logp[mask], policy_logp[mask], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(before, after), "training changed nothing; the test would prove nothing"
+
+
+def test_lora_sync_sends_adapters_only_and_reference_is_the_base(ray_cluster, tiny_model_dir):
+    lora = LoRAConfig(enabled=True, r=4, alpha=8)
+    vocab = AutoModelForCausalLM.from_pretrained(tiny_model_dir).config.vocab_size
+    policy = policy_group(tiny_model_dir, stage=2, lora=lora)
+    rollout = _rollout(tiny_model_dir, lora)
+    try:
+        for b in batches(vocab, n_steps=3):
+            policy.run_sharded("sft_step", b)
+        probe = _probe(tiny_model_dir)
+        refs = policy.call("state_dict_for_sync", adapters_only=True)
+        adapters = policy.gather(refs)[0]
+        assert adapters and all("lora_" in k for k in adapters)
+        rollout.run("load_weights", refs[0])
+        policy_logp = policy.run("logprobs", probe)[0]
+        reference_logp = policy.run("reference_logprobs", probe)[0]
+        after = rollout.run("logits", probe)[0]
+    finally:
+        policy.shutdown()
+        rollout.shutdown()
+    mask = probe["attention_mask"][:, 1:].bool()
+    rollout_logp = torch.log_softmax(after[:, :-1], -1).gather(-1, probe["input_ids"][:, 1:, None]).squeeze(-1)
+    torch.testing.assert_close(rollout_logp[mask], policy_logp[mask], rtol=1e-5, atol=1e-5)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    from halluray.models.forward import token_logprobs
+    with torch.no_grad():
+        base_logp = token_logprobs(base, probe["input_ids"], probe["attention_mask"])
+    torch.testing.assert_close(reference_logp[mask], base_logp[mask], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(policy_logp[mask], base_logp[mask])
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_checkpoint_resume_gives_the_uninterrupted_next_loss(ray_cluster, tiny_model_dir, tmp_path, stage):
+    data = batches(vocab=AutoModelForCausalLM.from_pretrained(tiny_model_dir).config.vocab_size, n_steps=4)
+    group = policy_group(tiny_model_dir, stage, total_steps=4)
+    try:
+        for b in data[:2]:
+            group.run_sharded("sft_step", b)
+        group.run("save_checkpoint", str(tmp_path / "ckpt"), {"step": 2})
+        uninterrupted = [group.run_sharded("sft_step", b) for b in data[2:]]
+    finally:
+        group.shutdown()
+    assert not list(tmp_path.glob(".*")), "temp checkpoint dir left behind"
+    fresh = policy_group(tiny_model_dir, stage, total_steps=4)
+    try:
+        assert fresh.run("load_checkpoint", str(tmp_path / "ckpt"))[0] == {"step": 2}
+        resumed = [fresh.run_sharded("sft_step", b) for b in data[2:]]
+    finally:
+        fresh.shutdown()
+    for a, b in zip(uninterrupted, resumed):
+        assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
+        assert [r["lr"] for r in a] == [r["lr"] for r in b]  # the scheduler resumed too
+
+
+def test_hf_export_loads_with_auto_model(ray_cluster, tiny_model_dir, tmp_path):
+    lora = LoRAConfig(enabled=True, r=4, alpha=8)
+    vocab = AutoModelForCausalLM.from_pretrained(tiny_model_dir).config.vocab_size
+    group = policy_group(tiny_model_dir, stage=3, lora=lora)
+    try:
+        for b in batches(vocab, n_steps=2):
+            group.run_sharded("sft_step", b)
+        group.run("export_hf", str(tmp_path / "merged"))
+        probe = _probe(tiny_model_dir)
+        policy_logp = group.run("logprobs", probe)[0]
+    finally:
+        group.shutdown()
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert (tmp_path / "merged" / "model.safetensors").is_file()
+    from halluray.models.forward import token_logprobs
+    with torch.no_grad():
+        logp = token_logprobs(exported, probe["input_ids"], probe["attention_mask"])
+    mask = probe["attention_mask"][:, 1:].bool()
+    torch.testing.assert_close(logp[mask], policy_logp[mask], rtol=1e-5, atol=1e-5)
+
+
+def test_killed_actor_is_reported_by_role_and_rank(ray_cluster, tiny_model_dir):
+    data = batches(vocab=AutoModelForCausalLM.from_pretrained(tiny_model_dir).config.vocab_size, n_steps=1)[0]
+    group = policy_group(tiny_model_dir, stage=2)
+    try:
+        ray.kill(group.actors[1])
+        with pytest.raises(ActorFailure, match="policy rank 1 died"):
+            group.run_sharded("sft_step", data)
+    finally:
+        group.shutdown(timeout_s=5)
+
+
+def test_unanswered_call_times_out_naming_the_rank(ray_cluster, tiny_model_dir):
+    data = batches(vocab=AutoModelForCausalLM.from_pretrained(tiny_model_dir).config.vocab_size, n_steps=1)[0]
+    group = policy_group(tiny_model_dir, stage=2)
+    try:
+        # Only rank 0 is asked to step: it waits in the gradient all-reduce for a rank that never comes.
+        ref = group.actors[0].sft_step.remote({k: v[:2] for k, v in data.items()})
+        with pytest.raises(ActorFailure, match=r"policy: rank\(s\) \[0\] did not answer within 3 s"):
+            group.gather([ref], timeout_s=3)
+    finally:
+        group.shutdown(timeout_s=5)

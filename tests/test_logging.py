@@ -1,0 +1,157 @@
+"""RunLogger with real wandb in offline mode (never online): JSONL, the offline run's history, redaction."""
+
+import json
+import math
+import struct
+import sys
+
+import pytest
+
+from halluray.config import build_config
+from halluray.logging import RunLogger, redact, resolve_wandb_mode
+
+FAKE_KEY = "fakekey0123456789abcdef0123456789abcdef01"
+
+
+@pytest.fixture
+def wandb_env(tmp_path, monkeypatch):
+    """Offline W&B with its config/cache dirs inside tmp_path (a developer's ~/.config/wandb is not read)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb-home" / var.lower()))
+    return tmp_path
+
+
+def make_cfg(tmp_path, mode="offline", name="t"):
+    return build_config({}, [f"run.output_dir={tmp_path}", f"run.name={name}", f"logging.wandb_mode={mode}",
+                             "logging.tags=[unit]"])
+
+
+def wandb_records(run_dir):
+    """Every protobuf Record of the one offline run under run_dir/wandb (W&B's leveldb-style log:
+    a 7-byte file header, then 32 KiB blocks of chunks with a crc32/length/type header)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    data, block, pos, buf, out = path.read_bytes(), 32768, 7, b"", []
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        buf += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST chunk ends a record
+            record = pb.Record()
+            record.ParseFromString(buf)
+            out.append(record)
+            buf = b""
+    return out
+
+
+def history(records):
+    """{step: {key: value}}; a nested key (a Table's fields) becomes a nested dict."""
+    steps = {}
+    for r in records:
+        if r.WhichOneof("record_type") == "history":
+            row = steps.setdefault(r.history.step.num, {})
+            for item in r.history.item:
+                *parents, leaf = list(item.nested_key) or [item.key]
+                node = row
+                for p in parents:
+                    node = node.setdefault(p, {})
+                node[leaf] = json.loads(item.value_json)
+    return steps
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_offline_run_has_history_config_table_and_never_the_key(wandb_env, monkeypatch, capfd):
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    cfg = make_cfg(wandb_env)
+    run_dir = cfg.run_dir
+    with RunLogger(run_dir, cfg, "ppo") as logger:
+        assert logger.mode == "offline" and logger.wandb_url is None
+        logger.log(0, loss=1.5, reward=0.25)
+        with pytest.warns(RuntimeWarning, match="non-finite"):
+            logger.log(1, loss=float("nan"), reward=float("inf"))
+        logger.log_samples(1, [{"prompt": "Tell me about Zorb.", "response": "I do not know.", "reward": 0.5},
+                               {"prompt": "Tell me about Quix.", "response": "Quix was born in 1950."}])
+        logger.log(2, loss=0.5)
+
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    assert [(r["stage"], r["step"]) for r in records] == [("ppo", 0), ("ppo", 1), ("samples", 1), ("ppo", 2)]
+    assert records[1]["loss"] is None and records[1]["reward"] is None
+    assert records[2]["of_stage"] == "ppo" and records[2]["rows"][1]["response"] == "Quix was born in 1950."
+
+    wb = wandb_records(run_dir)
+    (run,) = [r.run for r in wb if r.WhichOneof("record_type") == "run"]
+    assert run.display_name == "t-ppo" and run.run_group == "t" and list(run.tags) == ["unit"]
+    config = {i.key: json.loads(i.value_json) for i in run.config.update}
+    assert config["ppo"]["max_new_tokens"] == cfg.ppo.max_new_tokens  # "tokens" is not a secret word
+    assert "api_key_env" not in config["fact_checker"]
+    steps = history(wb)
+    assert steps[0]["loss"] == 1.5 and steps[2]["loss"] == 0.5
+    assert math.isnan(float(steps[1]["loss"])) and float(steps[1]["reward"]) == math.inf  # W&B keeps them
+    assert steps[1]["samples"]["_type"] == "table-file"
+    (table_file,) = (run_dir / "wandb").glob("offline-run-*/files/media/table/samples_*.table.json")
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == ["prompt", "response", "reward"]
+    assert table["data"][1] == ["Tell me about Quix.", "Quix was born in 1950.", None]
+    assert any(r.WhichOneof("record_type") == "exit" and r.exit.exit_code == 0 for r in wb)
+
+    out = capfd.readouterr()
+    assert FAKE_KEY not in out.out + out.err
+    leaks = [p for p in wandb_env.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]
+    assert not leaks
+
+
+def test_disabled_writes_jsonl_only_without_importing_wandb(wandb_env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # any `import wandb` now raises ImportError
+    cfg = make_cfg(wandb_env, mode="disabled")
+    with RunLogger(cfg.run_dir, cfg, "sft") as logger:
+        logger.log(0, loss=2.0)
+        logger.log_samples(0, [{"prompt": "p", "response": "r"}])
+        assert logger.wandb_url is None
+    assert [r["stage"] for r in read_jsonl(cfg.run_dir / "metrics.jsonl")] == ["sft", "samples"]
+    assert not (cfg.run_dir / "wandb").exists()
+
+
+def test_stages_in_one_process_get_their_own_runs(wandb_env):
+    cfg = make_cfg(wandb_env)
+    first = RunLogger(cfg.run_dir / "a", cfg, "sft")
+    second = RunLogger(cfg.run_dir / "b", cfg, "rm")  # open while the first is still running
+    first.log(0, loss=1.0)
+    second.log(0, loss=2.0)
+    second.finish()
+    with pytest.raises(ValueError), first:  # an exception marks the stage's run failed
+        first.log(1, loss=0.5)
+        raise ValueError("boom")
+    first.finish()  # idempotent
+    for sub, name, losses, code in [("a", "t-sft", {0: 1.0, 1: 0.5}, 1), ("b", "t-rm", {0: 2.0}, 0)]:
+        wb = wandb_records(cfg.run_dir / sub)
+        assert [r.run.display_name for r in wb if r.WhichOneof("record_type") == "run"] == [name]
+        assert {s: row["loss"] for s, row in history(wb).items()} == losses
+        assert [r.exit.exit_code for r in wb if r.WhichOneof("record_type") == "exit"] == [code]
+
+
+def test_resolve_wandb_mode():
+    assert resolve_wandb_mode("auto", {}) == "offline"
+    assert resolve_wandb_mode("auto", {"WANDB_API_KEY": FAKE_KEY}) == "online"
+    assert resolve_wandb_mode("auto", {"WANDB_API_KEY": ""}) == "offline"
+    assert resolve_wandb_mode("auto", {"WANDB_API_KEY": FAKE_KEY, "WANDB_MODE": "offline"}) == "offline"
+    assert resolve_wandb_mode("auto", {"WANDB_MODE": "disabled"}) == "disabled"
+    for mode in ("online", "offline", "disabled"):
+        assert resolve_wandb_mode(mode, {"WANDB_MODE": "offline", "WANDB_API_KEY": FAKE_KEY}) == mode
+
+
+def test_redact(monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    d = {"api_key": "x", "hfToken": "x", "client_secret": "x", "Password": "x", "max_new_tokens": 64,
+         "nested": {"db": {"password": "x", "host": "h"}, "items": [{"access_token": "x", "n": 1}]},
+         "note": f"key is {FAKE_KEY}", "tags": ["a", FAKE_KEY]}
+    assert redact(d) == {"max_new_tokens": 64, "nested": {"db": {"host": "h"}, "items": [{"n": 1}]}, "tags": ["a"]}
+    assert d["api_key"] == "x"  # a copy; the input is untouched

@@ -198,8 +198,9 @@ class ActorsConfig(Section):
     """Every ray.get the framework issues gives up after this and names the role and rank."""
     collective_timeout_s: float = Field(300.0, gt=0)
     """Timeout of the torch.distributed groups (gloo/NCCL) the actors join."""
-    weight_sync: Literal["object_store", "broadcast"] = "object_store"
-    """How the policy's weights reach rollout workers (`make bench` measures both)."""
+    weight_sync: Literal["object_store", "broadcast"] = "broadcast"
+    """How the policy's weights reach rollout workers. `make bench` measured, 110M params, ZeRO-3 x 2 on
+    2 CPU cores: gloo broadcast 0.60 s, object store 3.24 s."""
 
 
 class LoRAConfig(Section):

@@ -4,6 +4,7 @@ import json
 import math
 import struct
 import sys
+import time
 
 import pytest
 
@@ -27,19 +28,31 @@ def make_cfg(tmp_path, mode="offline", name="t"):
                              "logging.tags=[unit]"])
 
 
-def wandb_records(run_dir):
-    """Every protobuf Record of the one offline run under run_dir/wandb (W&B's leveldb-style log:
-    a 7-byte file header, then 32 KiB blocks of chunks with a crc32/length/type header)."""
+def wandb_records(run_dir, timeout=10.0):
+    """Every protobuf Record of the one offline run under run_dir/wandb, read from W&B's leveldb-style log
+    (a 7-byte file header, then 32 KiB blocks of chunks with a crc32/length/type header). wandb 0.31's
+    `finish()` can return before wandb-core has written the file, so wait for the run's exit record."""
+    deadline = time.monotonic() + timeout
+    while True:
+        (path,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+        records = _parse_wandb_log(path.read_bytes())
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
+
+
+def _parse_wandb_log(data):
     from wandb.proto import wandb_internal_pb2 as pb
 
-    (path,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
-    data, block, pos, buf, out = path.read_bytes(), 32768, 7, b"", []
     assert data[:4] == b":W&B"
+    block, pos, buf, out = 32768, 7, b"", []
     while pos + 7 <= len(data):
         if block - pos % block < 7:  # a block's tail too short for a header is padding
             pos += block - pos % block
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if pos + 7 + length > len(data):  # a chunk still being written
+            break
         buf += data[pos + 7:pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):  # FULL or LAST chunk ends a record

@@ -11,6 +11,8 @@ Decisions:
 - The W&B API key is never passed by this module: wandb reads `WANDB_API_KEY` itself when online. The
   config sent to W&B goes through `redact`, system metadata (command line, git) is not collected, and
   console capture is off, so the key cannot reach the run's files through them.
+- Offline runs land in `run_dir/wandb/offline-run-*` (upload later with `wandb sync`). In wandb 0.31
+  `finish()` may return a moment before wandb-core has written the run's `.wandb` file.
 """
 
 from __future__ import annotations

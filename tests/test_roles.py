@@ -1,0 +1,143 @@
+"""Each role's remote API on a real local Ray cluster, plus the pure helpers behind the actor groups."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from halluray.config import DeepSpeedConfig, OptimizerConfig, RoleResources
+from halluray.models.forward import token_logprobs
+from halluray.models.generation import SamplingParams
+
+ray = pytest.importorskip("ray")
+
+from actors.base import EngineSpec  # noqa: E402
+from actors.critic import CriticActor  # noqa: E402
+from actors.engine import deepspeed_config  # noqa: E402
+from actors.group import ActorFailure, ActorGroup, init_training_group, shard  # noqa: E402
+from actors.reference import ReferenceActor  # noqa: E402
+from actors.reward import RewardActor, RewardSpec  # noqa: E402
+from actors.rollout import RolloutActor  # noqa: E402
+
+ONE = RoleResources(num_actors=1)
+
+
+def test_shard_splits_dicts_tensors_and_lists_contiguously():
+    parts = shard({"x": torch.arange(5), "names": ["a", "b", "c", "d", "e"]}, 2)
+    assert [p["x"].tolist() for p in parts] == [[0, 1, 2], [3, 4]]
+    assert [p["names"] for p in parts] == [["a", "b"], ["c", "d", "e"]]  # lists round their bounds
+    with pytest.raises(TypeError):
+        shard(3, 2)
+
+
+def test_deepspeed_config_merges_the_run_settings():
+    cfg = deepspeed_config(DeepSpeedConfig(zero_stage=3, gradient_accumulation_steps=2, offload_param=True,
+                                           offload_optimizer=True), micro_batch_size=4, world_size=2, on_gpu=False)
+    assert cfg["zero_optimization"]["stage"] == 3
+    assert cfg["train_batch_size"] == 16 and cfg["gradient_accumulation_steps"] == 2
+    assert cfg["bf16"] == {"enabled": False}  # auto: fp32 on CPU
+    assert cfg["zero_optimization"]["offload_param"]["device"] == "cpu"
+    assert deepspeed_config(DeepSpeedConfig(), 1, 1, on_gpu=True)["bf16"] == {"enabled": True}
+
+
+def test_rollout_generates_with_masks_marking_the_response(ray_cluster, tiny_model_dir):
+    group = ActorGroup(RolloutActor, "rollout", ONE)
+    try:
+        group.run("init_model", str(tiny_model_dir))
+        prompts = ["Write a biography for Zapur .", "I do not know ."]
+        out = group.run("generate", prompts, SamplingParams(max_new_tokens=6), 0)[0]
+        again = group.run("generate", prompts, SamplingParams(max_new_tokens=6), 0)[0]
+    finally:
+        group.shutdown()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert torch.equal(out["input_ids"], again["input_ids"])  # seeded
+    prompt_len = tok(prompts, padding=True, return_tensors="pt")["input_ids"].shape[1]
+    assert out["input_ids"].shape[1] <= prompt_len + 6
+    # action_mask[t] marks token t+1 as a response token: exactly the generated, non-padding tokens.
+    response_tokens = out["action_mask"][:, prompt_len - 1:]
+    assert torch.equal(response_tokens, out["attention_mask"][:, prompt_len:])
+    assert out["action_mask"][:, :prompt_len - 1].sum() == 0
+    assert [len(r.split()) for r in out["responses"]] == [int(n) for n in response_tokens.sum(1)]
+
+
+def test_reference_gives_the_frozen_models_logprobs(ray_cluster, tiny_model_dir):
+    ids = torch.tensor([[0, 5, 6, 7], [8, 9, 10, 11]])
+    batch = {"input_ids": ids, "attention_mask": (ids != 0).long()}
+    group = ActorGroup(ReferenceActor, "reference", ONE)
+    try:
+        group.run("init_model", str(tiny_model_dir))
+        remote = group.run("logprobs", batch)[0]
+    finally:
+        group.shutdown()
+    with torch.no_grad():
+        local = token_logprobs(AutoModelForCausalLM.from_pretrained(tiny_model_dir), ids, batch["attention_mask"])
+    torch.testing.assert_close(remote, local)
+
+
+def test_critic_values_and_clipped_value_step(ray_cluster, tiny_model_dir):
+    ids = torch.randint(3, 50, (4, 8), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(4, 7)
+    spec = EngineSpec(model_path=str(tiny_model_dir), ds=DeepSpeedConfig(zero_stage=2),
+                      optim=OptimizerConfig(lr=1e-2), total_steps=20, micro_batch_size=2)
+    group = ActorGroup(CriticActor, "critic", RoleResources(num_actors=2))
+    try:
+        init_training_group(group, spec)
+        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "action_mask": mask}
+        values = torch.cat(group.run_sharded("values", batch))
+        assert values.shape == (4, 7)
+        returns = torch.full((4, 7), 1.5)
+        losses = []
+        for _ in range(15):
+            old = torch.cat(group.run_sharded("values", batch))
+            stats = group.run_sharded("value_step", {**batch, "old_values": old, "returns": returns}, 0.5)
+            losses.append(sum(s["loss"] for s in stats) / 2)
+        final = torch.cat(group.run_sharded("values", batch))
+    finally:
+        group.shutdown()
+    assert losses[-1] < 0.1 * losses[0]
+    assert (final - 1.5).abs().mean() < (values - 1.5).abs().mean()
+
+
+def nan_reward(prompts, responses, topics):
+    return [math.nan for _ in responses]
+
+
+def test_reward_actor_fact_checker_callable_and_nan(ray_cluster, tmp_path, world):
+    (tmp_path / "world.json").write_text(world.to_json())
+    p = world.people[0]
+    facts = p.facts
+    right = f"{p.name} was born in {facts['birth_year']} . {p.name} works as a {facts['occupation']} ."
+    wrong_city = next(c for c in ("Lyon", "Oslo") if c != facts["birth_city"])
+    mixed = f"{p.name} was born in {facts['birth_year']} . {p.name} comes from {wrong_city} ."
+    group = ActorGroup(RewardActor, "reward", ONE)
+    try:
+        group.run("init_reward", RewardSpec("fact_checker", str(tmp_path / "world.json")))
+        scores = group.run("score", ["q"] * 3, [right, mixed, ""], [p.name] * 3)[0]
+        assert scores == [4.0, -1.0, 0.0]  # 2 true; 1 true + 1 false; nothing stated
+        group.run("init_reward", RewardSpec("callable", "tests.test_roles:nan_reward"))
+        with pytest.raises(ActorFailure, match=r"reward rank 0 failed: .*returned nan for response 0 \(topic"):
+            group.run("score", ["q"], ["x"], [p.name])
+        with pytest.raises(ActorFailure, match="cannot import reward callable 'tests.nope:f'"):
+            group.run("init_reward", RewardSpec("callable", "tests.nope:f"))
+    finally:
+        group.shutdown()
+
+
+def test_bf16_gradient_checkpointing_and_accumulation_train(ray_cluster, tiny_model_dir):
+    """The DeepSpeed options that run on CPU: bf16, gradient checkpointing, gradient accumulation."""
+    from actors.policy import PolicyActor
+
+    ids = torch.randint(3, 50, (4, 8), generator=torch.Generator().manual_seed(1))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "loss_mask": torch.ones(4, 7)}
+    ds = DeepSpeedConfig(zero_stage=2, precision="bf16", gradient_checkpointing=True, gradient_accumulation_steps=2)
+    group = ActorGroup(PolicyActor, "policy", ONE)
+    try:
+        init_training_group(group, EngineSpec(model_path=str(tiny_model_dir), ds=ds, optim=OptimizerConfig(lr=1e-2),
+                                              total_steps=10, micro_batch_size=2))
+        losses = [group.run("sft_step", batch)[0]["loss"] for _ in range(6)]
+    finally:
+        group.shutdown()
+    assert losses[-1] < losses[0]

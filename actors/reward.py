@@ -65,6 +65,10 @@ class RewardActor(RankActor):
             raise ValueError(f"unknown reward kind {spec.kind!r}; expected fact_checker, callable or model")
         self.name = f"{spec.kind}:{spec.target}"
 
+    def score_batch(self, batch: dict) -> list[float]:
+        """`score` on a dict of equal-length lists (what ActorGroup.call_sharded splits)."""
+        return self.score(batch["prompts"], batch["responses"], batch["topics"])
+
     def score(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
         scores = [float(s) for s in self.fn(prompts, responses, topics)]
         if len(scores) != len(responses):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from halluray.config import ConfigError, load_config
 from halluray.errors import InputError
@@ -13,6 +14,7 @@ from halluray.errors import InputError
 STAGES: dict[str, tuple[str, str]] = {
     "world": ("world", "generate the synthetic world and pretrain the tiny base model"),
     "unfamiliarity": ("unfamiliarity", "score how unfamiliar every query is to the base model (few-shot)"),
+    "ppo": ("ppo", "PPO on Ray actor groups (policy, critic, reference, reward, rollout) under DeepSpeed"),
 }
 
 
@@ -28,19 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", "-c", help="YAML experiment config (defaults when omitted)")
         p.add_argument("overrides", nargs="*", metavar="section.key=value",
                        help="dotted overrides applied after the file, e.g. ppo.kl_coef=0.5")
+        if name == "ppo":
+            p.add_argument("--resume", metavar="RUN_DIR",
+                           help="continue the run in RUN_DIR from its latest complete checkpoint")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    resume = getattr(args, "resume", None)
     try:
-        cfg = load_config(args.config, args.overrides)
+        if resume:
+            # The run's own resolved config, relocated to wherever the run directory now is.
+            run_dir = Path(resume)
+            cfg = load_config(run_dir / f"config.{args.stage}.yaml",
+                              [*args.overrides, f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}"])
+        else:
+            cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
         print(f"halluray: config error: {e}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"halluray.stages.{STAGES[args.stage][0]}")
     try:
-        module.run(cfg)
+        module.run(cfg, resume=True) if resume else module.run(cfg)
     except InputError as e:
         print(f"halluray {args.stage}: {e}", file=sys.stderr)
         return 2

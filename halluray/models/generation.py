@@ -100,3 +100,19 @@ def generate_rollout(model, tokenizer, prompts: list[str], params: SamplingParam
     texts = [" ".join(t.split()) for t in tokenizer.batch_decode(response, skip_special_tokens=True)]
     return {"input_ids": input_ids.cpu(), "attention_mask": attention_mask.cpu(), "action_mask": action_mask.cpu(),
             "responses": texts, "prompts": list(prompts)}
+
+
+def merge_rollouts(parts: list[dict]) -> dict:
+    """Concatenate rollout shards from several workers, right-padding the token tensors with 0 / pad.
+
+    Padding on the right never moves a real token: positions come from the attention mask.
+    """
+    def cat(key: str) -> torch.Tensor:
+        tensors = [p[key] for p in parts]
+        width = max(t.shape[1] for t in tensors)
+        return torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1]), value=0) for t in tensors])
+
+    merged = {k: cat(k) for k in ("input_ids", "attention_mask", "action_mask")}
+    for key in ("responses", "prompts"):
+        merged[key] = [x for p in parts for x in p[key]]
+    return merged

@@ -16,7 +16,8 @@ class Experience:
 
     input_ids, attention_mask: (B, S) prompt + response tokens, right padded.
     action_mask and the per-token fields (old_logprobs ... returns): (B, A), one entry per
-    generated token; action_mask marks the real ones.
+    token position (the driver uses A = S - 1, aligned with token log-probs); action_mask marks
+    the generated tokens.
     """
 
     input_ids: Tensor

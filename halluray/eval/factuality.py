@@ -1,0 +1,20 @@
+"""Factuality of a set of responses: the paper's headline metric and its parts."""
+
+from __future__ import annotations
+
+from halluray.eval.metrics import pooled_fraction_true
+from halluray.factuality.rewards import RewardScheme, long_form_reward
+
+
+def factuality_metrics(checker, topics: list[str], responses: list[str],
+                       scheme: RewardScheme = RewardScheme()) -> dict:
+    """fraction_true_facts pools all stated facts (as FActScore); the means are per response."""
+    results = [checker.check(t, r) for t, r in zip(topics, responses)]
+    n = max(1, len(results))
+    return {
+        "fraction_true_facts": pooled_fraction_true([r.n_true for r in results], [r.n_false for r in results]),
+        "true_facts": sum(r.n_true for r in results) / n,
+        "false_facts": sum(r.n_false for r in results) / n,
+        "abstain_rate": sum(r.abstained for r in results) / n,
+        "reward": sum(long_form_reward(r, scheme) for r in results) / n,
+    }

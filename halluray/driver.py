@@ -49,7 +49,7 @@ def init_ray(cfg: ExperimentConfig) -> None:
            "OMP_NUM_THREADS": str(cfg.actors.threads_per_actor), "TOKENIZERS_PARALLELISM": "false",
            "WANDB_MODE": os.environ.get("WANDB_MODE", "")}
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(runtime_env={"env_vars": env}, log_to_driver=False)
+        ray.init(log_to_driver=False)  # a submitted job keeps its own runtime env; actors set their threads
     else:
         roles = [cfg.actors.policy, cfg.actors.critic, cfg.actors.reference, cfg.actors.reward, cfg.actors.rollout]
         needed = sum(r.num_actors * r.num_cpus for r in roles)
@@ -129,7 +129,8 @@ class PPODriver:
             lam=ppo.lam, whiten=ppo.whiten_advantages)
         with _timed(times, "train"):
             generator = torch.Generator().manual_seed(cfg.seed * 100_003 + step)
-            train_stats: list[dict] = []
+            policy_stats: list[dict] = []
+            critic_stats: list[dict] = []
             for _ in range(ppo.ppo_epochs):
                 for idx in minibatches(len(exp), ppo.minibatch_size, generator):
                     mb = exp.index_select(idx)
@@ -137,7 +138,8 @@ class PPODriver:
                     critic_batch = {**{k: getattr(mb, k) for k in CRITIC_KEYS}, "old_values": mb.values}
                     p = self.policy.call_sharded("ppo_step", policy_batch, ppo.cliprange, ppo.entropy_coef)
                     c = self.critic.call_sharded("value_step", critic_batch, ppo.cliprange_value)
-                    train_stats += self.policy.gather(p) + self.critic.gather(c)
+                    policy_stats += self.policy.gather(p)
+                    critic_stats += self.critic.gather(c)
         with _timed(times, "sync"):
             self.sync_weights()
         self.kl_ctl.update(exp_stats["kl"], ppo.batch_size)
@@ -145,7 +147,7 @@ class PPODriver:
         response_tokens = rollout["action_mask"].sum().item()
         return {
             "reward_mean": raw_scores.mean().item(), "reward_std": raw_scores.std().item(), **exp_stats,
-            "kl_coef": self.kl_ctl.value, **_mean_stats(train_stats),
+            "kl_coef": self.kl_ctl.value, **_mean_stats(policy_stats, "policy/"), **_mean_stats(critic_stats, "critic/"),
             "explained_variance": explained_variance(values, exp.returns, exp.action_mask),
             "response_length": response_tokens / len(records),
             **{f"time/{k}": v for k, v in times.items()},
@@ -302,6 +304,6 @@ def _cat(parts: list) -> torch.Tensor:
     return torch.cat([p if torch.is_tensor(p) else torch.tensor(p) for p in parts])
 
 
-def _mean_stats(stats: list[dict]) -> dict:
-    keys = {k for s in stats for k in s}
-    return {k: sum(s[k] for s in stats if k in s) / sum(k in s for s in stats) for k in sorted(keys)}
+def _mean_stats(stats: list[dict], prefix: str) -> dict:
+    """Mean over ranks and minibatches of each statistic the actors returned."""
+    return {prefix + k: sum(s[k] for s in stats) / len(stats) for k in sorted(stats[0])}

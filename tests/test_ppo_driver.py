@@ -1,0 +1,131 @@
+"""The PPO driver end to end on a tiny world: metrics, checkpoints, export, exact resume, `ray job submit`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForCausalLM
+
+from halluray.cli import main
+from halluray.config import load_config
+from halluray.io import read_jsonl
+
+ray = pytest.importorskip("ray")
+
+from halluray import driver as driver_mod  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "demo" / "ppo-smoke.yaml"
+pytestmark = pytest.mark.ray
+
+
+def _ppo_metrics(run_dir: Path) -> dict[int, dict]:
+    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r["stage"] == "ppo" and "reward_mean" in r]
+    return {r["step"]: r for r in rows}
+
+
+def _comparable(m: dict) -> dict:
+    """Everything but wall-clock measurements."""
+    return {k: v for k, v in m.items()
+            if isinstance(v, (int, float)) and not (k.startswith("time") or k == "tokens_per_s")}
+
+
+@pytest.fixture(scope="module")
+def smoke_world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    assert main(["world", "--config", str(SMOKE), f"run.output_dir={out}"]) == 0
+    return out
+
+
+def _copy_world(smoke_world: Path, dest: Path) -> None:
+    shutil.copytree(smoke_world / "ppo-smoke", dest / "ppo-smoke")
+
+
+def test_interrupted_run_resumes_with_identical_metrics(ray_cluster, smoke_world, tmp_path, monkeypatch):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    for d in (full, cut):
+        _copy_world(smoke_world, d)
+    overrides = ["ppo.steps=4", "ppo.save_every=2"]
+    assert main(["ppo", "--config", str(SMOKE), f"run.output_dir={full}", *overrides]) == 0
+    uninterrupted = _ppo_metrics(full / "ppo-smoke")
+    assert sorted(uninterrupted) == [1, 2, 3, 4]
+    m = uninterrupted[1]
+    for key in ("reward_mean", "kl", "policy/entropy", "policy/clipfrac", "policy/approx_kl", "critic/loss",
+                "explained_variance", "response_length", "time/generate", "time/score", "time/train",
+                "time/sync", "tokens_per_s"):
+        assert key in m, key
+    run = full / "ppo-smoke"
+    assert (run / "ppo" / "checkpoints" / "step_000002" / "driver" / "driver.pt").is_file()
+    assert AutoModelForCausalLM.from_pretrained(run / "ppo" / "model") is not None
+    assert any(r["stage"] == "samples" for r in read_jsonl(run / "metrics.jsonl"))
+    assert list((run / "wandb").glob("offline-run-*")), "the W&B offline run is missing"
+
+    # Interrupt the same run right after its step-2 checkpoint, then resume it from the CLI.
+    real_step = driver_mod.PPODriver.step
+
+    def step_then_crash(self):
+        if self.step_done == 2:
+            raise KeyboardInterrupt("simulated crash")
+        return real_step(self)
+
+    monkeypatch.setattr(driver_mod.PPODriver, "step", step_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        main(["ppo", "--config", str(SMOKE), f"run.output_dir={cut}", *overrides])
+    monkeypatch.setattr(driver_mod.PPODriver, "step", real_step)
+    assert main(["ppo", "--resume", str(cut / "ppo-smoke")]) == 0
+    resumed = _ppo_metrics(cut / "ppo-smoke")
+    for step in (3, 4):
+        assert _comparable(resumed[step]) == pytest.approx(_comparable(uninterrupted[step]), rel=1e-5, abs=1e-7)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, smoke_world, capsys):
+    _copy_world(smoke_world, tmp_path)
+    run = tmp_path / "ppo-smoke"
+    load_config(SMOKE)  # the run needs its resolved config to resume from
+    (run / "config.ppo.yaml").write_text(load_config(SMOKE, [f"run.output_dir={tmp_path}"]).to_yaml())
+    assert main(["ppo", "--resume", str(run)]) == 2
+    assert "no complete checkpoint under" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_job_submit_runs_ppo_on_a_started_cluster(smoke_world, tmp_path):
+    """`ray start --head` on loopback, `ray job submit ... -- halluray ppo`, SUCCEEDED, metrics written."""
+    _copy_world(smoke_world, tmp_path)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "DS_ACCELERATOR": "cpu", "WANDB_MODE": "offline", "RAY_ADDRESS": ""}
+    env.pop("RAY_ADDRESS")
+    gcs, dash = _free_port(), _free_port()
+    temp = Path("/tmp") / f"ray-job-test-{os.getpid()}"
+    start = [str(bin_dir / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=8", "--include-dashboard=true",
+             f"--temp-dir={temp}", "--disable-usage-stats"]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    try:
+        address = f"http://127.0.0.1:{dash}"
+        submit = [str(bin_dir / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
+                  "--", "halluray", "ppo", "--config", "configs/demo/ppo-smoke.yaml",
+                  f"run.output_dir={tmp_path}", "ppo.steps=2"]
+        result = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        job_id = re.search(r"raysubmit_\w+", result.stdout).group(0)
+        from ray.job_submission import JobStatus, JobSubmissionClient
+
+        assert JobSubmissionClient(address).get_job_status(job_id) == JobStatus.SUCCEEDED
+    finally:
+        subprocess.run([str(bin_dir / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+    metrics = _ppo_metrics(tmp_path / "ppo-smoke")
+    assert sorted(metrics) == [1, 2]

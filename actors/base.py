@@ -123,6 +123,23 @@ class TrainableActor(RankActor):
         stats["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         return stats
 
+    def _train_epochs(self, batch: dict, minibatch_size: int, epochs: int, seed: int, step_fn) -> list[dict]:
+        """PPO-style epochs over this rank's shard: one optimizer step per local minibatch.
+
+        Every rank shuffles with the same seed and has the same shard size, so all ranks take the same
+        number of steps (their gradient all-reduces pair up). One call per PPO iteration, not per
+        minibatch: the driver does not sit in the loop.
+        """
+        from halluray.ppo.batches import minibatches
+
+        size = batch["input_ids"].shape[0]
+        generator = torch.Generator().manual_seed(seed)
+        stats = []
+        for _ in range(epochs):
+            for idx in minibatches(size, minibatch_size, generator):
+                stats.append(step_fn({k: v[idx] if torch.is_tensor(v) else v for k, v in batch.items()}))
+        return stats
+
     def lr(self) -> float:
         return self.engine.get_lr()[0]
 

@@ -45,9 +45,17 @@ class PolicyActor(TrainableActor):
             logp = token_logprobs_from_logits(logits, b["input_ids"])
             mask = b["action_mask"]
             pg_loss, stats = policy_loss(logp, b["old_logprobs"], b["advantages"], mask, cliprange)
-            entropy = entropy_from_logits(logits[:, :-1], mask)
+            # Entropy is only differentiated when it is part of the loss; otherwise it is a logged metric.
+            with torch.set_grad_enabled(entropy_coef > 0):
+                entropy = entropy_from_logits(logits[:, :-1], mask)
             stats["entropy"] = entropy.item()
             stats["policy_loss"] = pg_loss.item()
-            return pg_loss - entropy_coef * entropy, stats
+            return (pg_loss - entropy_coef * entropy) if entropy_coef > 0 else pg_loss, stats
 
         return self._train(batch, loss_fn)
+
+    def ppo_train(self, batch: dict, minibatch_size: int, epochs: int, seed: int, cliprange: float,
+                  entropy_coef: float = 0.0) -> list[dict]:
+        """All PPO epochs of one iteration on this rank's shard of the experience."""
+        return self._train_epochs(batch, minibatch_size, epochs, seed,
+                                  lambda mb: self.ppo_step(mb, cliprange, entropy_coef))

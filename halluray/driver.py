@@ -32,7 +32,7 @@ from halluray.io import atomic_dir
 from halluray.logging import RunLogger, progress
 from halluray.models.generation import SamplingParams, merge_rollouts
 from halluray.ppo import (AdaptiveKLController, FixedKLController, RunningMeanStd, clip_rewards,
-                          explained_variance, minibatches, normalize_rewards)
+                          explained_variance, normalize_rewards)
 from halluray.ppo.experience import make_experience
 from halluray.stages.common import base_model_dir, world_dir
 from halluray.world import FactChecker, World
@@ -128,18 +128,19 @@ class PPODriver:
             values, scores, kl_coef=self.kl_ctl.value, kl_estimator=ppo.kl_estimator, gamma=ppo.gamma,
             lam=ppo.lam, whiten=ppo.whiten_advantages)
         with _timed(times, "train"):
-            generator = torch.Generator().manual_seed(cfg.seed * 100_003 + step)
-            policy_stats: list[dict] = []
-            critic_stats: list[dict] = []
-            for _ in range(ppo.ppo_epochs):
-                for idx in minibatches(len(exp), ppo.minibatch_size, generator):
-                    mb = exp.index_select(idx)
-                    policy_batch = {k: getattr(mb, k) for k in POLICY_KEYS}
-                    critic_batch = {**{k: getattr(mb, k) for k in CRITIC_KEYS}, "old_values": mb.values}
-                    p = self.policy.call_sharded("ppo_step", policy_batch, ppo.cliprange, ppo.entropy_coef)
-                    c = self.critic.call_sharded("value_step", critic_batch, ppo.cliprange_value)
-                    policy_stats += self.policy.gather(p)
-                    critic_stats += self.critic.gather(c)
+            # Each rank runs all epochs over its shard (local minibatches of minibatch_size / ranks);
+            # policy and critic train at the same time.
+            seed = cfg.seed * 100_003 + step
+            order = torch.randperm(len(exp), generator=torch.Generator().manual_seed(seed))
+            exp = exp.index_select(order)  # shards are random subsets, not prompt-order blocks
+            policy_batch = {k: getattr(exp, k) for k in POLICY_KEYS}
+            critic_batch = {**{k: getattr(exp, k) for k in CRITIC_KEYS}, "old_values": exp.values}
+            p = self.policy.call_sharded("ppo_train", policy_batch, ppo.minibatch_size // len(self.policy),
+                                         ppo.ppo_epochs, seed, ppo.cliprange, ppo.entropy_coef)
+            c = self.critic.call_sharded("value_train", critic_batch, ppo.minibatch_size // len(self.critic),
+                                         ppo.ppo_epochs, seed, ppo.cliprange_value)
+            policy_stats = [s for rank in self.policy.gather(p) for s in rank]
+            critic_stats = [s for rank in self.critic.gather(c) for s in rank]
         with _timed(times, "sync"):
             self.sync_weights()
         self.kl_ctl.update(exp_stats["kl"], ppo.batch_size)
@@ -148,7 +149,7 @@ class PPODriver:
         return {
             "reward_mean": raw_scores.mean().item(), "reward_std": raw_scores.std().item(), **exp_stats,
             "kl_coef": self.kl_ctl.value, **_mean_stats(policy_stats, "policy/"), **_mean_stats(critic_stats, "critic/"),
-            "explained_variance": explained_variance(values, exp.returns, exp.action_mask),
+            "explained_variance": explained_variance(exp.values, exp.returns, exp.action_mask),
             "response_length": response_tokens / len(records),
             **{f"time/{k}": v for k, v in times.items()},
             "tokens_per_s": response_tokens / max(1e-9, sum(times.values())),

@@ -8,9 +8,9 @@ import os
 
 
 def main() -> None:
-    from halluray.bench import weight_sync
+    from halluray.bench import ppo_step, weight_sync
 
-    benches = {"weight_sync": weight_sync}
+    benches = {"ppo_step": ppo_step, "weight_sync": weight_sync}
     parser = argparse.ArgumentParser(prog="python -m halluray.bench")
     parser.add_argument("names", nargs="*", choices=[*benches, []], help="which benchmarks (default: all)")
     parser.add_argument("--json", help="also write the results to this JSON file")

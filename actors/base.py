@@ -37,6 +37,8 @@ class EngineSpec:
     lora: LoRAConfig | None = None
     trust_remote_code: bool = False
     seed: int = 0
+    head: str = "value"
+    """Critic-side models: `value` (a value head) or `verifier` (the two-stage RM's fact verifier)."""
 
 
 class RankActor:

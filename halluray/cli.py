@@ -14,6 +14,11 @@ from halluray.errors import InputError
 STAGES: dict[str, tuple[str, str]] = {
     "world": ("world", "generate the synthetic world and pretrain the tiny base model"),
     "unfamiliarity": ("unfamiliarity", "score how unfamiliar every query is to the base model (few-shot)"),
+    "sft": ("sft", "supervised finetuning on the policy actors: standard, unfamiliar-idk or random-idk targets"),
+    "reward-data": ("reward_data", "label RM training responses: conservative (SFT samples) or standard (independent source)"),
+    "train-rm": ("train_rm", "train a two-stage (decomposer + verifier) or scalar reward model on the critic actors"),
+    "qa-experiment": ("qa_experiment", "paper Fig. 2: short-QA SFT with each target strategy, answers by unfamiliarity"),
+    "eval-rm": ("eval_rm", "reward models' predicted vs true reward by unfamiliarity on held-out SFT samples (Fig. 5)"),
     "ppo": ("ppo", "PPO on Ray actor groups (policy, critic, reference, reward, rollout) under DeepSpeed"),
 }
 

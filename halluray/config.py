@@ -158,23 +158,35 @@ class UnfamiliarityConfig(Section):
 
 
 class SFTConfig(Section):
+    """Supervised finetuning on the policy actors (paper: batch 24, AdamW lr 1e-5, cosine schedule)."""
     strategy: Literal["standard", "unfamiliar-idk", "random-idk"] = "standard"
+    """standard: ground truth; unfamiliar-idk: unfamiliar examples relabeled to an abstention;
+    random-idk: the same number of abstentions on random examples (the control)."""
+    task: Literal["long_form", "short_qa"] = "long_form"
+    """Which prompts and which unfamiliarity score decide what is unfamiliar."""
     batch_size: int = Field(24, ge=1)
     lr: float = Field(1e-5, gt=0)
+    warmup_steps: int = Field(10, ge=0)
     steps: int = Field(120, ge=1)
 
 
 class RewardDataConfig(Section):
+    """Reward-model training data on the RM prompt split, labeled by the ground-truth fact checker."""
     source: Literal["conservative", "standard"] = "conservative"
-    samples_per_prompt: int = Field(2, ge=1)
+    """conservative: samples from the SFT model (same knowledge as the RM); standard: the independent source."""
+    samples_per_prompt: int = Field(4, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(48, ge=1)
 
 
 class RewardModelConfig(Section):
+    """Reward models initialised from the pretrained base model (paper: batch 32, lr 2e-5)."""
     kind: Literal["two-stage", "scalar"] = "two-stage"
+    """two-stage: fact decomposer + per-fact verifier P(true); scalar: a head regressing the reward."""
     batch_size: int = Field(32, ge=1)
     lr: float = Field(2e-5, gt=0)
-    true_reward: float = 2.0
-    false_reward: float = -3.0
+    warmup_steps: int = Field(10, ge=0)
+    epochs: int = Field(2, ge=1)
 
 
 class RoleResources(Section):
@@ -248,7 +260,9 @@ class RewardConfig(Section):
 
 
 class PPOConfig(Section):
-    """PPO (paper App. E, long form: batch 16, cliprange 0.005, KL coef 0.5, lr 1e-5, LoRA r=16)."""
+    """PPO (paper App. D, long form: batch 16, cliprange 0.005, KL coef 0.5, lr 1e-5, LoRA r=16)."""
+    name: str = "ppo"
+    """Subdirectory of the run directory for this PPO run (checkpoints/, model/)."""
     steps: int = Field(20, ge=1)
     """PPO iterations (each: rollout a prompt batch, score, update, sync)."""
     batch_size: int = Field(16, ge=1)

@@ -278,7 +278,9 @@ def run_ppo(cfg: ExperimentConfig, resume: bool = False, policy_init: str | None
 
 
 def _default_init(cfg: ExperimentConfig) -> str:
-    sft = cfg.run_dir / "sft" / "model"
+    from halluray.stages.sft import sft_dir
+
+    sft = sft_dir(cfg, "standard", "long_form") / "model"
     return str(sft if sft.is_dir() else base_model_dir(cfg))
 
 

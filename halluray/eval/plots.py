@@ -29,3 +29,25 @@ def unfamiliarity_histogram(records: list[dict], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def lines_by_bin(series: dict[str, list[float | None]], path: str | Path, title: str, ylabel: str,
+                 xlabels: list[str]) -> None:
+    """One line per series over unfamiliarity bins (paper Figs. 5 and 7)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    x = list(range(len(xlabels)))
+    for name, values in series.items():
+        ax.plot(x, [v if v is not None else float("nan") for v in values], marker="o", label=name)
+    ax.set_xticks(x, xlabels)
+    ax.set_xlabel("unfamiliarity (base model, few-shot)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bin_labels(edges: list[float]) -> list[str]:
+    bounds = ["min", *[f"{e:.2g}" for e in edges], "max"]
+    return [f"{bounds[i]}–{bounds[i + 1]}" for i in range(len(bounds) - 1)]

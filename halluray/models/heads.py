@@ -59,3 +59,80 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def last_token_values(values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     return values.gather(1, last_token_index(attention_mask)[:, None]).squeeze(1)
+
+
+VERIFIER_FILE = "verifier_head.safetensors"
+
+
+class FactVerifier(nn.Module):
+    """The two-stage RM's verifier: P(an atomic fact is true), read from the language model's own belief.
+
+    Features of the stated value's tokens under the LM: their summed log-probability and mean entropy
+    (how sure the model is of *any* value there). A linear head maps them to a logit; LM and head are
+    finetuned together. For entities the LM does not know, both features look the same whether the fact
+    is true or not, so the prediction falls back to the average label of such facts in the training data:
+    the mechanism behind conservative vs standard reward models.
+    """
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+        self.config = lm.config
+        self.head = nn.Linear(2, 1)
+        with torch.no_grad():  # start as "true if log P(value) > -1.5"
+            self.head.weight.copy_(torch.tensor([[1.0, 0.0]]))
+            self.head.bias.fill_(1.5)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, trust_remote_code: bool = False) -> "FactVerifier":
+        from transformers import AutoModelForCausalLM
+
+        model = cls(AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                         use_safetensors=True, local_files_only=True))
+        head = Path(path) / VERIFIER_FILE
+        if head.is_file():
+            model.head.load_state_dict(load_file(head))
+        return model
+
+    def save_pretrained(self, path: str | Path) -> None:
+        self.lm.save_pretrained(path)
+        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(Path(path) / VERIFIER_FILE))
+
+    def gradient_checkpointing_enable(self) -> None:
+        self.lm.gradient_checkpointing_enable()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, value_mask: torch.Tensor) -> torch.Tensor:
+        """Logits (batch,); value_mask (batch, T) marks the stated value's tokens."""
+        logits = self.lm(input_ids=input_ids, attention_mask=attention_mask,
+                         position_ids=position_ids_from_mask(attention_mask)).logits[:, :-1].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        token_logp = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        entropy = -(logp.exp() * logp).sum(-1)
+        mask = value_mask[:, 1:].float()
+        value_logp = (token_logp * mask).sum(1)
+        value_entropy = (entropy * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return self.head(torch.stack([value_logp, value_entropy], dim=-1)).squeeze(-1)
+
+
+def verifier_tensors(tokenizer, facts: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    """Right-padded (sentence, stated value) pairs with a mask over the value's tokens (its last occurrence)."""
+    rows, spans = [], []
+    for sentence, value in facts:
+        cut = sentence.rfind(value)
+        if cut < 0:
+            raise ValueError(f"value {value!r} does not occur in fact {sentence!r}")
+        prefix, suffix = sentence[:cut].rstrip(), sentence[cut + len(value):]
+        p = tokenizer(prefix)["input_ids"] if prefix else []
+        v = tokenizer((" " if prefix else "") + value)["input_ids"]
+        s = tokenizer(suffix)["input_ids"] if suffix.strip() else []
+        rows.append(p + v + s)
+        spans.append((len(p), len(p) + len(v)))
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    value_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row, (a, b)) in enumerate(zip(rows, spans)):
+        input_ids[i, :len(row)] = torch.tensor(row)
+        attention_mask[i, :len(row)] = 1
+        value_mask[i, max(a, 1):b] = 1  # a value at position 0 has no prediction; it is never the case here
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "value_mask": value_mask}

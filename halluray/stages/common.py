@@ -34,3 +34,20 @@ def require(path: Path, stage: str) -> Path:
     if not path.exists():
         raise InputError(f"{path} does not exist: run `halluray {stage}` with this config first")
     return path
+
+
+def sample_with_rollouts(cfg: ExperimentConfig, model_path: str, prompts: list[str], params, seed: int) -> list[str]:
+    """Responses from rollout actors (HF generate on CPU, the same workers PPO uses)."""
+    from actors.group import ActorGroup
+    from actors.rollout import RolloutActor
+    from halluray.driver import init_ray
+    from halluray.models.generation import merge_rollouts
+
+    init_ray(cfg)
+    group = ActorGroup(RolloutActor, "rollout", cfg.actors.rollout, threads=cfg.actors.threads_per_actor,
+                       call_timeout_s=cfg.actors.call_timeout_s)
+    try:
+        group.run("init_model", model_path, None, cfg.model.trust_remote_code)
+        return merge_rollouts(group.run_sharded("generate", prompts, params, seed))["responses"]
+    finally:
+        group.shutdown()

@@ -11,7 +11,7 @@ def run(cfg: ExperimentConfig, resume: bool = False) -> dict:
 
     _, metrics = prepare(cfg, "ppo")
     metrics.close()
-    final = run_ppo(cfg, resume=resume)
+    final = run_ppo(cfg, resume=resume, out_name=cfg.ppo.name)
     if final:
         print("ppo: held-out " + ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in final.items()
                                            if isinstance(v, float)))

@@ -69,22 +69,33 @@ def split_sentences(response: str) -> list[str]:
     return [" ".join(s.split()) for s in text.split(" .") if s.strip(" .")]
 
 
+def decompose(response: str) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+    """(sentence, subject, attribute, value) for each fact-bearing sentence, and the leftover sentences.
+
+    Needs no knowledge of the world: the two-stage reward model uses it as its fact decomposer.
+    """
+    facts, rest = [], []
+    for sentence in split_sentences(response):
+        for attribute, pattern in _PATTERNS:
+            m = pattern.match(sentence)
+            if m:
+                facts.append((sentence, m["name"], attribute, m["value"]))
+                break
+        else:
+            rest.append(sentence)
+    return facts, rest
+
+
+def is_abstention(sentence: str) -> bool:
+    return sentence.startswith(ABSTAIN_ANSWER)
+
+
 class FactChecker:
     def __init__(self, world: World):
         self.world = world
 
     def decompose(self, response: str) -> tuple[list[tuple[str, str, str, str]], list[str]]:
-        """(sentence, subject, attribute, value) for each fact-bearing sentence, and the leftover sentences."""
-        facts, rest = [], []
-        for sentence in split_sentences(response):
-            for attribute, pattern in _PATTERNS:
-                m = pattern.match(sentence)
-                if m:
-                    facts.append((sentence, m["name"], attribute, m["value"]))
-                    break
-            else:
-                rest.append(sentence)
-        return facts, rest
+        return decompose(response)
 
     def check(self, topic: str, response: str) -> CheckResult:
         """Label every atomic fact of `response`, a reply to a question about `topic`.
@@ -101,7 +112,7 @@ class FactChecker:
             correct = subject == topic and self.world.has(topic) and self.world.person(topic).facts[attribute] == value
             result.facts.append(AtomicFact(sentence, subject, attribute, value, TRUE if correct else FALSE))
         for sentence in rest:
-            if sentence.startswith(ABSTAIN_ANSWER):
+            if is_abstention(sentence):
                 result.abstained = True
             else:
                 result.unverifiable.append(sentence)

@@ -1,0 +1,1 @@
+"""Reward-model data (conservative vs standard), reward models and their training examples."""

@@ -17,9 +17,11 @@ STAGES: dict[str, tuple[str, str]] = {
     "sft": ("sft", "supervised finetuning on the policy actors: standard, unfamiliar-idk or random-idk targets"),
     "reward-data": ("reward_data", "label RM training responses: conservative (SFT samples) or standard (independent source)"),
     "train-rm": ("train_rm", "train a two-stage (decomposer + verifier) or scalar reward model on the critic actors"),
-    "qa-experiment": ("qa_experiment", "paper Fig. 2: short-QA SFT with each target strategy, answers by unfamiliarity"),
     "eval-rm": ("eval_rm", "reward models' predicted vs true reward by unfamiliarity on held-out SFT samples (Fig. 5)"),
     "ppo": ("ppo", "PPO on Ray actor groups (policy, critic, reference, reward, rollout) under DeepSpeed"),
+    "eval": ("evaluate", "held-out factuality of SFT, RL + standard RM and RL + conservative RM (Figs. 6, 7)"),
+    "qa-experiment": ("qa_experiment", "paper Fig. 2: short-QA SFT with each target strategy, answers by unfamiliarity"),
+    "demo": ("demo", "the whole pipeline on the synthetic world on local Ray, with a report and plots"),
 }
 
 

@@ -24,6 +24,11 @@ def long_form_scores(cfg: ExperimentConfig) -> dict[str, dict]:
     return {r["name"]: r for r in read_jsonl(path) if r["task"] == "long_form"}
 
 
+def eval_bin_edges(cfg: ExperimentConfig, unfamiliarity: dict[str, dict]) -> list[float]:
+    """Unfamiliarity terciles of the held-out prompts (one score per prompt), shared by Figs. 5 and 7."""
+    return quantile_edges([unfamiliarity[r["topic"]]["score"] for r in prompts_for(cfg, "eval")], N_BINS)
+
+
 def run(cfg: ExperimentConfig) -> dict:
     from halluray.stages.sft import sft_dir
 
@@ -38,7 +43,7 @@ def run(cfg: ExperimentConfig) -> dict:
     scheme = RewardScheme(cfg.ppo.reward.true_fact, cfg.ppo.reward.false_fact)
     labeled = label_responses(FactChecker(world), records, responses, scheme)
     scores = [unfamiliarity[r["topic"]]["score"] for r in labeled]
-    edges = quantile_edges(scores, N_BINS)
+    edges = eval_bin_edges(cfg, unfamiliarity)
     result = {"bins": edges, "bin_labels": bin_labels(edges), "responses": len(labeled),
               "rm_reward_by_unfamiliarity": {"ground_truth": means_by_bin([r["reward"] for r in labeled], scores, edges)},
               "verifier_accuracy": {}}

@@ -1,0 +1,82 @@
+"""`halluray eval`: SFT, RL + standard RM and RL + conservative RM on held-out prompts, with the exact checker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from halluray.config import ExperimentConfig
+from halluray.data import prompts_for
+from halluray.eval.buckets import means_by_bin
+from halluray.eval.metrics import pooled_fraction_true
+from halluray.eval.plots import bin_labels, lines_by_bin
+from halluray.factuality.rewards import RewardScheme
+from halluray.io import atomic_dir, atomic_write_json, write_jsonl
+from halluray.models.generation import SamplingParams
+from halluray.rewards.data import label_responses
+from halluray.stages.common import prepare, require, sample_with_rollouts, world_dir
+from halluray.stages.eval_rm import eval_bin_edges, long_form_scores
+from halluray.world import FactChecker, World
+
+METHODS = ("sft", "rl_standard_rm", "rl_conservative_rm")
+
+
+def method_models(cfg: ExperimentConfig) -> dict[str, Path]:
+    from halluray.stages.sft import sft_dir
+
+    return {"sft": sft_dir(cfg, "standard", "long_form") / "model",
+            "rl_standard_rm": cfg.run_dir / "ppo-standard-rm" / "model",
+            "rl_conservative_rm": cfg.run_dir / "ppo-conservative-rm" / "model"}
+
+
+def run(cfg: ExperimentConfig) -> dict:
+    prepare(cfg, "eval")[1].close()
+    e = cfg.eval
+    world = World.load(require(world_dir(cfg) / "world.json", "world"))
+    unfamiliarity = long_form_scores(cfg)
+    records = [r for r in prompts_for(cfg, "eval") for _ in range(e.samples_per_prompt)]
+    scores = [unfamiliarity[r["topic"]]["score"] for r in records]
+    edges = eval_bin_edges(cfg, unfamiliarity)
+    scheme = RewardScheme(cfg.ppo.reward.true_fact, cfg.ppo.reward.false_fact)
+    results = {"bins": edges, "bin_labels": bin_labels(edges), "fraction_true_facts": {},
+               "true_facts_by_unfamiliarity": {}, "false_facts_by_unfamiliarity": {}, "mean_true_facts": {},
+               "mean_false_facts": {}, "abstain_rate": {}, "examples": {}}
+    samples = {}
+    for method, model in method_models(cfg).items():
+        require(model, "sft" if method == "sft" else "ppo")
+        responses = sample_with_rollouts(cfg, str(model), [r["prompt"] for r in records],
+                                         SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens), cfg.seed + 31)
+        labeled = label_responses(FactChecker(world), records, responses, scheme)
+        samples[method] = labeled
+        n_true, n_false = [r["n_true"] for r in labeled], [r["n_false"] for r in labeled]
+        results["fraction_true_facts"][method] = pooled_fraction_true(n_true, n_false)
+        results["true_facts_by_unfamiliarity"][method] = means_by_bin(n_true, scores, edges)
+        results["false_facts_by_unfamiliarity"][method] = means_by_bin(n_false, scores, edges)
+        results["mean_true_facts"][method] = sum(n_true) / len(labeled)
+        results["mean_false_facts"][method] = sum(n_false) / len(labeled)
+        results["abstain_rate"][method] = sum(r["abstained"] for r in labeled) / len(labeled)
+        results["examples"][method] = examples(labeled, unfamiliarity)
+    with atomic_dir(cfg.run_dir / "eval") as tmp:
+        for method, labeled in samples.items():
+            write_jsonl(tmp / f"{method}.jsonl", labeled)
+        atomic_write_json(tmp / "results.json", results)
+        series = {f"{m} true": results["true_facts_by_unfamiliarity"][m] for m in METHODS}
+        series.update({f"{m} false": results["false_facts_by_unfamiliarity"][m] for m in METHODS})
+        lines_by_bin(series, tmp / "fig7.png", "True and false facts per response by unfamiliarity",
+                     "facts per response", results["bin_labels"])
+    for method in METHODS:
+        print(f"eval: {method:>18s} fraction true facts {results['fraction_true_facts'][method]:.3f} "
+              f"(true {results['mean_true_facts'][method]:.2f}, false {results['mean_false_facts'][method]:.2f} per response)")
+    return results
+
+
+def examples(labeled: list[dict], unfamiliarity: dict[str, dict], per_group: int = 2) -> list[dict]:
+    """A few responses from the most familiar and the most unfamiliar held-out prompts, first sample each."""
+    seen, firsts = set(), []
+    for r in labeled:
+        if r["topic"] not in seen:
+            seen.add(r["topic"])
+            firsts.append(r)
+    ordered = sorted(firsts, key=lambda r: (unfamiliarity[r["topic"]]["score"], r["topic"]))
+    picked = [("familiar", r) for r in ordered[:per_group]] + [("unfamiliar", r) for r in ordered[-per_group:]]
+    return [{"group": g, "topic": r["topic"], "unfamiliarity": unfamiliarity[r["topic"]]["score"],
+             "response": r["response"], "facts": r["facts"]} for g, r in picked]

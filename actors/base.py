@@ -96,7 +96,7 @@ class TrainableActor(RankActor):
         if spec.ds.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         ds_cfg = deepspeed_config(spec.ds, spec.micro_batch_size, self.world_size, self.on_gpu)
-        optimizer = make_optimizer(model.parameters(), spec.optim, offload=spec.ds.offload_optimizer)
+        optimizer = make_optimizer(model, spec.optim, offload=spec.ds.offload_optimizer)
         scheduler = make_scheduler(optimizer, spec.optim, spec.total_steps)
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                                config=ds_cfg)

@@ -31,15 +31,22 @@ def deepspeed_config(ds: DeepSpeedConfig, micro_batch_size: int, world_size: int
     return cfg
 
 
-def make_optimizer(params, optim: OptimizerConfig, offload: bool = False):
-    """AdamW over trainable parameters. DeepSpeed's CPU Adam is needed when the optimizer is offloaded."""
-    trainable = [p for p in params if p.requires_grad]
+HEAD_PREFIXES = ("head.", "value_head.")
+
+
+def make_optimizer(model: torch.nn.Module, optim: OptimizerConfig, offload: bool = False):
+    """AdamW over trainable parameters (new heads in their own group when `head_lr` is set).
+    DeepSpeed's CPU Adam is needed when the optimizer is offloaded."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    heads = [p for n, p in named if optim.head_lr and n.startswith(HEAD_PREFIXES)]
+    body = [p for n, p in named if not (optim.head_lr and n.startswith(HEAD_PREFIXES))]
+    groups = [{"params": body}] + ([{"params": heads, "lr": optim.head_lr}] if heads else [])
     kwargs = dict(lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, weight_decay=optim.weight_decay)
     if offload:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
-        return DeepSpeedCPUAdam(trainable, adamw_mode=True, **kwargs)
-    return torch.optim.AdamW(trainable, **kwargs)
+        return DeepSpeedCPUAdam(groups, adamw_mode=True, **kwargs)
+    return torch.optim.AdamW(groups, **kwargs)
 
 
 def make_scheduler(optimizer, optim: OptimizerConfig, total_steps: int):

@@ -185,6 +185,8 @@ class RewardModelConfig(Section):
     """two-stage: fact decomposer + per-fact verifier P(true); scalar: a head regressing the reward."""
     batch_size: int = Field(32, ge=1)
     lr: float = Field(2e-5, gt=0)
+    head_lr: float | None = Field(None, gt=0)
+    """A larger learning rate for the freshly initialised head; None: `lr`."""
     warmup_steps: int = Field(10, ge=0)
     epochs: int = Field(2, ge=1)
 
@@ -233,6 +235,8 @@ class OptimizerConfig(Section):
     weight_decay: float = Field(1e-6, ge=0)
     warmup_steps: int = Field(0, ge=0)
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    head_lr: float | None = Field(None, gt=0)
+    """Learning rate of newly initialised heads (parameters under `head.` / `value_head.`); None: `lr`."""
 
 
 class DeepSpeedConfig(Section):

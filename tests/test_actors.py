@@ -50,7 +50,7 @@ def torch_reference(model_dir, data: list[dict], total_steps: int = 5):
     """One plain process, plain AdamW, the same global batches: what ZeRO must reproduce."""
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    opt = make_optimizer(model.parameters(), OPTIM)
+    opt = make_optimizer(model, OPTIM)
     sched = make_scheduler(opt, OPTIM, total_steps)
     losses = []
     for b in data:

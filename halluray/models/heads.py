@@ -67,8 +67,9 @@ VERIFIER_FILE = "verifier_head.safetensors"
 class FactVerifier(nn.Module):
     """The two-stage RM's verifier: P(an atomic fact is true), read from the language model's own belief.
 
-    Features of the stated value's tokens under the LM: their summed log-probability and mean entropy
-    (how sure the model is of *any* value there). A linear head maps them to a logit; LM and head are
+    Features of the stated value's tokens under the LM: their summed log-probability, the mean entropy
+    (how sure the model is of *any* value there) and the mean top log-probability (how sure it is of its
+    own best guess). A linear head maps them to a logit; LM and head are
     finetuned together. For entities the LM does not know, both features look the same whether the fact
     is true or not, so the prediction falls back to the average label of such facts in the training data:
     the mechanism behind conservative vs standard reward models.
@@ -78,9 +79,9 @@ class FactVerifier(nn.Module):
         super().__init__()
         self.lm = lm
         self.config = lm.config
-        self.head = nn.Linear(2, 1)
+        self.head = nn.Linear(3, 1)
         with torch.no_grad():  # start as "true if log P(value) > -1.5"
-            self.head.weight.copy_(torch.tensor([[1.0, 0.0]]))
+            self.head.weight.copy_(torch.tensor([[1.0, 0.0, 0.0]]))
             self.head.bias.fill_(1.5)
 
     @classmethod
@@ -111,7 +112,8 @@ class FactVerifier(nn.Module):
         mask = value_mask[:, 1:].float()
         value_logp = (token_logp * mask).sum(1)
         value_entropy = (entropy * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.head(torch.stack([value_logp, value_entropy], dim=-1)).squeeze(-1)
+        top_logp = (logp.max(-1).values * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return self.head(torch.stack([value_logp, value_entropy, top_logp], dim=-1)).squeeze(-1)
 
 
 def verifier_tensors(tokenizer, facts: list[tuple[str, str]]) -> dict[str, torch.Tensor]:

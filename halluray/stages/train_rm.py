@@ -73,7 +73,7 @@ def run(cfg: ExperimentConfig) -> dict:
     try:
         init_training_group(group, EngineSpec(
             model_path=model_path, ds=cfg.deepspeed, total_steps=rm.epochs * steps_per_epoch, seed=cfg.seed,
-            optim=OptimizerConfig(lr=rm.lr, warmup_steps=rm.warmup_steps, weight_decay=0.0),
+            optim=OptimizerConfig(lr=rm.lr, head_lr=rm.head_lr, warmup_steps=rm.warmup_steps, weight_decay=0.0),
             micro_batch_size=rm.batch_size // group_size, head="verifier" if rm.kind == "two-stage" else "value"))
         step = 0
         for epoch in range(rm.epochs):

@@ -119,3 +119,6 @@ def test_two_stage_reward_is_the_expected_reward_of_verified_facts(tmp_path, tin
     expected = sum(pi * 2 + (1 - pi) * -3 for pi in p)  # the repeated fact counts once, gibberish 0
     assert rm(["q"], [response], ["Zapur"])[0] == pytest.approx(expected)
     assert rm(["q"], ["I do not know ."], ["Zapur"]) == [0.0]
+    # Facts stated with another name are read as claims about the topic.
+    renamed = response.replace("Zapur", "Bralo")
+    assert rm(["q"], [renamed], ["Zapur"])[0] == pytest.approx(expected)

@@ -66,15 +66,17 @@ class TwoStageRewardModel:
         return out
 
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
-        # Stage 1, the decomposer: atomic facts of each response (a repeated fact counts once).
-        per_response = [list(dict.fromkeys((s, v) for s, _, _, v in decompose(r)[0])) for r in responses]
-        # Stage 2, the verifier, then the expected reward of the facts.
+        # Stage 1, the decomposer: atomic facts of each response, each read as a claim about the topic (a bio
+        # of NAME that says "OTHER comes from Oslo" claims NAME comes from Oslo). Otherwise PPO learns to
+        # write a familiar person's biography for any name. A repeated claim counts once.
+        per_response = [list(dict.fromkeys((s.replace(subject, topic), v) for s, subject, _, v in decompose(r)[0]))
+                        for r, topic in zip(responses, topics)]
+        # Stage 2, the verifier, then the expected reward of the claims.
         flat = self.p_true([f for facts in per_response for f in facts])
         scores, i = [], 0
         for facts in per_response:
-            n = len(facts)
-            scores.append(sum(p * self.true_fact + (1 - p) * self.false_fact for p in flat[i:i + n]))
-            i += n
+            scores.append(sum(p * self.true_fact + (1 - p) * self.false_fact for p in flat[i:i + len(facts)]))
+            i += len(facts)
         return scores
 
 

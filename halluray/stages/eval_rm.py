@@ -3,6 +3,8 @@ and verifier accuracy on familiar vs unfamiliar entities."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from halluray.config import ExperimentConfig
 from halluray.data import prompts_for
 from halluray.eval.buckets import means_by_bin, quantile_edges
@@ -29,19 +31,25 @@ def eval_bin_edges(cfg: ExperimentConfig, unfamiliarity: dict[str, dict]) -> lis
     return quantile_edges([unfamiliarity[r["topic"]]["score"] for r in prompts_for(cfg, "eval")], N_BINS)
 
 
+def heldout_samples(cfg: ExperimentConfig, model: Path, samples_per_prompt: int, params: SamplingParams,
+                    seed: int) -> list[dict]:
+    """Responses of `model` to every held-out prompt, labeled by the exact checker."""
+    world = World.load(require(world_dir(cfg) / "world.json", "world"))
+    records = [r for r in prompts_for(cfg, "eval") for _ in range(samples_per_prompt)]
+    responses = sample_with_rollouts(cfg, str(model), [r["prompt"] for r in records], params, seed)
+    scheme = RewardScheme(cfg.ppo.reward.true_fact, cfg.ppo.reward.false_fact)
+    return label_responses(FactChecker(world), records, responses, scheme)
+
+
 def run(cfg: ExperimentConfig) -> dict:
     from halluray.stages.sft import sft_dir
 
     prepare(cfg, "eval-rm")[1].close()
     rd = cfg.reward_data
-    world = World.load(require(world_dir(cfg) / "world.json", "world"))
     unfamiliarity = long_form_scores(cfg)
-    records = [r for r in prompts_for(cfg, "eval") for _ in range(rd.samples_per_prompt)]
     model = require(sft_dir(cfg, "standard", "long_form") / "model", "sft")
-    responses = sample_with_rollouts(cfg, str(model), [r["prompt"] for r in records],
-                                     SamplingParams(rd.temperature, 1.0, rd.max_new_tokens), cfg.seed + 23)
-    scheme = RewardScheme(cfg.ppo.reward.true_fact, cfg.ppo.reward.false_fact)
-    labeled = label_responses(FactChecker(world), records, responses, scheme)
+    labeled = heldout_samples(cfg, model, rd.samples_per_prompt,
+                              SamplingParams(rd.temperature, 1.0, rd.max_new_tokens), cfg.seed + 23)
     scores = [unfamiliarity[r["topic"]]["score"] for r in labeled]
     edges = eval_bin_edges(cfg, unfamiliarity)
     result = {"bins": edges, "bin_labels": bin_labels(edges), "responses": len(labeled),

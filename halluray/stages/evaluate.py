@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from halluray.config import ExperimentConfig
-from halluray.data import prompts_for
 from halluray.eval.buckets import means_by_bin
 from halluray.eval.metrics import pooled_fraction_true
 from halluray.eval.plots import bin_labels, lines_by_bin
-from halluray.factuality.rewards import RewardScheme
 from halluray.io import atomic_dir, atomic_write_json, write_jsonl
 from halluray.models.generation import SamplingParams
-from halluray.rewards.data import label_responses
-from halluray.stages.common import prepare, require, sample_with_rollouts, world_dir
-from halluray.stages.eval_rm import eval_bin_edges, long_form_scores
-from halluray.world import FactChecker, World
+from halluray.stages.common import prepare, require
+from halluray.stages.eval_rm import eval_bin_edges, heldout_samples, long_form_scores
 
 METHODS = ("sft", "rl_standard_rm", "rl_conservative_rm")
 
@@ -31,21 +27,17 @@ def method_models(cfg: ExperimentConfig) -> dict[str, Path]:
 def run(cfg: ExperimentConfig) -> dict:
     prepare(cfg, "eval")[1].close()
     e = cfg.eval
-    world = World.load(require(world_dir(cfg) / "world.json", "world"))
     unfamiliarity = long_form_scores(cfg)
-    records = [r for r in prompts_for(cfg, "eval") for _ in range(e.samples_per_prompt)]
-    scores = [unfamiliarity[r["topic"]]["score"] for r in records]
     edges = eval_bin_edges(cfg, unfamiliarity)
-    scheme = RewardScheme(cfg.ppo.reward.true_fact, cfg.ppo.reward.false_fact)
     results = {"bins": edges, "bin_labels": bin_labels(edges), "fraction_true_facts": {},
                "true_facts_by_unfamiliarity": {}, "false_facts_by_unfamiliarity": {}, "mean_true_facts": {},
                "mean_false_facts": {}, "abstain_rate": {}, "examples": {}}
     samples = {}
     for method, model in method_models(cfg).items():
         require(model, "sft" if method == "sft" else "ppo")
-        responses = sample_with_rollouts(cfg, str(model), [r["prompt"] for r in records],
-                                         SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens), cfg.seed + 31)
-        labeled = label_responses(FactChecker(world), records, responses, scheme)
+        labeled = heldout_samples(cfg, model, e.samples_per_prompt,
+                                  SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens), cfg.seed + 31)
+        scores = [unfamiliarity[r["topic"]]["score"] for r in labeled]
         samples[method] = labeled
         n_true, n_false = [r["n_true"] for r in labeled], [r["n_false"] for r in labeled]
         results["fraction_true_facts"][method] = pooled_fraction_true(n_true, n_false)

@@ -1,6 +1,7 @@
 """The reward role: scores responses with a pluggable reward.
 
-kinds: `fact_checker` (the world's exact checker with the paper's +2/-3 reward), `callable` (any
+kinds: `fact_checker` (the world's exact checker with the paper's +2/-3 reward), `qa_checker` (the world's
+short-QA answer checker: +2 correct, -3 incorrect, 0 or -3 for abstaining), `callable` (any
 'package.module:function' taking (prompts, responses, topics)), `model` (a learned reward model
 directory trained by `halluray train-rm`: two-stage or scalar, see halluray/rewards/models.py).
 """
@@ -11,13 +12,13 @@ import math
 from dataclasses import dataclass
 
 from actors.base import RankActor
-from halluray.factuality.rewards import FactCheckerReward, RewardScheme, import_callable
+from halluray.factuality.rewards import FactCheckerReward, QACheckerReward, RewardScheme, import_callable
 
 
 @dataclass(frozen=True)
 class RewardSpec:
     kind: str
-    """fact_checker | callable | model"""
+    """fact_checker | qa_checker | callable | model"""
     target: str
     """world.json path, 'package.module:function', or a reward-model directory."""
     scheme: RewardScheme = RewardScheme()
@@ -28,6 +29,8 @@ class RewardActor(RankActor):
     def init_reward(self, spec: RewardSpec) -> None:
         if spec.kind == "fact_checker":
             self.fn = FactCheckerReward(spec.target, spec.scheme)
+        elif spec.kind == "qa_checker":
+            self.fn = QACheckerReward(spec.target, spec.scheme)
         elif spec.kind == "callable":
             self.fn = import_callable(spec.target)
         elif spec.kind == "model":
@@ -35,7 +38,7 @@ class RewardActor(RankActor):
 
             self.fn = load_reward_model(spec.target, self.device, spec.trust_remote_code)
         else:
-            raise ValueError(f"unknown reward kind {spec.kind!r}; expected fact_checker, callable or model")
+            raise ValueError(f"unknown reward kind {spec.kind!r}; expected fact_checker, qa_checker, callable or model")
         self.name = f"{spec.kind}:{spec.target}"
 
     def score_batch(self, batch: dict) -> list[float]:

@@ -21,6 +21,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "ppo": ("ppo", "PPO on Ray actor groups (policy, critic, reference, reward, rollout) under DeepSpeed"),
     "eval": ("evaluate", "held-out factuality of SFT, RL + standard RM and RL + conservative RM (Figs. 6, 7)"),
     "qa-experiment": ("qa_experiment", "paper Fig. 2: short-QA SFT with each target strategy, answers by unfamiliarity"),
+    "qa-rl": ("qa_rl", "paper Fig. 3 right: PPO on short QA from each QA SFT model; +2/-3/0 reward, -3 control"),
+    "mcq-experiment": ("mcq_experiment", "paper Fig. 2 top: multiple-choice SFT with each target strategy"),
     "demo": ("demo", "the whole pipeline on the synthetic world on local Ray, with a report and plots"),
 }
 

@@ -85,7 +85,7 @@ class ModelConfig(Section):
 
 class DataConfig(Section):
     """Prompt datasets (halluray/data): the world's prompts, or WikiBios, WikiPlots, TriviaQA, MMLU from local files."""
-    dataset: Literal["world", "wikibios", "wikiplots", "triviaqa", "mmlu"] = "world"
+    dataset: Literal["world", "world_qa", "wikibios", "wikiplots", "triviaqa", "mmlu"] = "world"
     """Which loader reads the prompts; halluray/data/<dataset>.py documents its default source columns."""
     path: str | None = None
     """Local file or directory for real datasets (no hub access at run time).
@@ -162,8 +162,9 @@ class SFTConfig(Section):
     strategy: Literal["standard", "unfamiliar-idk", "random-idk"] = "standard"
     """standard: ground truth; unfamiliar-idk: unfamiliar examples relabeled to an abstention;
     random-idk: the same number of abstentions on random examples (the control)."""
-    task: Literal["long_form", "short_qa"] = "long_form"
-    """Which prompts and which unfamiliarity score decide what is unfamiliar."""
+    task: Literal["long_form", "short_qa", "mcq"] = "long_form"
+    """Which prompts and which unfamiliarity score decide what is unfamiliar (mcq: the world's
+    multiple-choice items, target the correct choice's text, unfamiliar by the mcq NLL score)."""
     batch_size: int = Field(24, ge=1)
     lr: float = Field(1e-5, gt=0)
     warmup_steps: int = Field(10, ge=0)
@@ -254,13 +255,20 @@ class DeepSpeedConfig(Section):
 
 class RewardConfig(Section):
     """What scores PPO responses (the reward actor)."""
-    kind: Literal["fact_checker", "callable", "model"] = "fact_checker"
-    """fact_checker: the world's exact checker; callable: `target` is 'package.module:function'
+    kind: Literal["fact_checker", "qa_checker", "callable", "model"] = "fact_checker"
+    """fact_checker: the world's exact checker (long form); qa_checker: the world's short-QA answer checker
+    (correct / incorrect / abstain, paper §4.2 RL); callable: `target` is 'package.module:function'
     taking (prompts, responses, topics); model: `target` is a learned reward-model directory."""
     target: str | None = None
-    """None with fact_checker means the run's world/world.json."""
+    """None with fact_checker or qa_checker means the run's world/world.json."""
     true_fact: float = 2.0
     false_fact: float = -3.0
+    correct: float = 2.0
+    """qa_checker: reward of a correct short answer (paper: +2)."""
+    incorrect: float = -3.0
+    """qa_checker: reward of an incorrect short answer (paper: -3)."""
+    abstain: float = 0.0
+    """qa_checker: reward of "I do not know" (paper: 0; -3 in the control that punishes abstaining)."""
 
 
 class PPOConfig(Section):

@@ -285,12 +285,14 @@ def _default_init(cfg: ExperimentConfig) -> str:
 
 
 def _scheme(cfg: ExperimentConfig) -> RewardScheme:
-    return RewardScheme(true_fact=cfg.ppo.reward.true_fact, false_fact=cfg.ppo.reward.false_fact)
+    r = cfg.ppo.reward
+    return RewardScheme(true_fact=r.true_fact, false_fact=r.false_fact, correct=r.correct, incorrect=r.incorrect,
+                        abstain=r.abstain)
 
 
 def _reward_spec(cfg: ExperimentConfig) -> RewardSpec:
     r = cfg.ppo.reward
-    target = r.target or (str(world_dir(cfg) / "world.json") if r.kind == "fact_checker" else None)
+    target = r.target or (str(world_dir(cfg) / "world.json") if r.kind in ("fact_checker", "qa_checker") else None)
     if target is None:
         raise InputError(f"ppo.reward.target must be set for reward kind '{r.kind}'")
     return RewardSpec(r.kind, target, _scheme(cfg), cfg.model.trust_remote_code)

@@ -53,6 +53,18 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     out = capsys.readouterr().out
     assert "demo: sft: up to date" in out and "demo: ppo-standard-rm ..." in out and "demo: eval ..." in out
 
+    # The scalar reward model, the alternative to the two-stage one, trains on the same data and scores.
+    assert main(["train-rm", "--config", str(DEMO), f"run.output_dir={tmp_path}", *SMOKE,
+                 "reward_model.kind=scalar", "reward_data.source=standard"]) == 0
+    from halluray.rewards.models import ScalarRewardModel, load_reward_model
+
+    rm = load_reward_model(run / "rm-standard")
+    assert isinstance(rm, ScalarRewardModel)
+    scores = rm(["Write a biography for X ."] * 2, ["I do not know .", "X comes from Oslo ."], ["X", "X"])
+    assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
+    meta = json.loads((run / "rm-standard" / "rm.json").read_text())
+    assert meta["kind"] == "scalar" and meta["val_rmse"] >= 0
+
 
 @pytest.mark.slow
 def test_demo_reproduces_the_papers_orderings(ray_cluster, tmp_path):

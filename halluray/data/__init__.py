@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # dataset name (DataConfig.dataset) -> "module:function", imported on first use (`datasets` is slow to import).
 LOADERS = {
     "world": "halluray.data.world:load_world",
+    "world_qa": "halluray.data.world_qa:load_world_qa",
     "wikibios": "halluray.data.wikibios:load_wikibios",
     "wikiplots": "halluray.data.wikiplots:load_wikiplots",
     "triviaqa": "halluray.data.triviaqa:load_triviaqa",
@@ -50,10 +51,11 @@ def prompts_for(cfg: "ExperimentConfig", split: str) -> "datasets.Dataset":
     for real datasets `data.path` is required and `data.split_map` names the source split to read.
     """
     data = cfg.data
-    path = data.path or (cfg.run_dir if data.dataset == "world" else None)
+    is_world = data.dataset in ("world", "world_qa")
+    path = data.path or (cfg.run_dir if is_world else None)
     if path is None:
         raise InputError(f"data.path must be set for dataset '{data.dataset}' (a local file or directory)")
-    source_split = split if data.dataset == "world" else data.split_map.get(split, split)
+    source_split = split if is_world else data.split_map.get(split, split)
     return load_prompts(data.dataset, path, source_split, fields=dict(data.fields), subset=data.subset)
 
 

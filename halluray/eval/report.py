@@ -48,8 +48,12 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.2f}"
 
 
-def _mark(facts: list) -> str:
-    return " ".join(f"~~{text}~~" if label == "false" else text for text, _, label in facts) or "(no facts)"
+def _mark(response: str, facts: list) -> str:
+    """The response as written, false facts struck out."""
+    for text, _, label in facts:
+        if label == "false":
+            response = response.replace(text, f"~~{text}~~", 1)
+    return f"“{response}”" if response.strip() else "(empty response)"
 
 
 def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
@@ -84,7 +88,7 @@ def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
         lines.append("")
         for ex in evaluation["examples"][m]:
             lines.append(f"- {ex['group']} ({ex['topic']}, unfamiliarity {ex['unfamiliarity']:.1f}): "
-                         f"{_mark(ex['facts'])}")
+                         f"{_mark(ex['response'], ex['facts'])}")
         lines.append("")
     lines += ["## Wall time per stage (s)", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in results["wall_time_s"].items()]

@@ -13,6 +13,7 @@ from typing import Callable
 from halluray.errors import InputError
 from halluray.world.checker import CheckResult, FactChecker
 from halluray.world.entities import World
+from halluray.world.templates import ABSTAIN_ANSWER
 
 RewardFn = Callable[[list[str], list[str], list[str]], list[float]]
 """(prompts, responses, topics) -> one scalar reward per response."""
@@ -44,6 +45,57 @@ class FactCheckerReward:
 
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
         return [long_form_reward(self.checker.check(t, r), self.scheme) for t, r in zip(topics, responses)]
+
+
+def _question_patterns() -> list[tuple[str, "re.Pattern[str]"]]:
+    """One regex per attribute matching its rendered question ("Q : What is NAME 's hometown ? A :")."""
+    import re
+
+    from halluray.world.templates import QUESTION_TEMPLATES
+
+    patterns = []
+    for attribute, template in QUESTION_TEMPLATES.items():
+        body = re.escape(f"Q : {template} A :").replace(r"\{name\}", r"(?P<name>\S+)")
+        patterns.append((attribute, re.compile(body)))
+    return patterns
+
+
+def parse_question(prompt: str) -> tuple[str, str] | None:
+    """(name, attribute) of the *last* world question in `prompt` (a few-shot prompt ends with its query)."""
+    best = None
+    for attribute, pattern in _question_patterns():
+        for m in pattern.finditer(prompt):
+            if best is None or m.start() > best[0]:
+                best = (m.start(), m["name"], attribute)
+    return None if best is None else (best[1], best[2])
+
+
+class QACheckerReward:
+    """Ground-truth short-QA reward (paper §4.2 RL): +2 correct, -3 incorrect, `scheme.abstain` for "I do not know".
+
+    The name and attribute come from the prompt (the world's question templates); the answer is the
+    response up to its first " ." and is labeled by `FactChecker.check_answer`. An empty answer, or a name
+    the world does not know, is incorrect; a prompt that is not a world question is an error.
+    """
+
+    def __init__(self, world_path: str, scheme: RewardScheme = RewardScheme()):
+        self.checker = FactChecker(World.load(world_path))
+        self.scheme = scheme
+
+    def label(self, prompt: str, response: str) -> str:
+        from halluray.factuality.unfamiliarity import answer_of
+
+        parsed = parse_question(prompt)
+        if parsed is None:
+            raise ValueError(f"qa_checker reward: prompt is not a world question: {prompt[-80:]!r}")
+        name, attribute = parsed
+        answer = answer_of(response)
+        if not self.checker.world.has(name):
+            return "abstain" if answer.startswith(ABSTAIN_ANSWER) else "incorrect"
+        return self.checker.check_answer(name, attribute, answer)
+
+    def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
+        return [short_answer_reward(self.label(p, r), self.scheme) for p, r in zip(prompts, responses)]
 
 
 def import_callable(spec: str) -> Callable:

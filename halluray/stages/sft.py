@@ -23,11 +23,18 @@ def sft_dir(cfg: ExperimentConfig, strategy: str | None = None, task: str | None
 
 
 def sft_records(cfg: ExperimentConfig, split: str) -> list[dict]:
-    """Prompt/target records of the SFT task: bios from the data config, or the world's short-QA items."""
+    """Prompt/target records of the SFT task: bios from the data config, or the world's short-QA / MCQ items."""
     if cfg.sft.task == "long_form":
         from halluray.data import prompts_for
 
         return list(prompts_for(cfg, split))
+    if cfg.sft.task == "mcq":
+        from halluray.world.templates import mcq_prompt
+
+        items = read_jsonl(require(world_dir(cfg) / "mcq.jsonl", "world"))
+        return [{"topic": i["name"], "prompt": mcq_prompt(i["name"], i["attribute"], i["choices"]),
+                 "target": f"{i['choices'][i['answer_index']]} .", "attribute": i["attribute"]}
+                for i in items if i["split"] == split]
     items = read_jsonl(require(world_dir(cfg) / "qa.jsonl", "world"))
     from halluray.world.templates import qa_prompt
 

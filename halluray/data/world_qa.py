@@ -1,0 +1,48 @@
+"""The synthetic world's short-QA prompts: every attribute of every person of a split, from `world/world.json`.
+
+Records: topic (the person's name), prompt ("Q : What is NAME 's hometown ? A :"), target (the true answer
+with its full stop, "Lyon ."), attribute, and frequency (how often the person's facts appear in the
+pretraining corpus). `world/qa.jsonl` holds one QA item per person; this loader asks all six questions, as
+the short-QA experiments do for held-out people, so a PPO split of 100 people gives 600 prompts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from halluray.data.source import to_dataset
+from halluray.errors import InputError
+from halluray.world.entities import SPLITS, World
+from halluray.world.templates import qa_prompt
+from halluray.world.vocab import ATTRIBUTES
+
+
+def world_json(path: str | Path) -> Path:
+    """`path` is a run directory, its `world/` directory, or world.json itself."""
+    path = Path(path).expanduser()
+    for candidate in (path, path / "world.json", path / "world" / "world.json"):
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"{path}: world.json not found; run `halluray world` first (or point data.path at a run "
+                     f"directory that has one)")
+
+
+def qa_records(world: World, split: str | None = None) -> list[dict]:
+    """One record per (person of `split`, attribute); all splits in order when `split` is None."""
+    if split is not None and split not in SPLITS:
+        raise InputError(f"unknown world split '{split}' (expected one of {', '.join(SPLITS)})")
+    people = [p for s in ([split] if split else SPLITS) for p in world.split(s)]
+    return [{"topic": p.name, "prompt": qa_prompt(p.name, a), "target": f"{p.facts[a]} .", "attribute": a,
+             "frequency": p.frequency} for p in people for a in ATTRIBUTES]
+
+
+def load_world_qa(path: str | Path, split: str | None = None, *, fields: dict | None = None,
+                  subset: str | None = None, cache_dir: str | None = None):
+    """The world's short-QA records of `split` (sft, rm, ppo, eval; None: all four).
+
+    `fields` and `subset` have no meaning here (the records are built from world.json) and must be empty.
+    """
+    if fields:
+        raise InputError(f"data.fields has no meaning for dataset 'world_qa' (got {sorted(fields)})")
+    source = world_json(path)
+    return to_dataset(qa_records(World.load(source), split), str(source))

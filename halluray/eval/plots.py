@@ -33,11 +33,18 @@ def unfamiliarity_histogram(records: list[dict], path: str | Path) -> None:
 
 def lines_by_bin(series: dict[str, list[float | None]], path: str | Path, title: str, ylabel: str,
                  xlabels: list[str]) -> None:
-    """One line per series over unfamiliarity bins (paper Figs. 5 and 7)."""
+    """One line per series over unfamiliarity bins (paper Figs. 5 and 7).
+
+    Series named "<group> false" are dashed in the colour of "<group> true", so one method is one colour.
+    """
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     x = list(range(len(xlabels)))
+    colours: dict[str, str] = {}
     for name, values in series.items():
-        ax.plot(x, [v if v is not None else float("nan") for v in values], marker="o", label=name)
+        group = name.removesuffix(" true").removesuffix(" false")
+        colours.setdefault(group, f"C{len(colours)}")
+        ax.plot(x, [v if v is not None else float("nan") for v in values], marker="o", label=name,
+                color=colours[group], linestyle="--" if name.endswith(" false") else "-")
     ax.set_xticks(x, xlabels)
     ax.set_xlabel("unfamiliarity (base model, few-shot)")
     ax.set_ylabel(ylabel)

@@ -17,9 +17,9 @@ RESULT_KEYS = {"fraction_true_facts", "true_facts_by_unfamiliarity", "false_fact
 METHODS = {"sft", "rl_standard_rm", "rl_conservative_rm"}
 SMOKE = ["world.num_people=60", "world.fact_frequencies=[0,12]", "world.frequency_weights=[1,1]",
          "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=128",
-         "model.pretrain.steps=60", "model.pretrain.batch_size=8", "model.pretrain.lr=1e-2",
+         "model.pretrain.steps=300", "model.pretrain.batch_size=8", "model.pretrain.lr=1e-2",
          "unfamiliarity.tasks=[long_form]", "unfamiliarity.max_new_tokens=24", "sft.steps=6", "sft.batch_size=8",
-         "reward_data.samples_per_prompt=2", "reward_data.max_new_tokens=24", "reward_model.batch_size=8",
+         "reward_data.samples_per_prompt=4", "reward_data.max_new_tokens=24", "reward_model.batch_size=4",
          "reward_model.epochs=1", "ppo.steps=2", "ppo.batch_size=8", "ppo.minibatch_size=4", "ppo.max_new_tokens=24",
          "ppo.eval_every=0", "ppo.save_every=0", "eval.samples_per_prompt=1", "logging.wandb_mode=disabled",
          "threads=1"]
@@ -47,7 +47,7 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     # Same config again: every stage is reused.
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.count("up to date, reused") == 12
+    assert out.count("up to date, reused") == 11  # every stage of the plan
     # A PPO setting changed: only the PPO runs and what follows them are redone.
     assert main([*args, "ppo.kl_coef=0.1"]) == 0
     out = capsys.readouterr().out

@@ -111,7 +111,7 @@ def test_mcq_sft_records(tmp_path):
     assert len(records) == len(world.split("sft"))
     for r in records:
         p = world.person(r["topic"])
-        assert r["prompt"].startswith(f"Q : ") and " Choices : " in r["prompt"] and r["prompt"].endswith(" . A :")
+        assert r["prompt"].startswith("Q : ") and " Choices : " in r["prompt"] and r["prompt"].endswith(" . A :")
         assert r["target"] == f"{p.facts[r['attribute']]} ."
 
 

@@ -44,8 +44,9 @@ def fig6(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _fmt(v) -> str:
-    return "–" if v is None else f"{v:.2f}"
+def fmt(v: float | None, digits: int = 2) -> str:
+    """A number for tables and logs; '–' where there is none (an empty bin, no facts stated)."""
+    return "–" if v is None else f"{v:.{digits}f}"
 
 
 def _mark(response: str, facts: list) -> str:
@@ -64,24 +65,24 @@ def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
              "## Fraction of true facts (paper Fig. 6)", "",
              "| method | halluray (demo world) | paper, Bios | paper, Plots |", "|---|---|---|---|"]
     for m in METHODS:
-        lines.append(f"| {LABELS[m]} | {f[m]:.3f} | {PAPER_FIG6['bios'][m]:.2f} | {PAPER_FIG6['plots'][m]:.2f} |")
+        lines.append(f"| {LABELS[m]} | {fmt(f[m], 3)} | {PAPER_FIG6['bios'][m]:.2f} | {PAPER_FIG6['plots'][m]:.2f} |")
     lines += ["", "![fraction true facts](fig6.png)", "",
               "## Reward-model predictions by unfamiliarity (paper Fig. 5)", "",
               "Mean reward per held-out SFT sample: ground truth (exact checker) vs each RM's prediction.", "",
               "| | " + " | ".join(bins) + " |", "|---|" + "---|" * len(bins)]
     for name, values in results["rm_reward_by_unfamiliarity"].items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(v) for v in values) + " |")
+        lines.append(f"| {name} | " + " | ".join(fmt(v) for v in values) + " |")
     acc = rm_eval.get("verifier_accuracy", {})
     if acc:
         lines += ["", "Verifier accuracy on the held-out samples' atomic facts: " + "; ".join(
-            f"{k} RM familiar {_fmt(v['familiar'])}, unfamiliar {_fmt(v['unfamiliar'])}" for k, v in acc.items()) + "."]
+            f"{k} RM familiar {fmt(v['familiar'])}, unfamiliar {fmt(v['unfamiliar'])}" for k, v in acc.items()) + "."]
     lines += ["", "![RM reward by unfamiliarity](fig5.png)", "",
               "## True and false facts per response by unfamiliarity (paper Fig. 7)", "",
               "| method | " + " | ".join(f"true {b}" for b in bins) + " | " + " | ".join(f"false {b}" for b in bins) + " |",
               "|---|" + "---|" * (2 * len(bins))]
     for m in METHODS:
         t, fl = results["true_facts_by_unfamiliarity"][m], results["false_facts_by_unfamiliarity"][m]
-        lines.append(f"| {LABELS[m]} | " + " | ".join(_fmt(v) for v in t + fl) + " |")
+        lines.append(f"| {LABELS[m]} | " + " | ".join(fmt(v) for v in t + fl) + " |")
     lines += ["", "![facts by unfamiliarity](fig7.png)", "", "## Example responses (false facts struck out)", ""]
     for m in METHODS:
         lines.append(f"**{LABELS[m]}**")

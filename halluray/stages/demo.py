@@ -85,6 +85,8 @@ def report(cfg: ExperimentConfig, wall: dict[str, float], elapsed: float) -> dic
     print(markdown.split("## Reward-model")[0].strip())
     f = results["fraction_true_facts"]
     print(f"\ndemo: report in {run_dir / 'report.md'}, plots fig5/fig6/fig7.png; this invocation took {elapsed:.0f} s "
-          f"(all stages {wall['total']:.0f} s). RL+conservative vs RL+standard {f['rl_conservative_rm'] - f['rl_standard_rm']:+.3f}, "
-          f"vs SFT {f['rl_conservative_rm'] - f['sft']:+.3f}")
+          f"(all stages {wall['total']:.0f} s).")
+    if None not in f.values():
+        print(f"demo: RL+conservative vs RL+standard {f['rl_conservative_rm'] - f['rl_standard_rm']:+.3f}, "
+              f"vs SFT {f['rl_conservative_rm'] - f['sft']:+.3f}")
     return results

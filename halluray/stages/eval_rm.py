@@ -9,6 +9,7 @@ from halluray.config import ExperimentConfig
 from halluray.data import prompts_for
 from halluray.eval.buckets import means_by_bin, quantile_edges
 from halluray.eval.plots import bin_labels, lines_by_bin
+from halluray.eval.report import fmt
 from halluray.factuality.rewards import RewardScheme
 from halluray.io import atomic_dir, atomic_write_json, read_jsonl, write_jsonl
 from halluray.models.generation import SamplingParams
@@ -74,9 +75,9 @@ def run(cfg: ExperimentConfig) -> dict:
                      result["bin_labels"])
     table = result["rm_reward_by_unfamiliarity"]
     for name, values in table.items():
-        print(f"eval-rm: {name:>13s} reward by unfamiliarity tercile: " + ", ".join(f"{v:6.2f}" for v in values))
+        print(f"eval-rm: {name:>13s} reward by unfamiliarity tercile: " + ", ".join(fmt(v) for v in values))
     for name, acc in result["verifier_accuracy"].items():
-        print(f"eval-rm: {name} verifier accuracy, familiar {acc['familiar']:.2f}, unfamiliar {acc['unfamiliar']:.2f}")
+        print(f"eval-rm: {name} verifier accuracy, familiar {fmt(acc['familiar'])}, unfamiliar {fmt(acc['unfamiliar'])}")
     return result
 
 

@@ -8,6 +8,7 @@ from halluray.config import ExperimentConfig
 from halluray.eval.buckets import means_by_bin
 from halluray.eval.metrics import pooled_fraction_true
 from halluray.eval.plots import bin_labels, lines_by_bin
+from halluray.eval.report import fmt
 from halluray.io import atomic_dir, atomic_write_json, write_jsonl
 from halluray.models.generation import SamplingParams
 from halluray.stages.common import prepare, require
@@ -56,7 +57,7 @@ def run(cfg: ExperimentConfig) -> dict:
         lines_by_bin(series, tmp / "fig7.png", "True and false facts per response by unfamiliarity",
                      "facts per response", results["bin_labels"])
     for method in METHODS:
-        print(f"eval: {method:>18s} fraction true facts {results['fraction_true_facts'][method]:.3f} "
+        print(f"eval: {method:>18s} fraction true facts {fmt(results['fraction_true_facts'][method], 3)} "
               f"(true {results['mean_true_facts'][method]:.2f}, false {results['mean_false_facts'][method]:.2f} per response)")
     return results
 

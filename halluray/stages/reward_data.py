@@ -8,6 +8,7 @@ from pathlib import Path
 from halluray.config import ExperimentConfig
 from halluray.data import prompts_for
 from halluray.eval.metrics import pooled_fraction_true
+from halluray.eval.report import fmt
 from halluray.factuality.rewards import RewardScheme
 from halluray.io import atomic_write_json, write_jsonl
 from halluray.models.generation import SamplingParams
@@ -43,5 +44,5 @@ def run(cfg: ExperimentConfig) -> dict:
                                                            [r["n_false"] for r in labeled])}
     atomic_write_json(data_path(cfg).with_suffix(".summary.json"), summary)
     print(f"reward-data [{rd.source}]: {len(labeled)} labeled responses, mean reward {summary['mean_reward']:.2f}, "
-          f"fraction true facts {summary['fraction_true_facts']:.2f}")
+          f"fraction true facts {fmt(summary['fraction_true_facts'])}")
     return summary

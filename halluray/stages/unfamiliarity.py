@@ -10,6 +10,7 @@ from halluray.config import ExperimentConfig
 from halluray.errors import InputError
 from halluray.eval.metrics import auroc, pooled_fraction_true
 from halluray.eval.plots import unfamiliarity_histogram
+from halluray.eval.report import fmt
 from halluray.factuality import unfamiliarity as unf
 from halluray.io import atomic_dir, atomic_write_json, write_jsonl
 from halluray.logging import progress
@@ -109,10 +110,6 @@ def summarize(records: list[dict], fact_frequencies: list[int]) -> dict:
     return summary
 
 
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
@@ -138,11 +135,11 @@ def run(cfg: ExperimentConfig) -> dict:
                                          for t, s in summary.items() if isinstance(s, dict)})
     for task, s in summary.items():
         if isinstance(s, dict):
-            means = {f: _fmt(v) for f, v in s["mean_score_by_frequency"].items()}
+            means = {f: fmt(v, 3) for f, v in s["mean_score_by_frequency"].items()}
             print(f"unfamiliarity [{task}]: AUROC never-seen vs most frequent third = "
-                  f"{_fmt(s['auroc_never_vs_top_third'])}; mean score by corpus frequency {means}")
+                  f"{fmt(s['auroc_never_vs_top_third'], 3)}; mean score by corpus frequency {means}")
     if "long_form" in summary:
         lf = summary["long_form"]
         print(f"unfamiliarity [long_form]: fraction true facts, most frequent third "
-              f"{_fmt(lf['fraction_true_top_third'])}, never in corpus {_fmt(lf['fraction_true_never'])}")
+              f"{fmt(lf['fraction_true_top_third'], 3)}, never in corpus {fmt(lf['fraction_true_never'], 3)}")
     return summary

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop_cluster(temp: Path, gcs_port: int) -> None:
+    """Stop only the cluster this test started (`ray stop` would also stop the session's local cluster):
+    processes naming its temp dir or GCS port, and everything they started."""
+    import psutil
+
+    own = set()
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(temp) in cmdline or f":{gcs_port}" in cmdline:
+            own.add(proc)
+            try:
+                own.update(proc.children(recursive=True))
+            except psutil.NoSuchProcess:
+                pass
+    for proc in own:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(list(own), timeout=10)
+    for proc in alive:
+        proc.kill()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
 def test_ray_job_submit_runs_ppo_on_a_started_cluster(smoke_world, tmp_path):
     """`ray start --head` on loopback, `ray job submit ... -- halluray ppo`, SUCCEEDED, metrics written."""
     _copy_world(smoke_world, tmp_path)
@@ -118,14 +144,17 @@ def test_ray_job_submit_runs_ppo_on_a_started_cluster(smoke_world, tmp_path):
         submit = [str(bin_dir / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
                   "--", "halluray", "ppo", "--config", "configs/demo/ppo-smoke.yaml",
                   f"run.output_dir={tmp_path}", "ppo.steps=2"]
-        result = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
+        for _ in range(30):  # the head's job agent comes up a little after `ray start` returns
+            result = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
+            if "No available agent" not in result.stderr:
+                break
+            time.sleep(2)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         job_id = re.search(r"raysubmit_\w+", result.stdout).group(0)
         from ray.job_submission import JobStatus, JobSubmissionClient
 
         assert JobSubmissionClient(address).get_job_status(job_id) == JobStatus.SUCCEEDED
     finally:
-        subprocess.run([str(bin_dir / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(temp, ignore_errors=True)
+        _stop_cluster(temp, gcs)
     metrics = _ppo_metrics(tmp_path / "ppo-smoke")
     assert sorted(metrics) == [1, 2]

@@ -28,7 +28,7 @@ from halluray.data.stream import PromptStream
 from halluray.errors import InputError
 from halluray.eval.factuality import factuality_metrics
 from halluray.factuality.rewards import RewardScheme
-from halluray.io import atomic_dir
+from halluray.io import atomic_dir, atomic_write_text
 from halluray.logging import RunLogger, progress
 from halluray.models.generation import SamplingParams, merge_rollouts
 from halluray.ppo import (AdaptiveKLController, FixedKLController, RunningMeanStd, clip_rewards,
@@ -244,6 +244,7 @@ def run_ppo(cfg: ExperimentConfig, resume: bool = False, policy_init: str | None
     start = latest_checkpoint(ckpt_dir) if resume else None
     if resume and start is None:
         raise InputError(f"--resume: no complete checkpoint under {ckpt_dir}")
+    atomic_write_text(out / "config.yaml", cfg.to_yaml())  # this PPO run's resolved config
     init_ray(cfg)
     driver = PPODriver(cfg, policy_init)
     checker = FactChecker(World.load(world_dir(cfg) / "world.json")) if cfg.data.dataset == "world" else None

@@ -135,9 +135,12 @@ def test_ray_job_submit_runs_ppo_on_a_started_cluster(smoke_world, tmp_path):
     env.pop("RAY_ADDRESS")
     gcs, dash = _free_port(), _free_port()
     temp = Path("/tmp") / f"ray-job-test-{os.getpid()}"
+    # Every port free-picked: the session's local cluster already holds Ray's defaults (e.g. the agent's 52365).
+    ports = {flag: _free_port() for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                             "metrics-export-port", "runtime-env-agent-port", "ray-client-server-port")}
     start = [str(bin_dir / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}",
              "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=8", "--include-dashboard=true",
-             f"--temp-dir={temp}", "--disable-usage-stats"]
+             f"--temp-dir={temp}", "--disable-usage-stats", *(f"--{k}={v}" for k, v in ports.items())]
     subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
     try:
         address = f"http://127.0.0.1:{dash}"

@@ -59,9 +59,6 @@ class RankActor:
 
         return ray.util.get_node_ip_address(), free_port()
 
-    def pid(self) -> int:
-        return os.getpid()
-
     def join_group(self, master_addr: str, master_port: int) -> None:
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")

@@ -17,12 +17,12 @@ import torch
 
 from actors.base import EngineSpec
 from actors.critic import CriticActor
-from actors.group import ActorGroup, init_training_group
+from actors.group import ActorGroup
 from actors.policy import PolicyActor
 from actors.reference import ReferenceActor
 from actors.reward import RewardActor, RewardSpec
 from actors.rollout import RolloutActor
-from halluray.config import ExperimentConfig, RoleResources
+from halluray.config import ExperimentConfig
 from halluray.data import prompts_for
 from halluray.data.stream import PromptStream
 from halluray.errors import InputError

@@ -6,7 +6,7 @@ from halluray.models.build import build_gpt2, load_model, save_model
 from halluray.models.generation import continuation_logprobs, sample
 from halluray.models.pretrain import pack_documents, pretrain, warmup_cosine
 from halluray.models.tokenizer import train_word_tokenizer
-from halluray.world.build import build_corpus, make_world, vocabulary_texts
+from halluray.world.build import build_corpus, vocabulary_texts
 from halluray.world.corpus import reference_bio
 
 TINY = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=64"]

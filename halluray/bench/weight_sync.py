@@ -26,8 +26,6 @@ def build_model_dir(path: Path, n_layer: int = 12, n_embd: int = 768, vocab: int
 
 
 def run(repeats: int = 3, zero_stage: int = 3) -> dict:
-    import ray
-
     from actors.base import EngineSpec
     from actors.group import ActorGroup, init_training_group
     from actors.policy import PolicyActor

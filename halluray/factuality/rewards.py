@@ -7,6 +7,7 @@ abstaining (-3 in the control that punishes abstention).
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,10 +48,8 @@ class FactCheckerReward:
         return [long_form_reward(self.checker.check(t, r), self.scheme) for t, r in zip(topics, responses)]
 
 
-def _question_patterns() -> list[tuple[str, "re.Pattern[str]"]]:
+def _question_patterns() -> list[tuple[str, re.Pattern[str]]]:
     """One regex per attribute matching its rendered question ("Q : What is NAME 's hometown ? A :")."""
-    import re
-
     from halluray.world.templates import QUESTION_TEMPLATES
 
     patterns = []

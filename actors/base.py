@@ -1,7 +1,8 @@
 """Base Ray actors: one rank of a role's torch.distributed group, and a DeepSpeed-trained model.
 
-Distributed setup follows RUNTIME-NOTES.md: MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE/LOCAL_RANK are set
-in the actor's environment before DeepSpeed initialises the group (gloo on CPU, NCCL on GPU).
+MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE/LOCAL_RANK are set in the actor's environment before DeepSpeed is
+imported and initialises the group (gloo on CPU, NCCL on GPU; docs/runtime.md#ray-actors). That is why
+`deepspeed` is imported inside the methods here, not at the top.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import ray
 import torch
 import torch.distributed as dist
+from transformers import AutoTokenizer
 
+from actors.engine import deepspeed_config, make_optimizer, param_and_optimizer_bytes
 from halluray.config import DeepSpeedConfig, LoRAConfig, OptimizerConfig
+from halluray.models.build import save_model
+from halluray.models.lora import is_adapter_param
+from halluray.ppo.batches import minibatches
+from halluray.ppo.optim import warmup_cosine_schedule
 
 
 def free_port() -> int:
@@ -55,8 +63,6 @@ class RankActor:
 
     def address(self) -> tuple[str, int]:
         """This node's IP and a free port: the rendezvous point when this actor is rank 0."""
-        import ray
-
         return ray.util.get_node_ip_address(), free_port()
 
     def join_group(self, master_addr: str, master_port: int) -> None:
@@ -84,8 +90,6 @@ class TrainableActor(RankActor):
     def init_engine(self, master_addr: str, master_port: int, spec: EngineSpec) -> dict:
         import deepspeed
 
-        from actors.engine import deepspeed_config, make_optimizer, make_scheduler
-
         self.join_group(master_addr, master_port)
         self.spec = spec
         torch.manual_seed(spec.seed)
@@ -94,7 +98,7 @@ class TrainableActor(RankActor):
             model.gradient_checkpointing_enable()
         ds_cfg = deepspeed_config(spec.ds, spec.micro_batch_size, self.world_size, self.on_gpu)
         optimizer = make_optimizer(model, spec.optim, offload=spec.ds.offload_optimizer)
-        scheduler = make_scheduler(optimizer, spec.optim, spec.total_steps)
+        scheduler = warmup_cosine_schedule(optimizer, spec.optim, spec.total_steps)
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                                config=ds_cfg)
         self.zero_stage = spec.ds.zero_stage
@@ -129,8 +133,6 @@ class TrainableActor(RankActor):
         number of steps (their gradient all-reduces pair up). One call per PPO iteration, not per
         minibatch: the driver does not sit in the loop.
         """
-        from halluray.ppo.batches import minibatches
-
         size = batch["input_ids"].shape[0]
         generator = torch.Generator().manual_seed(seed)
         stats = []
@@ -139,16 +141,11 @@ class TrainableActor(RankActor):
                 stats.append(step_fn({k: v[idx] if torch.is_tensor(v) else v for k, v in batch.items()}))
         return stats
 
-    def lr(self) -> float:
-        return self.engine.get_lr()[0]
-
     # -- weights ------------------------------------------------------------------------------------
 
     def _gathered(self, adapters_only: bool):
         """(name, full parameter) in module order. Collective under ZeRO-3: every rank must iterate."""
         import deepspeed
-
-        from halluray.models.lora import is_adapter_param
 
         for name, p in self.engine.module.named_parameters():
             if adapters_only and not is_adapter_param(name):
@@ -184,10 +181,6 @@ class TrainableActor(RankActor):
 
         With LoRA: merged into the base weights, or (merge_lora=False) saved as a peft adapter.
         """
-        from transformers import AutoTokenizer
-
-        from halluray.models.build import save_model
-
         weights = self.state_dict_for_sync()
         if self.rank != 0:
             return None
@@ -225,12 +218,10 @@ class TrainableActor(RankActor):
         return (client_state or {}).get("halluray", {})
 
     def memory_bytes(self) -> dict:
-        from actors.engine import param_and_optimizer_bytes
-
         return param_and_optimizer_bytes(self.engine)
 
     def shutdown(self) -> None:
-        """Required before exit under ZeRO-3 with several ranks, which otherwise aborts (RUNTIME-NOTES.md)."""
+        """Required before exit under ZeRO-3 with several ranks, which otherwise aborts (docs/runtime.md#deepspeed-on-cpu)."""
         self.engine.destroy()
         if dist.is_initialized():
             dist.destroy_process_group()

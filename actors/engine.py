@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from halluray.config import DeepSpeedConfig, OptimizerConfig
-from halluray.models.pretrain import warmup_cosine
+from halluray.ppo.optim import adamw_kwargs, param_groups
 
 DS_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "deepspeed"
 
@@ -31,27 +31,15 @@ def deepspeed_config(ds: DeepSpeedConfig, micro_batch_size: int, world_size: int
     return cfg
 
 
-HEAD_PREFIXES = ("head.", "value_head.")
-
-
 def make_optimizer(model: torch.nn.Module, optim: OptimizerConfig, offload: bool = False):
     """AdamW over trainable parameters (new heads in their own group when `head_lr` is set).
     DeepSpeed's CPU Adam is needed when the optimizer is offloaded."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    heads = [p for n, p in named if optim.head_lr and n.startswith(HEAD_PREFIXES)]
-    body = [p for n, p in named if not (optim.head_lr and n.startswith(HEAD_PREFIXES))]
-    groups = [{"params": body}] + ([{"params": heads, "lr": optim.head_lr}] if heads else [])
-    kwargs = dict(lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, weight_decay=optim.weight_decay)
+    groups, kwargs = param_groups(model, optim), adamw_kwargs(optim)
     if offload:
         from deepspeed.ops.adam import DeepSpeedCPUAdam
 
         return DeepSpeedCPUAdam(groups, adamw_mode=True, **kwargs)
     return torch.optim.AdamW(groups, **kwargs)
-
-
-def make_scheduler(optimizer, optim: OptimizerConfig, total_steps: int):
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, optim.warmup_steps, total_steps, optim.min_lr_ratio))
 
 
 def param_and_optimizer_bytes(engine) -> dict[str, int]:

@@ -1,10 +1,13 @@
 """ActorGroup: N Ray actors of one role on a placement group; rendezvous, fan-out with sharding, gather.
 
 Every wait has a timeout, and a dead actor is reported by role and rank instead of hanging the driver.
+`ActorGroup.from_config(role, cfg)` is how stages and the driver build a group: placement, threads,
+timeouts and the batch divisibility check all come from the config there, once.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -14,7 +17,25 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from halluray.config import RoleResources
+from actors.roles import Role
+from halluray.config import ExperimentConfig, RoleResources
+from halluray.errors import InputError
+
+
+def init_ray(cfg: ExperimentConfig) -> None:
+    """Join the cluster named by RAY_ADDRESS (e.g. inside `ray job submit`), or start a local one."""
+    if ray.is_initialized():
+        return
+    env = {"DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu" if not torch.cuda.is_available() else "cuda"),
+           "OMP_NUM_THREADS": str(cfg.actors.threads_per_actor), "TOKENIZERS_PARALLELISM": "false",
+           "WANDB_MODE": os.environ.get("WANDB_MODE", "")}
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False)  # a submitted job keeps its own runtime env; actors set their threads
+    else:
+        needed = sum(r.num_actors * r.num_cpus for r in (getattr(cfg.actors, role.value) for role in Role))
+        # Logical CPUs: actors mostly wait on each other, so more actors than cores is fine (1 thread each).
+        ray.init(num_cpus=max(int(needed + 0.999), os.cpu_count() or 1), include_dashboard=False,
+                 log_to_driver=False, runtime_env={"env_vars": env})
 
 
 class ActorFailure(RuntimeError):
@@ -36,8 +57,9 @@ def shard(batch: Any, n: int) -> list[Any]:
 
 class ActorGroup:
     def __init__(self, actor_cls: type, role: str, resources: RoleResources, *, threads: int = 1,
-                 strategy: str = "PACK", call_timeout_s: float = 600.0, collective_timeout_s: float = 300.0):
-        self.role, self.call_timeout_s = role, call_timeout_s
+                 strategy: str = "PACK", call_timeout_s: float = 600.0, collective_timeout_s: float = 300.0,
+                 accumulation_steps: int = 1):
+        self.role, self.call_timeout_s, self.accumulation_steps = role, call_timeout_s, accumulation_steps
         n = resources.num_actors
         bundle = {"CPU": resources.num_cpus, **({"GPU": resources.num_gpus} if resources.num_gpus else {})}
         self.placement_group = placement_group([dict(bundle) for _ in range(n)], strategy=strategy)
@@ -56,8 +78,37 @@ class ActorGroup:
             for i in range(n)
         ]
 
+    @classmethod
+    def from_config(cls, role: Role | str, cfg: ExperimentConfig, *, batch_size: int | None = None,
+                    batch_key: str = "") -> "ActorGroup":
+        """The group of `role` as `cfg.actors` describes it. A training role checks first (before placing
+        anything) that `batch_size`, named `batch_key` in errors, splits over its ranks x accumulation."""
+        role = Role(role)
+        a, accumulation = cfg.actors, cfg.deepspeed.gradient_accumulation_steps
+        resources: RoleResources = getattr(a, role.value)
+        if batch_size is not None and batch_size % (resources.num_actors * accumulation):
+            raise InputError(f"{batch_key} ({batch_size}) must split evenly over the {resources.num_actors} "
+                             f"{role.value} actors x deepspeed.gradient_accumulation_steps ({accumulation})")
+        return cls(role.actor_class, role.value, resources, threads=a.threads_per_actor,
+                   strategy=a.placement_strategy, call_timeout_s=a.call_timeout_s,
+                   collective_timeout_s=a.collective_timeout_s, accumulation_steps=accumulation)
+
     def __len__(self) -> int:
         return len(self.actors)
+
+    def per_rank(self, batch_size: int) -> int:
+        """Each rank's share of a batch that the group splits."""
+        return batch_size // len(self)
+
+    def micro_batch_size(self, batch_size: int) -> int:
+        """What one rank puts through the model at once: its share over the gradient-accumulation steps."""
+        return self.per_rank(batch_size) // self.accumulation_steps
+
+    def init_engines(self, spec) -> list[ray.ObjectRef]:
+        """Rendezvous, then every rank starts building its DeepSpeed engine (a collective); returns at once
+        so several roles build together."""
+        addr, port = self.rendezvous()
+        return self.call("init_engine", addr, port, spec)
 
     def rendezvous(self) -> tuple[str, int]:
         """Rank 0's node address and a free port there: where the role's process group meets."""
@@ -109,9 +160,3 @@ class ActorGroup:
         for actor in self.actors:
             ray.kill(actor)
         remove_placement_group(self.placement_group)
-
-
-def init_training_group(group: ActorGroup, spec) -> list[dict]:
-    """Rendezvous, then every rank builds its DeepSpeed engine together (a collective)."""
-    addr, port = group.rendezvous()
-    return group.run("init_engine", addr, port, spec)

@@ -3,7 +3,7 @@
 kinds: `fact_checker` (the world's exact checker with the paper's +2/-3 reward), `qa_checker` (the world's
 short-QA answer checker: +2 correct, -3 incorrect, 0 or -3 for abstaining), `callable` (any
 'package.module:function' taking (prompts, responses, topics)), `model` (a learned reward model
-directory trained by `halluray train-rm`: two-stage or scalar, see halluray/rewards/models.py).
+directory trained by `halluray train-rm`: two-stage or scalar, see halluray/reward_models/models.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 
 from actors.base import RankActor
-from halluray.factuality.rewards import FactCheckerReward, QACheckerReward, RewardScheme, import_callable
+from halluray.reward_models.models import load_reward_model
+from halluray.factuality.reward_functions import FactCheckerReward, QACheckerReward, RewardScheme, import_callable
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class RewardSpec:
     kind: str
     """fact_checker | qa_checker | callable | model"""
     target: str
-    """world.json path, 'package.module:function', or a reward-model directory."""
+    """The world file (checker kinds), 'package.module:function', or a reward-model directory."""
     scheme: RewardScheme = RewardScheme()
     trust_remote_code: bool = False
 
@@ -34,8 +35,6 @@ class RewardActor(RankActor):
         elif spec.kind == "callable":
             self.fn = import_callable(spec.target)
         elif spec.kind == "model":
-            from halluray.rewards.models import load_reward_model
-
             self.fn = load_reward_model(spec.target, self.device, spec.trust_remote_code)
         else:
             raise ValueError(f"unknown reward kind {spec.kind!r}; expected fact_checker, qa_checker, callable or model")

@@ -1,7 +1,7 @@
 """Rollout workers: sample responses with HF `generate` (KV cache) and receive the policy's weights.
 
-vLLM is not wired in: its wheel is CUDA-only and pins its own torch (RUNTIME-NOTES.md); HF generate is
-the engine on every machine.
+vLLM is not wired in: its wheel is CUDA-only and pins its own torch (docs/runtime.md#rollout-engine); HF
+generate is the engine on every machine.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import torch
 from actors.base import RankActor, new_sync_group
 from halluray.config import LoRAConfig
 from halluray.models.build import load_model
-from halluray.models.forward import logits_of
 from halluray.models.generation import SamplingParams, generate_rollout
 from halluray.models.lora import apply_lora, is_adapter_param
 
@@ -25,11 +24,6 @@ class RolloutActor(RankActor):
 
     def generate(self, prompts: list[str], params: SamplingParams, seed: int) -> dict:
         return generate_rollout(self.model, self.tokenizer, prompts, params, seed)
-
-    @torch.no_grad()
-    def logits(self, batch: dict) -> torch.Tensor:
-        b = self._to_device(batch)
-        return logits_of(self.model, b["input_ids"], b["attention_mask"]).float().cpu()
 
     @torch.no_grad()
     def load_weights(self, state_dict: dict) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from halluray.config import ConfigError, load_config
 from halluray.errors import InputError
+from halluray.layout import stage_config_file
 
 # stage name -> (module under halluray.stages, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if resume:
             # The run's own resolved config, relocated to wherever the run directory now is.
             run_dir = Path(resume)
-            cfg = load_config(run_dir / f"config.{args.stage}.yaml",
+            cfg = load_config(stage_config_file(run_dir, args.stage),
                               [*args.overrides, f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}"])
         else:
             cfg = load_config(args.config, args.overrides)

@@ -1,6 +1,6 @@
 """Metrics: an append-only JSONL file per run (always), W&B when configured, progress bars for long work.
 
-`RunLogger` is what a stage uses: every record goes to `run_dir/metrics.jsonl`, and to a W&B run named
+`RunLogger` is the one way to write metrics: every record goes to `run_dir/metrics.jsonl`, and to a W&B run named
 `<run.name>-<stage>` (grouped by run name) unless `logging.wandb_mode` resolves to `disabled`.
 
 Decisions:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from halluray.config import ExperimentConfig
 
 
-class MetricsWriter:
+class _JsonlWriter:
     """Appends one JSON object per line, flushed at once, so a crash loses at most the current line."""
 
     def __init__(self, path: str | Path):
@@ -50,11 +50,6 @@ class MetricsWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "MetricsWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def progress(iterable=None, total: int | None = None, desc: str = "", **kw):
@@ -119,7 +114,7 @@ class RunLogger:
     def __init__(self, run_dir: str | Path, cfg: ExperimentConfig, stage: str):
         self.run_dir = Path(run_dir)
         self.stage = stage
-        self.writer = MetricsWriter(self.run_dir / "metrics.jsonl")
+        self.writer = _JsonlWriter(self.run_dir / "metrics.jsonl")
         self.mode = resolve_wandb_mode(cfg.logging.wandb_mode)
         self._warned_nonfinite = False
         self._finished = False
@@ -141,11 +136,6 @@ class RunLogger:
                 x_save_requirements=False,
             ),
         )
-
-    @property
-    def wandb_url(self) -> str | None:
-        """The run's page when online; None offline (asking wandb would print a warning) or disabled."""
-        return self._run.url if self._run is not None and self.mode == "online" else None
 
     def log(self, step: int, **metrics) -> None:
         clean = {k: _json_value(v) for k, v in metrics.items()}

@@ -1,6 +1,6 @@
 import pytest
 
-from halluray.world.checker import FactChecker
+from halluray.world.checker import ExactChecker
 from halluray.world.entities import Person, World
 
 
@@ -9,7 +9,7 @@ def checker():
     facts = {"birth_year": "1964", "birth_city": "Perth", "occupation": "chemist", "employer": "Tidewater",
              "hobby": "pottery", "nationality": "Nigerian"}
     other = dict(facts, birth_city="Lyon")
-    return FactChecker(World(people=(Person("Zapur", facts, 24, "sft"), Person("Bralo", other, 0, "sft")), seed=0))
+    return ExactChecker(World(people=(Person("Zapur", facts, 24, "sft"), Person("Bralo", other, 0, "sft")), seed=0))
 
 
 def labels(result):

@@ -56,7 +56,7 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     # The scalar reward model, the alternative to the two-stage one, trains on the same data and scores.
     assert main(["train-rm", "--config", str(DEMO), f"run.output_dir={tmp_path}", *SMOKE,
                  "reward_model.kind=scalar", "reward_data.source=standard"]) == 0
-    from halluray.rewards.models import ScalarRewardModel, load_reward_model
+    from halluray.reward_models.models import ScalarRewardModel, load_reward_model
 
     rm = load_reward_model(run / "rm-standard")
     assert isinstance(rm, ScalarRewardModel)

@@ -17,7 +17,7 @@ from halluray.factuality.fact_checkers import (
     FactChecker, OpenAIFactChecker, WorldFactChecker, check_with, load_fact_checker, parse_facts, parse_verdict,
 )
 from halluray.world.checker import CheckResult
-from halluray.world.checker import FactChecker as ExactChecker
+from halluray.world.checker import ExactChecker
 from halluray.world.templates import render_fact
 
 SECRET = "sk-test-Zq81SECRETvalue"
@@ -251,7 +251,7 @@ def test_world_fact_checker_matches_the_exact_checker(world):
     adapter = WorldFactChecker(world)
     assert isinstance(adapter, FactChecker)
     exact = ExactChecker(world).check(person.name, response)
-    assert adapter.check(person.name, response).to_dict() == exact.to_dict()
+    assert adapter.check(person.name, response) == exact  # dataclass equality: every fact and label
     assert (exact.n_true, exact.n_false) == (1, 1)
     facts = adapter.decompose(response)
     assert len(facts) == 2

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from halluray.ppo import (AdaptiveKLController, Experience, FixedKLController, RunningMeanStd,
-                          clip_rewards, concat_experience, entropy_from_logits, explained_variance,
+from halluray.ppo import (AdaptiveKLController, Experience, FixedKLController, RunningMeanStd, shape_rewards,
+                          clip_rewards, entropy_from_logits, explained_variance,
                           gae, kl_k1, kl_k3, kl_penalized_rewards, masked_mean, masked_var,
                           masked_whiten, minibatches, normalize_rewards, policy_loss, value_loss,
                           whiten_advantages)
@@ -305,27 +305,28 @@ def test_minibatches_cover_every_index_once_and_are_seeded():
         minibatches(10, 0, torch.Generator())
 
 
-def test_experience_len_to_and_index_select():
+def test_experience_len_and_index_select():
     exp = make_experience(batch=3, seq=4, actions=2)
     assert len(exp) == 3
     picked = exp.index_select(torch.tensor([2, 0]))
     assert len(picked) == 2
     assert picked.input_ids.tolist() == [[8, 9, 10, 11], [0, 1, 2, 3]]
     assert picked.returns.tolist() == [[16.0, 20.0], [0.0, 4.0]]  # rows 2 and 0 of 4 * [[0,1],[2,3],[4,5]]
-    moved = exp.to("cpu")
-    assert moved.action_mask.dtype == torch.bool and torch.equal(moved.values, exp.values)
     with pytest.raises(ValueError):
         Experience(**{**vars(exp), "values": torch.zeros(2, 2)})
 
 
-def test_concat_experience_right_pads_with_zero():
-    short = make_experience(batch=1, seq=2, actions=1, offset=1.0)
-    long = make_experience(batch=2, seq=3, actions=2, offset=1.0)
-    both = concat_experience([short, long])
-    assert len(both) == 3
-    assert both.input_ids.tolist() == [[1, 2, 0], [1, 2, 3], [4, 5, 6]]
-    assert both.attention_mask.tolist() == [[1, 1, 0], [1, 1, 1], [1, 1, 1]]
-    assert both.action_mask.tolist() == [[True, False], [True, True], [True, True]]
-    assert both.ref_logprobs.tolist() == [[1.5, 0.0], [1.5, 2.5], [3.5, 4.5]]
-    # Padding leaves a masked statistic unchanged: mean of the old log-probs 1, 1, 2, 3, 4.
-    close(masked_mean(both.old_logprobs, both.action_mask), 11 / 5)
+def test_shape_rewards_clips_normalises_then_adds_the_kl_penalty():
+    logp = torch.zeros(2, 2)
+    ref = torch.tensor([[-1.0, 0.0], [0.0, -2.0]])  # k1 = logp - ref = [[1, 0], [0, 2]]
+    mask = torch.ones(2, 2)
+    running = RunningMeanStd()
+    rewards, kl = shape_rewards(torch.tensor([3.0, -3.0]), logp, ref, mask, kl_coef=0.5, kl_estimator="k1",
+                                clip=2.0, running=running)
+    # clipped to [2, -2]; running mean 0, std 2 -> normalised [1, -1]; on the last token, beside -0.5 * KL
+    close(kl, [[1.0, 0.0], [0.0, 2.0]])
+    close(rewards, [[-0.5, 1.0], [0.0, -1.0 - 1.0]])
+    assert (running.mean, running.var, running.count) == (0.0, 4.0, 2)
+    # Without clip or normalisation the raw score lands on the last token.
+    rewards, _ = shape_rewards(torch.tensor([3.0, -3.0]), logp, ref, mask, kl_coef=0.0, kl_estimator="k1")
+    close(rewards, [[0.0, 3.0], [0.0, -3.0]])

@@ -94,11 +94,11 @@ def test_mismatched_lengths_and_unknown_labels_raise():
 def test_a_checker_labels_abstentions():
     from halluray.config import build_config
     from halluray.world.build import make_world
-    from halluray.world.checker import FactChecker
+    from halluray.world.checker import ExactChecker
 
     world = make_world(build_config({}, ["world.num_people=8"]))
     p = world.people[0]
-    checker = FactChecker(world)
+    checker = ExactChecker(world)
     items = [{"name": p.name, "attribute": "birth_city"}] * 3
     d = qa_distribution(items, [p.facts["birth_city"], "I do not know", "nowhere"], [0, 0, 0], checker.check_answer)
     assert d["counts"] == [3]

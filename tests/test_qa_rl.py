@@ -6,7 +6,7 @@ import json
 import pytest
 
 from halluray.config import build_config
-from halluray.factuality.rewards import QACheckerReward, RewardScheme, parse_question
+from halluray.factuality.reward_functions import QACheckerReward, RewardScheme, parse_question
 from halluray.world.build import make_world
 from halluray.world.templates import qa_prompt
 from halluray.world.vocab import ATTRIBUTES
@@ -68,10 +68,10 @@ def test_reward_actor_builds_the_qa_checker(small_world):
 
 
 def test_reward_spec_defaults_to_the_run_world_and_carries_the_abstain_reward(tmp_path):
-    from halluray.driver import _reward_spec
+    from halluray.stages.ppo import reward_spec
 
     cfg = build_config({}, [f"run.output_dir={tmp_path}", "ppo.reward.kind=qa_checker", "ppo.reward.abstain=-3"])
-    spec = _reward_spec(cfg)
+    spec = reward_spec(cfg)
     assert spec.kind == "qa_checker" and spec.target == str(tmp_path / "demo" / "world" / "world.json")
     assert (spec.scheme.correct, spec.scheme.incorrect, spec.scheme.abstain) == (2.0, -3.0, -3.0)
 
@@ -116,10 +116,10 @@ def test_mcq_sft_records(tmp_path):
 
 
 def test_mcq_heldout_item_choices_are_seeded_and_hold_the_answer():
-    from halluray.stages.mcq_experiment import item_for
+    from halluray.stages.heldout_qa import mcq_item
 
-    a = item_for("Zorbel", "hobby", "chess", 0)
-    assert a == item_for("Zorbel", "hobby", "chess", 0)
+    a = mcq_item("Zorbel", "hobby", "chess", 0)
+    assert a == mcq_item("Zorbel", "hobby", "chess", 0)
     assert len(set(a["choices"])) == 4 and a["choices"][a["answer_index"]] == "chess"
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from halluray.config import DeepSpeedConfig, OptimizerConfig, RoleResources
+from halluray.config import DeepSpeedConfig, OptimizerConfig, RoleResources, build_config
+from halluray.errors import InputError
 from halluray.models.forward import token_logprobs
 from halluray.models.generation import SamplingParams
 
@@ -17,9 +18,11 @@ ray = pytest.importorskip("ray")
 from actors.base import EngineSpec  # noqa: E402
 from actors.critic import CriticActor  # noqa: E402
 from actors.engine import deepspeed_config  # noqa: E402
-from actors.group import ActorFailure, ActorGroup, init_training_group, shard  # noqa: E402
+from actors.policy import PolicyActor  # noqa: E402
+from actors.group import ActorFailure, ActorGroup, shard  # noqa: E402
 from actors.reference import ReferenceActor  # noqa: E402
 from actors.reward import RewardActor, RewardSpec  # noqa: E402
+from actors.roles import Role  # noqa: E402
 from actors.rollout import RolloutActor  # noqa: E402
 
 ONE = RoleResources(num_actors=1)
@@ -84,7 +87,7 @@ def test_critic_values_and_clipped_value_step(ray_cluster, tiny_model_dir):
                       optim=OptimizerConfig(lr=1e-2), total_steps=20, micro_batch_size=2)
     group = ActorGroup(CriticActor, "critic", RoleResources(num_actors=2))
     try:
-        init_training_group(group, spec)
+        group.gather(group.init_engines(spec))
         batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "action_mask": mask}
         values = torch.cat(group.run_sharded("values", batch))
         assert values.shape == (4, 7)
@@ -128,16 +131,28 @@ def test_reward_actor_fact_checker_callable_and_nan(ray_cluster, tmp_path, world
 
 def test_bf16_gradient_checkpointing_and_accumulation_train(ray_cluster, tiny_model_dir):
     """The DeepSpeed options that run on CPU: bf16, gradient checkpointing, gradient accumulation."""
-    from actors.policy import PolicyActor
-
     ids = torch.randint(3, 50, (4, 8), generator=torch.Generator().manual_seed(1))
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "loss_mask": torch.ones(4, 7)}
     ds = DeepSpeedConfig(zero_stage=2, precision="bf16", gradient_checkpointing=True, gradient_accumulation_steps=2)
     group = ActorGroup(PolicyActor, "policy", ONE)
     try:
-        init_training_group(group, EngineSpec(model_path=str(tiny_model_dir), ds=ds, optim=OptimizerConfig(lr=1e-2),
-                                              total_steps=10, micro_batch_size=2))
+        group.gather(group.init_engines(EngineSpec(model_path=str(tiny_model_dir), ds=ds,
+                                                   optim=OptimizerConfig(lr=1e-2), total_steps=10, micro_batch_size=2)))
         losses = [group.run("sft_step", batch)[0]["loss"] for _ in range(6)]
     finally:
         group.shutdown()
     assert losses[-1] < losses[0]
+
+
+def test_every_role_is_built_from_its_config_section():
+    cfg = build_config({}, ["actors.reward_trainer.num_actors=3"])
+    for role in Role:
+        assert getattr(cfg.actors, role.value).num_actors >= 1  # a config section per role
+    assert Role("reward_trainer").actor_class.__name__ == "RewardTrainerActor"
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_fails_before_any_actor_is_placed():
+    cfg = build_config({}, ["actors.policy.num_actors=2", "deepspeed.gradient_accumulation_steps=2"])
+    with pytest.raises(InputError, match=r"sft.batch_size \(6\) must split evenly over the 2 policy actors "
+                                         r"x deepspeed.gradient_accumulation_steps \(2\)"):
+        ActorGroup.from_config(Role.POLICY, cfg, batch_size=6, batch_key="sft.batch_size")

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from halluray.factuality import unfamiliarity as unf
-from halluray.world.checker import FactChecker
+from halluray.world.checker import ExactChecker
 from halluray.world.corpus import MCQItem, QAItem
 from halluray.world.entities import Person, World
 from halluray.world.templates import EOS
@@ -32,7 +32,7 @@ def test_long_form_is_mean_false_facts_over_samples(world):
         "p-zapur": ["Zapur comes from Perth . Zapur is Nigerian .", "Zapur comes from Oslo . Zapur is Swiss ."],
         "p-bralo": ["Bralo comes from Oslo . Bralo enjoys chess . Bralo works as a pilot .", "I do not know ."],
     })
-    scores = unf.long_form_scores(["Zapur", "Bralo"], ["p-zapur", "p-bralo"], sample_fn, FactChecker(world), k=2)
+    scores = unf.long_form_scores(["Zapur", "Bralo"], ["p-zapur", "p-bralo"], sample_fn, ExactChecker(world), k=2)
     assert [s.score for s in scores] == [1.0, 1.5]  # (0 + 2) / 2 and (3 + 0) / 2
     assert scores[0].details == {"n_true": [2, 0], "n_false": [0, 2]}
 
@@ -41,7 +41,7 @@ def test_short_qa_counts_incorrect_samples(world):
     items = [QAItem("Zapur", "birth_city", "Perth"), QAItem("Bralo", "birth_city", "Lyon")]
     sample_fn = fixed({"q1": ["Perth .", "Oslo . Q :", "Perth", "I do not know ."],
                        "q2": ["Oslo", "Lyon .", "Kobe", "Kobe"]})
-    scores = unf.short_qa_scores(items, ["q1", "q2"], sample_fn, FactChecker(world), k=4)
+    scores = unf.short_qa_scores(items, ["q1", "q2"], sample_fn, ExactChecker(world), k=4)
     # An abstention is not a correct answer, so it counts as incorrect for familiarity.
     assert [s.score for s in scores] == [2.0, 3.0]
     assert scores[0].details["labels"] == ["correct", "incorrect", "correct", "abstain"]

@@ -6,7 +6,7 @@ from halluray.world.build import build_corpus, make_world
 from halluray.world.corpus import mcq_items, qa_items, reference_bio
 from halluray.world.entities import SPLITS, World
 from halluray.world.source import IndependentSource
-from halluray.world.checker import FactChecker
+from halluray.world.checker import ExactChecker
 from halluray.world.templates import MENTION_TEMPLATES
 from halluray.world.vocab import ATTRIBUTES
 
@@ -44,7 +44,7 @@ def test_splits_are_stratified_by_frequency(world):
 def test_corpus_states_facts_exactly_as_often_as_the_frequency_says(world):
     cfg = _cfg()
     corpus = build_corpus(cfg, world)
-    checker = FactChecker(world)
+    checker = ExactChecker(world)
     for person in world.people[:20]:
         docs = [d for d in corpus if re.search(rf"\b{person.name}\b", d)]
         mentions = [d for d in docs if d in {t.format(name=person.name) for t in MENTION_TEMPLATES}]
@@ -62,7 +62,7 @@ def test_corpus_states_facts_exactly_as_often_as_the_frequency_says(world):
 
 
 def test_reference_bio_states_every_fact_truly(world):
-    checker = FactChecker(world)
+    checker = ExactChecker(world)
     for person in world.people[:10]:
         result = checker.check(person.name, reference_bio(person))
         assert result.n_true == len(ATTRIBUTES) and result.n_false == 0
@@ -79,7 +79,7 @@ def test_qa_and_mcq_items_are_about_true_facts(world):
 
 
 def test_independent_source_accuracy_and_determinism(world):
-    checker = FactChecker(world)
+    checker = ExactChecker(world)
     names = [p.name for p in world.people]
     perfect, wrong = IndependentSource(world, 1.0, 0), IndependentSource(world, 0.0, 0)
     assert all(checker.check(n, perfect.respond(n)).n_false == 0 for n in names)

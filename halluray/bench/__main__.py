@@ -6,17 +6,17 @@ import argparse
 import json
 import os
 
+import ray
+
+from halluray.bench import ppo_step, weight_sync
+
 
 def main() -> None:
-    from halluray.bench import ppo_step, weight_sync
-
     benches = {"ppo_step": ppo_step, "weight_sync": weight_sync}
     parser = argparse.ArgumentParser(prog="python -m halluray.bench")
     parser.add_argument("names", nargs="*", choices=[*benches, []], help="which benchmarks (default: all)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
-    import ray
-
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}})

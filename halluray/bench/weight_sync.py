@@ -7,12 +7,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from actors.base import EngineSpec
+from actors.group import ActorGroup
+from actors.policy import PolicyActor
+from actors.rollout import RolloutActor
+from halluray.config import DeepSpeedConfig, OptimizerConfig, RoleResources
+
 
 def build_model_dir(path: Path, n_layer: int = 12, n_embd: int = 768, vocab: int = 32000) -> int:
     """A randomly initialised GPT-2-shape model saved with save_pretrained; returns its parameter count."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
     vocab_map = {f"w{i}": i for i in range(vocab)}
     tok = Tokenizer(models.WordLevel(vocab=vocab_map, unk_token="w1"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -26,20 +32,15 @@ def build_model_dir(path: Path, n_layer: int = 12, n_embd: int = 768, vocab: int
 
 
 def run(repeats: int = 3, zero_stage: int = 3) -> dict:
-    from actors.base import EngineSpec
-    from actors.group import ActorGroup, init_training_group
-    from actors.policy import PolicyActor
-    from actors.rollout import RolloutActor
-    from halluray.config import DeepSpeedConfig, OptimizerConfig, RoleResources
-
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "gpt2-100m"
         n_params = build_model_dir(model_dir)
         policy = ActorGroup(PolicyActor, "policy", RoleResources(num_actors=2), call_timeout_s=900)
         rollout = ActorGroup(RolloutActor, "rollout", RoleResources(num_actors=1), call_timeout_s=900)
         try:
-            init_training_group(policy, EngineSpec(model_path=str(model_dir), ds=DeepSpeedConfig(zero_stage=zero_stage),
-                                                   optim=OptimizerConfig(), total_steps=1, micro_batch_size=1))
+            policy.gather(policy.init_engines(EngineSpec(model_path=str(model_dir), optim=OptimizerConfig(),
+                                                         ds=DeepSpeedConfig(zero_stage=zero_stage), total_steps=1,
+                                                         micro_batch_size=1)))
             rollout.run("init_model", str(model_dir))
             addr, port = policy.rendezvous()
             policy.gather(policy.call("init_sync_group", addr, port, 0, 2)

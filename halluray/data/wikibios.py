@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from halluray.data.source import Column, Fields, clean, open_source, to_dataset
-from halluray.data.text import first_sentence
+from halluray.data.first_sentence import load_first_sentence_prompts
+from halluray.data.source import Column
 
 DEFAULT_FIELDS: dict[str, tuple[Column, ...]] = {
     "name": ("name", "title", "input_text.context"),
@@ -22,13 +22,5 @@ PROMPT = "Write a biography for {name}."
 
 def load_wikibios(path: str | Path, split: str | None = None, *, fields: dict[str, Column] | None = None,
                   subset: str | None = None, cache_dir: str | None = None):
-    ds, where = open_source(path, split, subset=subset, cache_dir=cache_dir)
-    cols = Fields(ds, where, "wikibios", DEFAULT_FIELDS, fields)
-    records, skipped = [], 0
-    for _, row in cols.read(ds):
-        name, target = clean(row["name"]), first_sentence(clean(row["text"]))
-        if name and target:
-            records.append({"topic": name, "prompt": PROMPT.format(name=name), "target": target})
-        else:
-            skipped += 1
-    return to_dataset(records, where, skipped)
+    return load_first_sentence_prompts(path, split, dataset="wikibios", defaults=DEFAULT_FIELDS, topic="name",
+                                       text="text", prompt=PROMPT, fields=fields, subset=subset, cache_dir=cache_dir)

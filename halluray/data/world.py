@@ -10,6 +10,7 @@ from pathlib import Path
 
 from halluray.data.source import Column, Fields, clean, open_source, to_dataset
 from halluray.errors import InputError
+from halluray.layout import WORLD_DIR
 from halluray.world.entities import SPLITS
 
 DEFAULT_FIELDS: dict[str, tuple[Column, ...]] = {"topic": ("name",), "prompt": ("prompt",), "target": ("target",),
@@ -23,7 +24,7 @@ def world_prompt_files(path: str | Path, split: str | None) -> list[Path]:
         return [path]
     if split is not None and split not in SPLITS:
         raise InputError(f"unknown world split '{split}' (expected one of {', '.join(SPLITS)})")
-    world = path / "world" if (path / "world").is_dir() else path
+    world = path / WORLD_DIR if (path / WORLD_DIR).is_dir() else path
     files = [world / f"prompts_{s}.jsonl" for s in ([split] if split else SPLITS)]
     for f in files:
         if not f.is_file():

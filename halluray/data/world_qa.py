@@ -1,4 +1,4 @@
-"""The synthetic world's short-QA prompts: every attribute of every person of a split, from `world/world.json`.
+"""The synthetic world's short-QA prompts: every attribute of every person of a split, from the world file of a run.
 
 Records: topic (the person's name), prompt ("Q : What is NAME 's hometown ? A :"), target (the true answer
 with its full stop, "Lyon ."), attribute, and frequency (how often the person's facts appear in the
@@ -12,18 +12,19 @@ from pathlib import Path
 
 from halluray.data.source import to_dataset
 from halluray.errors import InputError
+from halluray.layout import WORLD_DIR, WORLD_FILE
 from halluray.world.entities import SPLITS, World
 from halluray.world.templates import qa_prompt
 from halluray.world.vocab import ATTRIBUTES
 
 
-def world_json(path: str | Path) -> Path:
-    """`path` is a run directory, its `world/` directory, or world.json itself."""
+def find_world_file(path: str | Path) -> Path:
+    """`path` is a run directory, its world directory, or the world file itself."""
     path = Path(path).expanduser()
-    for candidate in (path, path / "world.json", path / "world" / "world.json"):
+    for candidate in (path, path / WORLD_FILE, path / WORLD_DIR / WORLD_FILE):
         if candidate.is_file():
             return candidate
-    raise InputError(f"{path}: world.json not found; run `halluray world` first (or point data.path at a run "
+    raise InputError(f"{path}: {WORLD_FILE} not found; run `halluray world` first (or point data.path at a run "
                      f"directory that has one)")
 
 
@@ -40,9 +41,9 @@ def load_world_qa(path: str | Path, split: str | None = None, *, fields: dict | 
                   subset: str | None = None, cache_dir: str | None = None):
     """The world's short-QA records of `split` (sft, rm, ppo, eval; None: all four).
 
-    `fields` and `subset` have no meaning here (the records are built from world.json) and must be empty.
+    `fields` and `subset` have no meaning here (the records are built from the world file) and must be empty.
     """
     if fields:
         raise InputError(f"data.fields has no meaning for dataset 'world_qa' (got {sorted(fields)})")
-    source = world_json(path)
+    source = find_world_file(path)
     return to_dataset(qa_records(World.load(source), split), str(source))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from halluray.eval.metrics import pooled_fraction_true
-from halluray.factuality.rewards import RewardScheme, long_form_reward
+from halluray.factuality.reward_functions import RewardScheme, long_form_reward
 
 
 def factuality_metrics(checker, topics: list[str], responses: list[str],

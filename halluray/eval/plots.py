@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from halluray.eval.qa import LABELS  # noqa: E402
 
 _TASK_LABELS = {"long_form": "long form: mean false facts / sample", "short_qa": "short QA: incorrect of k samples",
                 "mcq": "MCQ: NLL of correct choice"}
@@ -58,3 +62,55 @@ def lines_by_bin(series: dict[str, list[float | None]], path: str | Path, title:
 def bin_labels(edges: list[float]) -> list[str]:
     bounds = ["min", *[f"{e:.2g}" for e in edges], "max"]
     return [f"{bounds[i]}–{bounds[i + 1]}" for i in range(len(bounds) - 1)]
+
+
+OUTCOME_COLOURS = {"correct": "#4c9a4c", "incorrect": "#c8453c", "abstain": "#7f8fa6"}
+"""One colour per answer label (halluray.eval.qa.LABELS), in every short-QA / MCQ figure."""
+
+
+@dataclass
+class OutcomePanel:
+    """One axes of an outcome figure: per-bucket values of each answer label."""
+
+    values: Mapping[str, Sequence[float | None]]
+    ticks: list[str]
+    title: str | None = None
+    xlabel: str | None = None
+    lines: bool = False
+    """Lines with markers (e.g. mean probabilities) instead of stacked bars (fractions of answers)."""
+
+
+def outcome_figure(rows: list[list[OutcomePanel]], path: str | Path, *, title: str, ylabels: list[str],
+                   panel_width: float, height: float, legend_space: float, compact: bool = True) -> None:
+    """A grid of panels (one list per row, shared y axis 0-1): stacked correct / incorrect / abstain bars per
+    unfamiliarity bucket (or lines), one legend below, `ylabels[r]` on row r. `compact`: smaller tick, title
+    and axis-label fonts (for grids with more than one row)."""
+    fig, axes = plt.subplots(len(rows), len(rows[0]), figsize=(panel_width * len(rows[0]), height), squeeze=False,
+                             sharey=True)
+    tick_size, title_font, xlabel_font = (7, {"fontsize": 9}, {"fontsize": 8}) if compact else (8, {}, {})
+    for row, panels in enumerate(rows):
+        for ax, panel in zip(axes[row], panels):
+            x = list(range(len(panel.ticks)))
+            bottom = [0.0] * len(x)
+            for label in LABELS:
+                if panel.lines:
+                    ax.plot(x, [v if v is not None else float("nan") for v in panel.values[label]], marker="o",
+                            color=OUTCOME_COLOURS[label], label=label)
+                    continue
+                values = [v or 0.0 for v in panel.values[label]]
+                ax.bar(x, values, bottom=bottom, color=OUTCOME_COLOURS[label], label=label, width=0.7)
+                bottom = [b + v for b, v in zip(bottom, values)]
+            ax.set_xticks(x, panel.ticks, fontsize=tick_size)
+            if panel.title is not None:
+                ax.set_title(panel.title, **title_font)
+            if panel.xlabel is not None:
+                ax.set_xlabel(panel.xlabel, **xlabel_font)
+            ax.set_ylim(0, 1)
+    for row, ylabel in enumerate(ylabels):
+        axes[row][0].set_ylabel(ylabel)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(LABELS), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, legend_space, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -23,7 +23,7 @@ from halluray.eval.buckets import bin_of, quantile_edges
 LABELS = ("correct", "incorrect", "abstain")
 
 LabelFn = Callable[[str, str, str], str]
-"""(name, attribute, answer) -> 'correct' | 'incorrect' | 'abstain', e.g. FactChecker.check_answer."""
+"""(name, attribute, answer) -> 'correct' | 'incorrect' | 'abstain', e.g. ExactChecker.check_answer."""
 
 
 def bin_counts(scores: Sequence[float], edges: Sequence[float]) -> list[int]:

@@ -32,10 +32,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
+from halluray.config import FactCheckerConfig
 from halluray.data.text import split_sentences
 from halluray.errors import InputError
-from halluray.world.checker import FALSE, TRUE, AtomicFact, CheckResult
-from halluray.world.checker import FactChecker as ExactChecker
+from halluray.world.checker import FALSE, TRUE, AtomicFact, CheckResult, ExactChecker
 from halluray.world.entities import World
 from halluray.world.templates import EOS
 
@@ -361,7 +361,6 @@ def load_fact_checker(spec, *, world: World | None = None, **options) -> FactChe
     """A fact checker from a `FactCheckerConfig` or a kind string: 'world' (needs `world`), 'openai', or an
     import path 'package.module:callable' (called with the config's `options` updated by `options`, unless it
     already is a checker object)."""
-    from halluray.config import FactCheckerConfig
 
     if isinstance(spec, str):
         try:

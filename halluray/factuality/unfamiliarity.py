@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable
 
-from halluray.world.checker import FactChecker
+from halluray.world.checker import ExactChecker
 from halluray.world.corpus import MCQItem, QAItem, few_shot_examples, joined, reference_bio
 from halluray.world.entities import Person
 from halluray.world.templates import bio_prompt, mcq_prompt, qa_prompt
@@ -38,7 +38,7 @@ def _repeat(prompts: list[str], k: int) -> list[str]:
     return [p for p in prompts for _ in range(k)]
 
 
-def long_form_scores(topics: list[str], prompts: list[str], sample_fn: SampleFn, checker: FactChecker,
+def long_form_scores(topics: list[str], prompts: list[str], sample_fn: SampleFn, checker: ExactChecker,
                      k: int) -> list[Score]:
     responses = sample_fn(_repeat(prompts, k))
     scores = []
@@ -56,7 +56,7 @@ def answer_of(response: str) -> str:
     return response.split(" .")[0].strip()
 
 
-def short_qa_scores(items: list[QAItem], prompts: list[str], sample_fn: SampleFn, checker: FactChecker,
+def short_qa_scores(items: list[QAItem], prompts: list[str], sample_fn: SampleFn, checker: ExactChecker,
                     k: int) -> list[Score]:
     responses = sample_fn(_repeat(prompts, k))
     scores = []

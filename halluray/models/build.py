@@ -9,6 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 
 from halluray.config import ModelConfig
 from halluray.errors import InputError
+from halluray.io import atomic_dir
 
 
 def build_gpt2(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> GPT2LMHeadModel:
@@ -36,8 +37,6 @@ def load_model(path: str | Path, trust_remote_code: bool = False):
 
 def save_model(model, tokenizer, path: str | Path) -> None:
     """`save_pretrained` (safetensors) into an atomically renamed directory."""
-    from halluray.io import atomic_dir
-
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp)  # safetensors is the default format
         tokenizer.save_pretrained(tmp)

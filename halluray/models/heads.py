@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModel
+from transformers import AutoModel, AutoModelForCausalLM
 
 from halluray.models.forward import position_ids_from_mask
 
@@ -86,8 +86,6 @@ class FactVerifier(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, trust_remote_code: bool = False) -> "FactVerifier":
-        from transformers import AutoModelForCausalLM
-
         model = cls(AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code,
                                                          use_safetensors=True, local_files_only=True))
         head = Path(path) / VERIFIER_FILE

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 
 from halluray.config import PretrainConfig
 from halluray.errors import InputError
-from halluray.logging import MetricsWriter, progress
+from halluray.logging import RunLogger, progress
+from halluray.ppo.optim import warmup_cosine
 
 
 def pack_documents(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
@@ -23,16 +23,8 @@ def pack_documents(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
     return torch.tensor(stream[: n_blocks * block_size]).view(n_blocks, block_size)
 
 
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
-    """LR multiplier: linear warmup to 1, then cosine decay to `min_ratio` at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress_ = (step - warmup) / max(1, total - warmup)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
-
-
 def pretrain(model, tokenizer, docs: list[str], cfg: PretrainConfig, seed: int,
-             metrics: MetricsWriter | None = None) -> list[float]:
+             logger: RunLogger | None = None) -> list[float]:
     """Train in place; returns the loss of every step."""
     blocks = pack_documents(tokenizer, docs, model.config.n_positions)
     gen = torch.Generator().manual_seed(seed)
@@ -53,7 +45,7 @@ def pretrain(model, tokenizer, docs: list[str], cfg: PretrainConfig, seed: int,
         losses.append(loss.item())
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            if metrics:
-                metrics.log("pretrain", step, loss=losses[-1], lr=sched.get_last_lr()[0])
+            if logger:
+                logger.log(step, loss=losses[-1], lr=sched.get_last_lr()[0])
     model.eval()
     return losses

@@ -1,7 +1,7 @@
 """A word-level tokenizer trained locally with `tokenizers`, wrapped as a `PreTrainedTokenizerFast`.
 
 The vocabulary is frozen at training time and shipped with every checkpoint: retraining a
-frequency-ordered vocabulary renumbers words and silently breaks saved models (RUNTIME-NOTES.md).
+frequency-ordered vocabulary renumbers words and silently breaks saved models (docs/runtime.md#tokenizer).
 """
 
 from __future__ import annotations

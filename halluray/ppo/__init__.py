@@ -4,16 +4,16 @@ Per-token tensors are (batch, T), right padded, with a mask marking the response
 """
 
 from halluray.ppo.advantages import gae, whiten_advantages
-from halluray.ppo.batches import Experience, concat_experience, minibatches
+from halluray.ppo.batches import Experience, minibatches
 from halluray.ppo.kl import (AdaptiveKLController, FixedKLController, kl_k1, kl_k3,
                              kl_penalized_rewards)
 from halluray.ppo.losses import entropy_from_logits, explained_variance, policy_loss, value_loss
 from halluray.ppo.masked import masked_mean, masked_var, masked_whiten
-from halluray.ppo.rewards import RunningMeanStd, clip_rewards, normalize_rewards
+from halluray.ppo.shaping import RunningMeanStd, clip_rewards, normalize_rewards, shape_rewards
 
 __all__ = [
     "AdaptiveKLController", "Experience", "FixedKLController", "RunningMeanStd", "clip_rewards",
-    "concat_experience", "entropy_from_logits", "explained_variance", "gae", "kl_k1", "kl_k3",
+    "entropy_from_logits", "explained_variance", "gae", "kl_k1", "kl_k3",
     "kl_penalized_rewards", "masked_mean", "masked_var", "masked_whiten", "minibatches",
-    "normalize_rewards", "policy_loss", "value_loss", "whiten_advantages",
+    "normalize_rewards", "policy_loss", "shape_rewards", "value_loss", "whiten_advantages",
 ]

@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -41,9 +40,6 @@ class Experience:
     def _map(self, fn) -> Experience:
         return Experience(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
-    def to(self, device) -> Experience:
-        return self._map(lambda t: t.to(device))
-
     def index_select(self, idx: Tensor) -> Experience:
         return self._map(lambda t: t.index_select(0, idx.to(t.device)))
 
@@ -60,18 +56,3 @@ def minibatches(n: int, minibatch_size: int, generator: torch.Generator) -> list
     permutation = torch.randperm(n, generator=generator)
     return list(permutation.split(minibatch_size))
 
-
-def concat_experience(items: list[Experience]) -> Experience:
-    """Stack rollouts along the batch, right-padding every field with 0 to its longest length.
-
-    The masks pad with 0 (false), so the padded token ids and values never count.
-    """
-    if not items:
-        raise ValueError("concat_experience needs at least one Experience")
-
-    def cat(tensors: list[Tensor]) -> Tensor:
-        length = max(t.shape[1] for t in tensors)
-        return torch.cat([F.pad(t, (0, length - t.shape[1]), value=0) for t in tensors])
-
-    fields = dataclasses.fields(Experience)
-    return Experience(**{f.name: cat([getattr(e, f.name) for e in items]) for f in fields})

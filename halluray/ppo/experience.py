@@ -1,4 +1,4 @@
-"""From scored rollouts to training experience: KL-shaped rewards, GAE, advantage whitening."""
+"""From scored rollouts to training experience: shaped rewards, GAE, advantage whitening."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ from torch import Tensor
 
 from halluray.ppo.advantages import gae, whiten_advantages
 from halluray.ppo.batches import Experience
-from halluray.ppo.kl import kl_penalized_rewards
 from halluray.ppo.masked import masked_mean
+from halluray.ppo.shaping import RunningMeanStd, shape_rewards
 
 
 @torch.no_grad()
 def make_experience(input_ids: Tensor, attention_mask: Tensor, action_mask: Tensor, old_logprobs: Tensor,
                     ref_logprobs: Tensor, values: Tensor, scores: Tensor, *, kl_coef: float, kl_estimator: str,
-                    gamma: float, lam: float, whiten: bool) -> tuple[Experience, dict[str, float]]:
-    """Per-token tensors are aligned with token log-probs, shape (batch, T-1); action_mask marks responses."""
-    rewards, kl = kl_penalized_rewards(scores, old_logprobs, ref_logprobs, action_mask, kl_coef, kl_estimator)
+                    gamma: float, lam: float, whiten: bool, reward_clip: float | None = None,
+                    reward_running: RunningMeanStd | None = None) -> tuple[Experience, dict[str, float]]:
+    """Per-token tensors are aligned with token log-probs, shape (batch, T-1); action_mask marks responses.
+    `scores` are the reward role's raw scores; `shape_rewards` clips/normalises them and adds the KL."""
+    rewards, kl = shape_rewards(scores, old_logprobs, ref_logprobs, action_mask, kl_coef=kl_coef,
+                                kl_estimator=kl_estimator, clip=reward_clip, running=reward_running)
     advantages, returns = gae(rewards, values, action_mask, gamma, lam)
     if whiten:
         advantages = whiten_advantages(advantages, action_mask)

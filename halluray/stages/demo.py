@@ -15,6 +15,9 @@ from typing import Callable
 from halluray.config import ExperimentConfig
 from halluray.eval.report import build_results, fig6, render
 from halluray.io import atomic_write_json, atomic_write_text
+from halluray.layout import RunLayout
+from halluray.stages import eval_rm, evaluate, reward_data, sft, train_rm, unfamiliarity, world
+from halluray.stages.ppo import run_ppo
 
 
 def _with(cfg: ExperimentConfig, section: str, **update) -> ExperimentConfig:
@@ -22,18 +25,13 @@ def _with(cfg: ExperimentConfig, section: str, **update) -> ExperimentConfig:
 
 
 def _ppo_cfg(cfg: ExperimentConfig, source: str) -> ExperimentConfig:
-    from halluray.stages.train_rm import rm_dir
-
-    reward = cfg.ppo.reward.model_copy(update={"kind": "model", "target": str(rm_dir(cfg, source))})
-    return _with(cfg, "ppo", name=f"ppo-{source}-rm", reward=reward)
+    layout = RunLayout(cfg)
+    reward = cfg.ppo.reward.model_copy(update={"kind": "model", "target": str(layout.rm_dir(source))})
+    return _with(cfg, "ppo", name=layout.ppo_name_with_rm(source), reward=reward)
 
 
 def plan(cfg: ExperimentConfig) -> list[tuple[str, Callable, ExperimentConfig, tuple[str, ...]]]:
     """(stage, runner, its config, the config sections its output depends on besides its inputs)."""
-    from halluray.driver import run_ppo
-    from halluray.stages import eval_rm, evaluate, reward_data, sft, train_rm, unfamiliarity, world
-
-    ppo = lambda c: run_ppo(c, out_name=c.ppo.name)  # noqa: E731
     steps = [("world", world.run, cfg, ("seed", "world", "model")),
              ("unfamiliarity", unfamiliarity.run, cfg, ("unfamiliarity",)),
              ("sft", sft.run, _with(cfg, "sft", strategy="standard", task="long_form"), ("sft", "deepspeed", "actors"))]
@@ -42,13 +40,14 @@ def plan(cfg: ExperimentConfig) -> list[tuple[str, Callable, ExperimentConfig, t
         steps += [(f"reward-data-{source}", reward_data.run, c, ("reward_data",)),
                   (f"train-rm-{source}", train_rm.run, c, ("reward_model",))]
     steps.append(("eval-rm", eval_rm.run, cfg, ("reward_data",)))
-    steps += [(f"ppo-{s}-rm", ppo, _ppo_cfg(cfg, s), ("ppo", "lora")) for s in ("standard", "conservative")]
+    steps += [(RunLayout.ppo_name_with_rm(s), run_ppo, _ppo_cfg(cfg, s), ("ppo", "lora"))
+              for s in ("standard", "conservative")]
     steps.append(("eval", evaluate.run, cfg, ("eval",)))
     return steps
 
 
 def run(cfg: ExperimentConfig) -> dict:
-    stamps = cfg.run_dir / "stamps"
+    stamps = RunLayout(cfg).stamps
     wall: dict[str, float] = {}
     upstream = ""
     t_start = time.time()
@@ -71,20 +70,20 @@ def run(cfg: ExperimentConfig) -> dict:
 
 
 def report(cfg: ExperimentConfig, wall: dict[str, float], elapsed: float) -> dict:
-    run_dir = cfg.run_dir
-    evaluation = json.loads((run_dir / "eval" / "results.json").read_text())
-    rm_eval = json.loads((run_dir / "rm_eval" / "results.json").read_text())
+    layout = RunLayout(cfg)
+    evaluation = json.loads((layout.eval_dir / "results.json").read_text())
+    rm_eval = json.loads((layout.rm_eval_dir / "results.json").read_text())
     results = build_results(evaluation, rm_eval, cfg.seed, wall)
-    atomic_write_json(run_dir / "results.json", results)
-    fig6(results, run_dir / "fig6.png")
-    shutil.copyfile(run_dir / "rm_eval" / "fig5.png", run_dir / "fig5.png")
-    shutil.copyfile(run_dir / "eval" / "fig7.png", run_dir / "fig7.png")
+    atomic_write_json(layout.results, results)
+    fig6(results, layout.figure("fig6"))
+    shutil.copyfile(layout.rm_eval_dir / "fig5.png", layout.figure("fig5"))
+    shutil.copyfile(layout.eval_dir / "fig7.png", layout.figure("fig7"))
     markdown = render(results, evaluation, rm_eval)
-    atomic_write_text(run_dir / "report.md", markdown)
+    atomic_write_text(layout.report, markdown)
     print()
     print(markdown.split("## Reward-model")[0].strip())
     f = results["fraction_true_facts"]
-    print(f"\ndemo: report in {run_dir / 'report.md'}, plots fig5/fig6/fig7.png; this invocation took {elapsed:.0f} s "
+    print(f"\ndemo: report in {layout.report}, plots fig5/fig6/fig7.png; this invocation took {elapsed:.0f} s "
           f"(all stages {wall['total']:.0f} s).")
     if None not in f.values():
         print(f"demo: RL+conservative vs RL+standard {f['rl_conservative_rm'] - f['rl_standard_rm']:+.3f}, "

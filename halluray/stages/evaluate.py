@@ -10,23 +10,22 @@ from halluray.eval.metrics import pooled_fraction_true
 from halluray.eval.plots import bin_labels, lines_by_bin
 from halluray.eval.report import fmt
 from halluray.io import atomic_dir, atomic_write_json, write_jsonl
+from halluray.layout import RunLayout, require
 from halluray.models.generation import SamplingParams
-from halluray.stages.common import prepare, require
-from halluray.stages.eval_rm import eval_bin_edges, heldout_samples, long_form_scores
+from halluray.stages.common import prepare
+from halluray.stages.heldout import eval_bin_edges, heldout_samples, long_form_scores
 
 METHODS = ("sft", "rl_standard_rm", "rl_conservative_rm")
 
 
-def method_models(cfg: ExperimentConfig) -> dict[str, Path]:
-    from halluray.stages.sft import sft_dir
-
-    return {"sft": sft_dir(cfg, "standard", "long_form") / "model",
-            "rl_standard_rm": cfg.run_dir / "ppo-standard-rm" / "model",
-            "rl_conservative_rm": cfg.run_dir / "ppo-conservative-rm" / "model"}
+def method_models(layout: RunLayout) -> dict[str, Path]:
+    return {"sft": layout.sft_model("standard", "long_form"),
+            "rl_standard_rm": layout.ppo_model(layout.ppo_name_with_rm("standard")),
+            "rl_conservative_rm": layout.ppo_model(layout.ppo_name_with_rm("conservative"))}
 
 
 def run(cfg: ExperimentConfig) -> dict:
-    prepare(cfg, "eval")[1].close()
+    layout = prepare(cfg, "eval")
     e = cfg.eval
     unfamiliarity = long_form_scores(cfg)
     edges = eval_bin_edges(cfg, unfamiliarity)
@@ -34,7 +33,7 @@ def run(cfg: ExperimentConfig) -> dict:
                "true_facts_by_unfamiliarity": {}, "false_facts_by_unfamiliarity": {}, "mean_true_facts": {},
                "mean_false_facts": {}, "abstain_rate": {}, "examples": {}}
     samples = {}
-    for method, model in method_models(cfg).items():
+    for method, model in method_models(layout).items():
         require(model, "sft" if method == "sft" else "ppo")
         labeled = heldout_samples(cfg, model, e.samples_per_prompt,
                                   SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens), cfg.seed + 31)
@@ -48,7 +47,7 @@ def run(cfg: ExperimentConfig) -> dict:
         results["mean_false_facts"][method] = sum(n_false) / len(labeled)
         results["abstain_rate"][method] = sum(r["abstained"] for r in labeled) / len(labeled)
         results["examples"][method] = examples(labeled, unfamiliarity)
-    with atomic_dir(cfg.run_dir / "eval") as tmp:
+    with atomic_dir(layout.eval_dir) as tmp:
         for method, labeled in samples.items():
             write_jsonl(tmp / f"{method}.jsonl", labeled)
         atomic_write_json(tmp / "results.json", results)

@@ -1,17 +1,107 @@
-"""`halluray ppo`: PPO on Ray actor groups (the driver lives in halluray/driver.py)."""
+"""`halluray ppo`: the PPO loop on Ray actor groups — iterate, log, evaluate, checkpoint, export.
+
+The iteration itself is `PPODriver.step` (halluray/driver.py); this stage owns the run: where it writes
+(run_dir/<ppo.name>/: config.yaml, checkpoints/step_*/, model/), resuming, and held-out evaluation when the
+prompts come from the synthetic world.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from actors.group import init_ray
+from actors.reward import RewardSpec
 from halluray.config import ExperimentConfig
+from halluray.data import prompts_for
+from halluray.driver import PPODriver
+from halluray.errors import InputError
+from halluray.eval.factuality import factuality_metrics
+from halluray.factuality.reward_functions import RewardScheme
+from halluray.io import atomic_write_text
+from halluray.layout import RunLayout
+from halluray.logging import RunLogger, progress
+from halluray.models.generation import SamplingParams
 from halluray.stages.common import prepare
+from halluray.world import ExactChecker, World
+
+EVAL_SEED_OFFSET = 7
+
+
+def reward_spec(cfg: ExperimentConfig) -> RewardSpec:
+    """What the reward actors score with; the checker kinds default to the run's own world."""
+    r = cfg.ppo.reward
+    target = r.target or (str(RunLayout(cfg).world_json) if r.kind in ("fact_checker", "qa_checker") else None)
+    if target is None:
+        raise InputError(f"ppo.reward.target must be set for reward kind '{r.kind}'")
+    return RewardSpec(r.kind, target, RewardScheme.from_config(r), cfg.model.trust_remote_code)
+
+
+def policy_init(cfg: ExperimentConfig) -> str:
+    """`ppo.init_model`, else the run's standard SFT model, else its base model."""
+    return cfg.ppo.init_model or str(RunLayout(cfg).default_policy_init())
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    complete = sorted(p for p in checkpoint_dir.glob("step_*") if (p / "driver" / "driver.pt").is_file())
+    return complete[-1] if complete else None
+
+
+def evaluate(driver: PPODriver, cfg: ExperimentConfig, records: list[dict], checker: ExactChecker) -> dict:
+    """Held-out factuality of the current policy, `eval.samples_per_prompt` samples per prompt."""
+    e = cfg.eval
+    prompts = [r["prompt"] for r in records for _ in range(e.samples_per_prompt)]
+    topics = [r["topic"] for r in records for _ in range(e.samples_per_prompt)]
+    params = SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens, tuple(cfg.ppo.stop))
+    responses = driver.generate(prompts, params, seed=cfg.seed + EVAL_SEED_OFFSET)
+    metrics = factuality_metrics(checker, topics, responses, RewardScheme.from_config(cfg.ppo.reward))
+    return {f"eval/{k}": v for k, v in metrics.items()}
+
+
+def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None) -> dict:
+    """Train `ppo.steps` iterations into run_dir/<ppo.name>/ (from `init`, default `policy_init(cfg)`)."""
+    layout, ppo = RunLayout(cfg), cfg.ppo
+    out, ckpt_dir = layout.ppo_dir(ppo.name), layout.ppo_checkpoints(ppo.name)
+    start = latest_checkpoint(ckpt_dir) if resume else None
+    if resume and start is None:
+        raise InputError(f"--resume: no complete checkpoint under {ckpt_dir}")
+    spec = reward_spec(cfg)
+    atomic_write_text(out / "config.yaml", cfg.to_yaml())  # this PPO run's resolved config
+    checker = ExactChecker(World.load(layout.world_json)) if cfg.data.dataset == "world" else None
+    eval_records = list(prompts_for(cfg, "eval")) if checker else []
+    init_ray(cfg)
+    driver = PPODriver(cfg, init or policy_init(cfg), spec, list(prompts_for(cfg, "ppo")))
+    logger = RunLogger(layout.run_dir, cfg, ppo.name)
+    try:
+        # resume from the last complete checkpoint, or measure the starting policy
+        if start is not None:
+            driver.load(start)
+            print(f"ppo: resumed from {start} (step {driver.step_done})")
+        elif checker:
+            logger.log(0, **evaluate(driver, cfg, eval_records, checker))
+        for step in progress(range(driver.step_done + 1, ppo.steps + 1), desc=ppo.name, initial=driver.step_done,
+                             total=ppo.steps):
+            metrics, samples = driver.step()
+            if ppo.log_samples_every and step % ppo.log_samples_every == 0:
+                logger.log_samples(step, samples)
+            if checker and ppo.eval_every and step % ppo.eval_every == 0 and step < ppo.steps:
+                metrics.update(evaluate(driver, cfg, eval_records, checker))
+            if ppo.save_every and step % ppo.save_every == 0:
+                driver.save(ckpt_dir)
+            logger.log(step, **metrics)
+        # the final policy: held-out evaluation, checkpoint, Hugging Face export
+        final = evaluate(driver, cfg, eval_records, checker) if checker else {}
+        logger.log(ppo.steps, **final)
+        driver.save(ckpt_dir)
+        driver.export(layout.ppo_model(ppo.name))
+        return final
+    finally:
+        logger.finish()
+        driver.shutdown()
 
 
 def run(cfg: ExperimentConfig, resume: bool = False) -> dict:
-    from halluray.driver import run_ppo
-
-    _, metrics = prepare(cfg, "ppo")
-    metrics.close()
-    final = run_ppo(cfg, resume=resume, out_name=cfg.ppo.name)
+    prepare(cfg, "ppo")
+    final = run_ppo(cfg, resume=resume)
     if final:
         print("ppo: held-out " + ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in final.items()
                                            if isinstance(v, float)))

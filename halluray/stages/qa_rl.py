@@ -31,19 +31,18 @@ import time
 from pathlib import Path
 
 from halluray.config import ExperimentConfig
-from halluray.eval.qa import LABELS, bin_counts, bucket_edges, qa_distribution
+from halluray.eval.plots import OutcomePanel, outcome_figure
 from halluray.factuality.relabel import STRATEGIES
-from halluray.io import atomic_dir, atomic_write_json, read_jsonl, write_jsonl
-from halluray.stages.common import prepare, require, world_dir
+from halluray.factuality.reward_functions import RewardScheme, short_answer_reward
+from halluray.io import read_jsonl
+from halluray.layout import RunLayout
+from halluray.stages import sft
+from halluray.stages.heldout_qa import (HeldOut, bucket_line, bucket_metrics, experiment, overall_fractions,
+                                        qa_answers, sft_variant, short_qa_score_note)
+from halluray.stages.ppo import run_ppo
 
-N_BINS = 3
 PPO_MAX_NEW_TOKENS = 5
-OUTPUT = "qa_rl"
 CONTROL_STRATEGIES = ("unfamiliar-idk",)
-
-
-def output_dir(cfg: ExperimentConfig) -> Path:
-    return cfg.run_dir / OUTPUT
 
 
 def plan_runs(cfg: ExperimentConfig, strategies=STRATEGIES, control=CONTROL_STRATEGIES) -> list[dict]:
@@ -65,10 +64,8 @@ def ppo_config(cfg: ExperimentConfig, run: dict) -> ExperimentConfig:
 
 def sft_model(cfg: ExperimentConfig, strategy: str) -> tuple[Path, bool]:
     """The short-QA SFT model of `strategy` (trained now when missing); and whether it was reused."""
-    from halluray.stages import sft
-
-    scfg = cfg.model_copy(update={"sft": cfg.sft.model_copy(update={"strategy": strategy, "task": "short_qa"})})
-    path = sft.sft_dir(scfg) / "model"
+    scfg = sft_variant(cfg, strategy, "short_qa")
+    path = RunLayout(scfg).sft_model()
     if (path / "config.json").is_file():
         return path, True
     sft.run(scfg)
@@ -77,7 +74,7 @@ def sft_model(cfg: ExperimentConfig, strategy: str) -> tuple[Path, bool]:
 
 def ppo_curve(cfg: ExperimentConfig, name: str) -> dict:
     """Mean training reward of the first and last PPO iterations of run `name` (from metrics.jsonl)."""
-    rows = [r for r in read_jsonl(cfg.run_dir / "metrics.jsonl") if r.get("stage") == name and "reward_mean" in r]
+    rows = [r for r in read_jsonl(RunLayout(cfg).metrics) if r.get("stage") == name and "reward_mean" in r]
     rows = rows[-cfg.ppo.steps:]
     if not rows:
         return {}
@@ -88,129 +85,68 @@ def ppo_curve(cfg: ExperimentConfig, name: str) -> dict:
             "kl_last": rows[-1].get("kl")}
 
 
-def _distribution(model_dir: Path, items: list[dict], edges: list[float], cfg: ExperimentConfig, checker,
-                  scheme) -> tuple[dict, list[list[str]], list[list[str]]]:
-    from halluray.factuality.rewards import short_answer_reward
-    from halluray.stages.qa_experiment import answer_items
-
-    k = cfg.eval.samples_per_prompt
-    answers = answer_items(model_dir, items, cfg)
-    flat_items = [i for i in items for _ in range(k)]
-    flat = [a for per_item in answers for a in per_item]
-    dist = qa_distribution(flat_items, flat, [i["score"] for i in flat_items], checker.check_answer, edges=edges)
-    labels = [[checker.check_answer(i["name"], i["attribute"], a) for a in per_item]
-              for i, per_item in zip(items, answers)]
+def _evaluate(model_dir: Path, held: HeldOut, cfg: ExperimentConfig,
+              scheme: RewardScheme) -> tuple[dict, list[list[str]], list[list[str]]]:
+    """Bucket fractions, overall fractions and mean reward of the model's held-out answers; answers; labels."""
+    answers = qa_answers(model_dir, held.items, cfg)
+    labels = held.label(answers)
     rewards = [short_answer_reward(label, scheme) for per_item in labels for label in per_item]
-    out = {"bins": dist["bins"], **{label: dist[label] for label in LABELS}, "samples": dist["counts"],
-           "overall": {label: sum(x == label for row in labels for x in row) / len(rewards) for label in LABELS},
+    out = {**held.distribution(labels), "overall": overall_fractions(labels),
            "mean_reward": sum(rewards) / len(rewards)}
     return out, answers, labels
 
 
 def run(cfg: ExperimentConfig, strategies: tuple[str, ...] = STRATEGIES,
         control: tuple[str, ...] = CONTROL_STRATEGIES) -> dict:
-    from halluray.driver import _scheme, run_ppo
-    from halluray.stages.qa_experiment import heldout_items
-    from halluray.world.checker import FactChecker
-    from halluray.world.entities import World
-
-    _, metrics = prepare(cfg, "qa-rl")
-    t0 = time.time()
-    with metrics:
-        world = World.load(require(world_dir(cfg) / "world.json", "world"))
-        checker = FactChecker(world)
-        items, n_scored_here = heldout_items(cfg, world)
-        scores = [i["score"] for i in items]
-        edges, method = bucket_edges(scores, N_BINS)
+    with experiment(cfg, "qa-rl", "short_qa") as ex:
+        held, results = ex.held, ex.results
         runs = plan_runs(cfg, strategies, control)
-        results: dict = {"runs": {}, "sft": {}}
-        answer_rows: list[dict] = []
+        results.update({"runs": {}, "sft": {}})
         for strategy in dict.fromkeys(r["strategy"] for r in runs):
             t = time.time()
             path, reused = sft_model(cfg, strategy)
-            dist, answers, labels = _distribution(path, items, edges, cfg, checker, _scheme(cfg))
+            dist, answers, labels = _evaluate(path, held, cfg, RewardScheme.from_config(cfg.ppo.reward))
             results["sft"][strategy] = {**dist, "model": str(path), "reused": reused,
                                         "seconds": round(time.time() - t, 1)}
-            answer_rows += _rows("sft", strategy, items, answers, labels)
+            ex.answer_rows += held.rows(answers, labels, phase="sft", model=strategy)
             _print(f"sft {strategy}", dist)
-        for r in runs:
+        for step, r in enumerate(runs):
             pcfg = ppo_config(cfg, r)
             t = time.time()
-            run_ppo(pcfg, policy_init=results["sft"][r["strategy"]]["model"], out_name=r["name"])
+            run_ppo(pcfg, init=results["sft"][r["strategy"]]["model"])
             ppo_seconds = round(time.time() - t, 1)
-            dist, answers, labels = _distribution(cfg.run_dir / r["name"] / "model", items, edges, cfg, checker,
-                                                  _scheme(pcfg))
+            model = ex.layout.ppo_model(r["name"])
+            dist, answers, labels = _evaluate(model, held, cfg, RewardScheme.from_config(pcfg.ppo.reward))
             results["runs"][r["key"]] = {**dist, "init": r["strategy"], "abstain_reward": r["abstain"],
-                                         "model": str(cfg.run_dir / r["name"] / "model"),
-                                         "ppo_seconds": ppo_seconds, **ppo_curve(cfg, r["name"])}
-            answer_rows += _rows("rl", r["key"], items, answers, labels)
-            metrics.log("qa-rl", run=r["key"],
-                        **{f"{label}/bin{b}": v for label in LABELS for b, v in enumerate(dist[label])})
+                                         "model": str(model), "ppo_seconds": ppo_seconds, **ppo_curve(cfg, r["name"])}
+            ex.answer_rows += held.rows(answers, labels, phase="rl", model=r["key"])
+            ex.logger.log(step, run=r["key"], **bucket_metrics(dist))
             _print(f"rl {r['key']}", dist)
-        rw = cfg.ppo.reward
-        results.update({"edges": edges, "bin_method": method, "counts": bin_counts(scores, edges),
-                        "n_items": len(items), "n_scored_here": n_scored_here,
-                        "samples_per_prompt": cfg.eval.samples_per_prompt, "temperature": cfg.eval.temperature,
-                        "reward": {"correct": rw.correct, "incorrect": rw.incorrect, "abstain": rw.abstain},
-                        "ppo": {k: getattr(cfg.ppo, k) for k in ("steps", "batch_size", "minibatch_size",
-                                                                 "ppo_epochs", "cliprange", "kl_coef")}
-                        | {"lr": cfg.ppo.policy_optimizer.lr, "max_new_tokens": PPO_MAX_NEW_TOKENS},
-                        "score": f"short_qa: incorrect of {cfg.unfamiliarity.short_qa_samples} few-shot samples",
-                        "seconds": round(time.time() - t0, 1)})
-        with atomic_dir(output_dir(cfg)) as tmp:
-            atomic_write_json(tmp / "results.json", results)
-            write_jsonl(tmp / "answers.jsonl", answer_rows)
-            write_jsonl(tmp / "heldout_items.jsonl", items)
-            figure(results, tmp / "rl_short_qa.png")
-    print(f"qa-rl: {len(items)} held-out items, buckets {results['counts']} ({method} edges {edges}); "
-          f"results in {output_dir(cfg)} ({results['seconds']} s)")
-    return results
-
-
-def _rows(phase: str, key: str, items: list[dict], answers, labels) -> list[dict]:
-    return [{"phase": phase, "model": key, "name": i["name"], "attribute": i["attribute"], "score": i["score"],
-             "answers": a, "labels": lab} for i, a, lab in zip(items, answers, labels)]
+        rw, ppo = cfg.ppo.reward, cfg.ppo
+        return ex.finish(ex.layout.qa_rl_dir, "rl_short_qa.png", figure,
+                         reward={"correct": rw.correct, "incorrect": rw.incorrect, "abstain": rw.abstain},
+                         ppo={k: getattr(ppo, k) for k in ("steps", "batch_size", "minibatch_size", "ppo_epochs",
+                                                           "cliprange", "kl_coef")}
+                         | {"lr": ppo.policy_optimizer.lr, "max_new_tokens": PPO_MAX_NEW_TOKENS},
+                         score=short_qa_score_note(cfg))
 
 
 def _print(what: str, dist: dict) -> None:
-    print(f"qa-rl [{what}]: " + "; ".join(
-        f"{b} ({n} answers): " + " ".join(f"{label} {dist[label][j]:.2f}" for label in LABELS)
-        for j, (b, n) in enumerate(zip(dist["bins"], dist["samples"]))) + f"; mean reward {dist['mean_reward']:.2f}")
+    print(f"qa-rl [{what}]: " + bucket_line(dist["bins"], dist, dist["samples"]) +
+          f"; mean reward {dist['mean_reward']:.2f}")
 
 
 def figure(results: dict, path: Path) -> None:
     """Top row: the SFT model each run starts from; bottom row: after PPO. Stacked label fractions per bucket."""
-    import matplotlib
+    runs = list(results["runs"].values())
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def panel(r: dict, title: str, xlabel: str | None = None) -> OutcomePanel:
+        return OutcomePanel(r, [f"{b}\nn={n}" for b, n in zip(r["bins"], results["counts"])], title, xlabel)
 
-    from halluray.stages.qa_experiment import _COLORS
-
-    keys = list(results["runs"])
-    fig, axes = plt.subplots(2, len(keys), figsize=(3.6 * len(keys), 6.6), squeeze=False, sharey=True)
-    for col, key in enumerate(keys):
-        run = results["runs"][key]
-        for row, (r, title) in enumerate(((results["sft"][run["init"]], f"SFT {run['init']}"),
-                                          (run, f"RL from {run['init']}\nabstain reward {run['abstain_reward']:g}"))):
-            ax = axes[row][col]
-            x = list(range(len(r["bins"])))
-            bottom = [0.0] * len(x)
-            for label in LABELS:
-                values = [v or 0.0 for v in r[label]]
-                ax.bar(x, values, bottom=bottom, color=_COLORS[label], label=label, width=0.7)
-                bottom = [b + v for b, v in zip(bottom, values)]
-            ax.set_xticks(x, [f"{b}\nn={n}" for b, n in zip(r["bins"], results["counts"])], fontsize=7)
-            ax.set_title(title, fontsize=9)
-            ax.set_ylim(0, 1)
-            if row == 1:
-                ax.set_xlabel("unfamiliarity (short-QA score) →", fontsize=8)
-    axes[0][0].set_ylabel("fraction of answers (before RL)")
-    axes[1][0].set_ylabel("fraction of answers (after RL)")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(LABELS), fontsize=8, frameon=False)
-    fig.suptitle("RL on short QA (reward +2 correct / -3 incorrect / abstain as titled): held-out answers by "
-                 f"unfamiliarity; n = queries, {results['samples_per_prompt']} samples each", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    outcome_figure([[panel(results["sft"][run["init"]], f"SFT {run['init']}") for run in runs],
+                    [panel(run, f"RL from {run['init']}\nabstain reward {run['abstain_reward']:g}",
+                           "unfamiliarity (short-QA score) →") for run in runs]],
+                   path, ylabels=["fraction of answers (before RL)", "fraction of answers (after RL)"],
+                   panel_width=3.6, height=6.6, legend_space=0.04,
+                   title="RL on short QA (reward +2 correct / -3 incorrect / abstain as titled): held-out answers by "
+                         f"unfamiliarity; n = queries, {results['samples_per_prompt']} samples each")

@@ -1,4 +1,4 @@
-"""`halluray train-rm`: train the two-stage verifier or the scalar RM on the critic actors (DeepSpeed)."""
+"""`halluray train-rm`: train the two-stage verifier or the scalar RM on the reward-trainer actors (DeepSpeed)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,24 @@ import json
 import math
 import random
 import time
-from pathlib import Path
 
 import torch
+from transformers import AutoTokenizer
 
+from actors.base import EngineSpec
+from actors.group import ActorGroup, init_ray
+from actors.roles import Role
 from halluray.config import ExperimentConfig, OptimizerConfig
 from halluray.errors import InputError
 from halluray.io import atomic_write_json, read_jsonl
+from halluray.layout import require
 from halluray.logging import RunLogger, progress
 from halluray.models.heads import verifier_tensors
-from halluray.rewards.data import scalar_examples, verifier_examples
-from halluray.rewards.models import RM_FILE
-from halluray.stages.common import base_model_dir, prepare, require
-from halluray.stages.reward_data import data_path
+from halluray.reward_models.data import scalar_examples, verifier_examples
+from halluray.reward_models.models import RM_FILE
+from halluray.stages.common import prepare
 
 VALIDATION_FRACTION = 0.1
-
-
-def rm_dir(cfg: ExperimentConfig, source: str | None = None) -> Path:
-    return cfg.run_dir / f"rm-{source or cfg.reward_data.source}"
 
 
 def _tensors(tokenizer, inputs: list, labels: list[float]) -> dict[str, torch.Tensor]:
@@ -38,16 +37,9 @@ def _tensors(tokenizer, inputs: list, labels: list[float]) -> dict[str, torch.Te
 
 
 def run(cfg: ExperimentConfig) -> dict:
-    from transformers import AutoTokenizer
-
-    from actors.base import EngineSpec
-    from actors.critic import CriticActor
-    from actors.group import ActorGroup, init_training_group
-    from halluray.driver import init_ray
-
-    prepare(cfg, "train-rm")[1].close()
-    rm, source, out = cfg.reward_model, cfg.reward_data.source, rm_dir(cfg)
-    records = read_jsonl(require(data_path(cfg), "reward-data"))
+    layout = prepare(cfg, "train-rm")
+    rm, source, out, data = cfg.reward_model, cfg.reward_data.source, layout.rm_dir(), layout.reward_data()
+    records = read_jsonl(require(data, "reward-data"))
     examples = verifier_examples(records) if rm.kind == "two-stage" else scalar_examples(records)
     # Scalar targets are scaled to unit spread so the head's initial outputs are on the right scale.
     scale = 1.0 if rm.kind == "two-stage" else max(1.0, float(torch.tensor([y for _, y in examples]).std()))
@@ -57,24 +49,21 @@ def run(cfg: ExperimentConfig) -> dict:
     val, train = examples[:n_val], examples[n_val:]
     steps_per_epoch = len(train) // rm.batch_size
     if steps_per_epoch == 0:
-        raise InputError(f"{data_path(cfg)}: {len(train)} training examples, fewer than one batch of {rm.batch_size}")
-    group_size = cfg.actors.critic.num_actors * cfg.deepspeed.gradient_accumulation_steps
-    if rm.batch_size % group_size:
-        raise InputError(f"reward_model.batch_size ({rm.batch_size}) must split evenly over the critic actors "
-                         f"x deepspeed.gradient_accumulation_steps ({group_size})")
-    model_path = str(require(base_model_dir(cfg), "world"))
+        raise InputError(f"{data}: {len(train)} training examples, fewer than one batch of {rm.batch_size}")
+    model_path = str(require(layout.base_model, "world"))
     tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
     step_name = "verifier_step" if rm.kind == "two-stage" else "regression_step"
     init_ray(cfg)
-    group = ActorGroup(CriticActor, "critic", cfg.actors.critic, threads=cfg.actors.threads_per_actor,
-                       call_timeout_s=cfg.actors.call_timeout_s, collective_timeout_s=cfg.actors.collective_timeout_s)
-    logger = RunLogger(cfg.run_dir, cfg, out.name)
+    group = ActorGroup.from_config(Role.REWARD_TRAINER, cfg, batch_size=rm.batch_size,
+                                   batch_key="reward_model.batch_size")
+    logger = RunLogger(layout.run_dir, cfg, out.name)
     t0 = time.time()
     try:
-        init_training_group(group, EngineSpec(
+        group.gather(group.init_engines(EngineSpec(
             model_path=model_path, ds=cfg.deepspeed, total_steps=rm.epochs * steps_per_epoch, seed=cfg.seed,
             optim=OptimizerConfig(lr=rm.lr, head_lr=rm.head_lr, warmup_steps=rm.warmup_steps, weight_decay=0.0),
-            micro_batch_size=rm.batch_size // group_size, head="verifier" if rm.kind == "two-stage" else "value"))
+            micro_batch_size=group.micro_batch_size(rm.batch_size),
+            head="verifier" if rm.kind == "two-stage" else "value")))
         step = 0
         for epoch in range(rm.epochs):
             random.Random(cfg.seed + epoch).shuffle(train)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 
 from halluray.config import ExperimentConfig
 from halluray.errors import InputError
@@ -13,11 +12,12 @@ from halluray.eval.plots import unfamiliarity_histogram
 from halluray.eval.report import fmt
 from halluray.factuality import unfamiliarity as unf
 from halluray.io import atomic_dir, atomic_write_json, write_jsonl
-from halluray.logging import progress
+from halluray.layout import require
+from halluray.logging import RunLogger, progress
 from halluray.models.build import load_model
 from halluray.models.generation import continuation_logprobs, sample
-from halluray.stages.common import base_model_dir, prepare, require, world_dir
-from halluray.world.checker import FactChecker
+from halluray.stages.common import prepare
+from halluray.world.checker import ExactChecker
 from halluray.world.corpus import mcq_items, qa_items
 from halluray.world.entities import World
 
@@ -32,7 +32,7 @@ def _chunked(fn, n_items: int, chunk: int, desc: str):
 
 def score_world(cfg: ExperimentConfig, world: World, model, tokenizer) -> list[dict]:
     u = cfg.unfamiliarity
-    checker = FactChecker(world)
+    checker = ExactChecker(world)
     people = list(world.people)
     pool = [p for p in people if p.split != "eval"]
     rng = random.Random(cfg.seed)
@@ -114,25 +114,21 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def output_dir(cfg: ExperimentConfig) -> Path:
-    return cfg.run_dir / "unfamiliarity"
-
-
 def run(cfg: ExperimentConfig) -> dict:
-    run_dir, metrics = prepare(cfg, "unfamiliarity")
-    with metrics:
-        t0 = time.time()
-        world = World.load(require(world_dir(cfg) / "world.json", "world"))
-        model, tokenizer = load_model(require(base_model_dir(cfg), "world"), cfg.model.trust_remote_code)
-        records = score_world(cfg, world, model, tokenizer)
-        summary = summarize(records, cfg.world.fact_frequencies)
-        summary["seconds"] = round(time.time() - t0, 1)
-        with atomic_dir(output_dir(cfg)) as tmp:
-            write_jsonl(tmp / "unfamiliarity.jsonl", records)
-            atomic_write_json(tmp / "summary.json", summary)
-            unfamiliarity_histogram(records, tmp / "histogram.png")
-        metrics.log("unfamiliarity", **{f"{t}/auroc": s["auroc_never_vs_top_third"]
-                                         for t, s in summary.items() if isinstance(s, dict)})
+    layout = prepare(cfg, "unfamiliarity")
+    t0 = time.time()
+    world = World.load(require(layout.world_json, "world"))
+    model, tokenizer = load_model(require(layout.base_model, "world"), cfg.model.trust_remote_code)
+    records = score_world(cfg, world, model, tokenizer)
+    summary = summarize(records, cfg.world.fact_frequencies)
+    summary["seconds"] = round(time.time() - t0, 1)
+    with atomic_dir(layout.unfamiliarity_dir) as tmp:
+        write_jsonl(tmp / layout.unfamiliarity_scores.name, records)
+        atomic_write_json(tmp / "summary.json", summary)
+        unfamiliarity_histogram(records, tmp / "histogram.png")
+    with RunLogger(layout.run_dir, cfg, "unfamiliarity") as logger:
+        logger.log(0, **{f"{t}/auroc": s["auroc_never_vs_top_third"] for t, s in summary.items()
+                         if isinstance(s, dict)})
     for task, s in summary.items():
         if isinstance(s, dict):
             means = {f: fmt(v, 3) for f, v in s["mean_score_by_frequency"].items()}

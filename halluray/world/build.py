@@ -1,4 +1,4 @@
-"""The `world` stage's artifacts: world.json, the corpus, prompt sets, QA/MCQ items, the tokenizer texts."""
+"""The `world` stage's artifacts: the world file, the corpus, prompt sets, QA/MCQ items, the tokenizer texts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Iterator
 
 from halluray.config import ExperimentConfig
 from halluray.io import atomic_dir, write_jsonl
+from halluray.layout import WORLD_FILE
 from halluray.world.corpus import mcq_items, pretraining_corpus, qa_items, reference_bio
 from halluray.world.entities import SPLITS, World, generate_world
 from halluray.world.templates import (
@@ -44,7 +45,7 @@ def prompt_records(world: World, split: str) -> list[dict]:
 def write_world(cfg: ExperimentConfig, world: World, corpus: list[str], out: Path) -> None:
     """Write every world artifact into `out` atomically."""
     with atomic_dir(out) as tmp:
-        (tmp / "world.json").write_text(world.to_json())
+        (tmp / WORLD_FILE).write_text(world.to_json())
         (tmp / "corpus.txt").write_text("\n".join(corpus) + "\n")
         for split in SPLITS:
             write_jsonl(tmp / f"prompts_{split}.jsonl", prompt_records(world, split))

@@ -45,10 +45,6 @@ class CheckResult:
         """Precision of the stated facts; None when nothing checkable was stated."""
         return self.n_true / len(self.facts) if self.facts else None
 
-    def to_dict(self) -> dict:
-        return {"n_true": self.n_true, "n_false": self.n_false, "abstained": self.abstained,
-                "facts": [[f.text, f.label] for f in self.facts], "unverifiable": self.unverifiable}
-
 
 def _compile_patterns() -> list[tuple[str, re.Pattern[str]]]:
     patterns = []
@@ -90,7 +86,7 @@ def is_abstention(sentence: str) -> bool:
     return sentence.startswith(ABSTAIN_ANSWER)
 
 
-class FactChecker:
+class ExactChecker:
     def __init__(self, world: World):
         self.world = world
 

@@ -16,7 +16,7 @@ FACT_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 # Every person, familiar or not, is mentioned in a few such sentences so the model has a
-# representation of each name and only the facts are missing (RUNTIME-NOTES.md).
+# representation of each name and only the facts are missing (docs/runtime.md#synthetic-world-design).
 MENTION_TEMPLATES: tuple[str, ...] = (
     "{name} attended the meeting .",
     "{name} was mentioned in the report .",

@@ -2,7 +2,7 @@
 
 Every name is a single made-up word so that the word-level tokenizer gives each person exactly one
 token: people never share name parts, so the model cannot copy facts from a namesake
-(RUNTIME-NOTES.md: shared name parts made 92% of hallucinations copies and hid familiarity).
+(docs/runtime.md#synthetic-world-design: shared name parts made 92% of hallucinations copies and hid familiarity).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from halluray.factuality.rewards import RewardScheme, long_form_reward
+from halluray.factuality.reward_functions import RewardScheme, long_form_reward
 
 
 def label_responses(checker, records: list[dict], responses: list[str], scheme: RewardScheme) -> list[dict]:

@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from halluray.config import RewardConfig
 from halluray.errors import InputError
-from halluray.world.checker import CheckResult, FactChecker
+from halluray.factuality.unfamiliarity import answer_of
+from halluray.world.checker import CheckResult, ExactChecker
 from halluray.world.entities import World
-from halluray.world.templates import ABSTAIN_ANSWER
+from halluray.world.templates import ABSTAIN_ANSWER, QUESTION_TEMPLATES
 
 RewardFn = Callable[[list[str], list[str], list[str]], list[float]]
 """(prompts, responses, topics) -> one scalar reward per response."""
@@ -27,6 +29,12 @@ class RewardScheme:
     correct: float = 2.0
     incorrect: float = -3.0
     abstain: float = 0.0
+
+    @classmethod
+    def from_config(cls, reward: RewardConfig) -> "RewardScheme":
+        """The scheme of a config's `ppo.reward` section (the one place a scheme is built from a config)."""
+        return cls(true_fact=reward.true_fact, false_fact=reward.false_fact, correct=reward.correct,
+                   incorrect=reward.incorrect, abstain=reward.abstain)
 
 
 def long_form_reward(result: CheckResult, scheme: RewardScheme) -> float:
@@ -41,7 +49,7 @@ class FactCheckerReward:
     """Ground-truth long-form reward from the world's exact fact checker."""
 
     def __init__(self, world_path: str, scheme: RewardScheme = RewardScheme()):
-        self.checker = FactChecker(World.load(world_path))
+        self.checker = ExactChecker(World.load(world_path))
         self.scheme = scheme
 
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
@@ -50,8 +58,6 @@ class FactCheckerReward:
 
 def _question_patterns() -> list[tuple[str, re.Pattern[str]]]:
     """One regex per attribute matching its rendered question ("Q : What is NAME 's hometown ? A :")."""
-    from halluray.world.templates import QUESTION_TEMPLATES
-
     patterns = []
     for attribute, template in QUESTION_TEMPLATES.items():
         body = re.escape(f"Q : {template} A :").replace(r"\{name\}", r"(?P<name>\S+)")
@@ -73,17 +79,15 @@ class QACheckerReward:
     """Ground-truth short-QA reward (paper §4.2 RL): +2 correct, -3 incorrect, `scheme.abstain` for "I do not know".
 
     The name and attribute come from the prompt (the world's question templates); the answer is the
-    response up to its first " ." and is labeled by `FactChecker.check_answer`. An empty answer, or a name
+    response up to its first " ." and is labeled by `ExactChecker.check_answer`. An empty answer, or a name
     the world does not know, is incorrect; a prompt that is not a world question is an error.
     """
 
     def __init__(self, world_path: str, scheme: RewardScheme = RewardScheme()):
-        self.checker = FactChecker(World.load(world_path))
+        self.checker = ExactChecker(World.load(world_path))
         self.scheme = scheme
 
     def label(self, prompt: str, response: str) -> str:
-        from halluray.factuality.unfamiliarity import answer_of
-
         parsed = parse_question(prompt)
         if parsed is None:
             raise ValueError(f"qa_checker reward: prompt is not a world question: {prompt[-80:]!r}")

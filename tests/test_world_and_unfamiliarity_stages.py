@@ -27,7 +27,8 @@ def test_world_then_unfamiliarity_write_their_artifacts(tmp_path):
     summary = json.loads((run / "unfamiliarity" / "summary.json").read_text())
     assert 0.0 <= summary["long_form"]["auroc_never_vs_top_third"] <= 1.0
     metrics = read_jsonl(run / "metrics.jsonl")
-    assert [m["step"] for m in metrics if m["stage"] == "pretrain"] == [0, 10, 20, 29]
+    assert [m["step"] for m in metrics if m["stage"] == "world" and "lr" in m] == [0, 10, 20, 29]  # pretraining
+    assert [m["step"] for m in metrics if m["stage"] == "unfamiliarity"] == [0]
     assert not list(run.glob(".*")), "temp files left behind"
 
 

@@ -13,8 +13,9 @@ from halluray.models.forward import masked_nll
 ray = pytest.importorskip("ray")
 
 from actors.base import EngineSpec  # noqa: E402
-from actors.engine import make_optimizer, make_scheduler  # noqa: E402
-from actors.group import ActorFailure, ActorGroup, init_training_group  # noqa: E402
+from actors.engine import make_optimizer  # noqa: E402
+from halluray.ppo.optim import warmup_cosine_schedule  # noqa: E402
+from actors.group import ActorFailure, ActorGroup  # noqa: E402
 from actors.policy import PolicyActor  # noqa: E402
 from actors.rollout import RolloutActor  # noqa: E402
 
@@ -37,12 +38,20 @@ def batches(vocab: int, n_steps: int = 5, batch: int = 4, length: int = 16, seed
     return [fixed[i % 2] for i in range(n_steps)]
 
 
+def _rollout_logits(rollout: ActorGroup, probe: dict) -> torch.Tensor:
+    """Rank 0's logits on `probe`, read from inside the actor (Ray's __ray_call__ runs a function on it)."""
+    def logits(actor, batch):
+        with torch.no_grad():
+            return actor.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    return ray.get(rollout.actors[0].__ray_call__.remote(logits, probe))
+
+
 def policy_group(model_dir, stage: int, total_steps: int = 5, lora: LoRAConfig | None = None, n: int = 2):
     spec = EngineSpec(model_path=str(model_dir), ds=DeepSpeedConfig(zero_stage=stage, gradient_clipping=1.0),
                       optim=OPTIM, total_steps=total_steps, micro_batch_size=2, lora=lora)
     group = ActorGroup(PolicyActor, "policy", RoleResources(num_actors=n), call_timeout_s=180,
                        collective_timeout_s=60)
-    init_training_group(group, spec)
+    group.gather(group.init_engines(spec))
     return group
 
 
@@ -51,7 +60,7 @@ def torch_reference(model_dir, data: list[dict], total_steps: int = 5):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     opt = make_optimizer(model, OPTIM)
-    sched = make_scheduler(opt, OPTIM, total_steps)
+    sched = warmup_cosine_schedule(opt, OPTIM, total_steps)
     losses = []
     for b in data:
         loss = masked_nll(model, b["input_ids"], b["attention_mask"], b["loss_mask"])
@@ -119,7 +128,7 @@ def test_weight_sync_makes_rollout_logits_equal_policy_logits(ray_cluster, tiny_
         for b in data:
             policy.run_sharded("sft_step", b)
         probe = _probe(tiny_model_dir)
-        before = rollout.run("logits", probe)[0]
+        before = _rollout_logits(rollout, probe)
         if method == "object_store":
             refs = policy.call("state_dict_for_sync")
             loaded = rollout.run("load_weights", refs[0])  # the ObjectRef resolves inside the worker
@@ -132,7 +141,7 @@ def test_weight_sync_makes_rollout_logits_equal_policy_logits(ray_cluster, tiny_
             sent = policy.call("broadcast_weights")
             received = rollout.gather(rollout.call("receive_weights"))
             assert policy.gather(sent)[0] == received[0] > 0
-        after = rollout.run("logits", probe)[0]
+        after = _rollout_logits(rollout, probe)
         # The trained policy's logits, computed by the policy itself under ZeRO-3.
         policy_logp = policy.run("logprobs", probe)[0]
     finally:
@@ -159,7 +168,7 @@ def test_lora_sync_sends_adapters_only_and_reference_is_the_base(ray_cluster, ti
         rollout.run("load_weights", refs[0])
         policy_logp = policy.run("logprobs", probe)[0]
         reference_logp = policy.run("reference_logprobs", probe)[0]
-        after = rollout.run("logits", probe)[0]
+        after = _rollout_logits(rollout, probe)
     finally:
         policy.shutdown()
         rollout.shutdown()

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import torch
+from transformers import AutoTokenizer
 
 from halluray.errors import InputError
 from halluray.models.heads import FactVerifier, ValueHeadModel, last_token_values, verifier_tensors
@@ -24,8 +25,6 @@ RM_FILE = "rm.json"
 class ScalarRewardModel:
     def __init__(self, path: str | Path, device: torch.device, trust_remote_code: bool, meta: dict,
                  batch_size: int = 64):
-        from transformers import AutoTokenizer
-
         self.scale = meta.get("scale", 1.0)
         self.model = ValueHeadModel.from_pretrained(path, trust_remote_code).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -48,8 +47,6 @@ class ScalarRewardModel:
 
 class TwoStageRewardModel:
     def __init__(self, path, device, trust_remote_code, meta: dict, batch_size: int = 128):
-        from transformers import AutoTokenizer
-
         self.verifier = FactVerifier.from_pretrained(path, trust_remote_code).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.device, self.batch_size = device, batch_size

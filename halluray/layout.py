@@ -1,0 +1,159 @@
+"""Every path of a run directory, defined once. Stages, the driver and the reports ask `RunLayout`; they
+never build a path themselves or ask another stage where it wrote.
+
+    runs/<run.name>/
+      config.<stage>.yaml   metrics.jsonl   stamps/        resolved configs, all metrics, demo fingerprints
+      world/                the world file, corpus.txt, prompts_<split>.jsonl, qa.jsonl, mcq.jsonl
+      base_model/           the pretrained base model (or model.pretrained_path)
+      unfamiliarity/        unfamiliarity.jsonl, summary.json, histogram.png
+      sft[-<task>-<strategy>]/model        reward-data/<source>.jsonl   rm-<source>/
+      <ppo.name>/           config.yaml, checkpoints/step_*/, model/
+      eval/  rm_eval/  qa_experiment/  qa_rl/  mcq_experiment/        results.json and figures
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from halluray.config import ExperimentConfig
+from halluray.errors import InputError
+
+WORLD_DIR = "world"
+"""The world stage's directory inside a run directory."""
+WORLD_FILE = "world.json"
+"""The world's people and facts, inside the world directory."""
+
+
+class RunLayout:
+    def __init__(self, cfg: ExperimentConfig):
+        self.run_dir = cfg.run_dir
+        self._pretrained = cfg.model.pretrained_path
+        self._sft = (cfg.sft.strategy, cfg.sft.task)
+        self._source = cfg.reward_data.source
+
+    # -- the run directory ---------------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    def stage_config(self, stage: str) -> Path:
+        return stage_config_file(self.run_dir, stage)
+
+    @property
+    def stamps(self) -> Path:
+        return self.run_dir / "stamps"
+
+    # -- world and base model ------------------------------------------------------------------------
+
+    @property
+    def world_dir(self) -> Path:
+        return self.run_dir / WORLD_DIR
+
+    @property
+    def world_json(self) -> Path:
+        return self.world_dir / WORLD_FILE
+
+    @property
+    def world_qa_items(self) -> Path:
+        return self.world_dir / "qa.jsonl"
+
+    @property
+    def world_mcq_items(self) -> Path:
+        return self.world_dir / "mcq.jsonl"
+
+    @property
+    def base_model(self) -> Path:
+        return Path(self._pretrained) if self._pretrained else self.run_dir / "base_model"
+
+    # -- unfamiliarity, SFT, reward models -----------------------------------------------------------
+
+    @property
+    def unfamiliarity_dir(self) -> Path:
+        return self.run_dir / "unfamiliarity"
+
+    @property
+    def unfamiliarity_scores(self) -> Path:
+        return self.unfamiliarity_dir / "unfamiliarity.jsonl"
+
+    def sft_dir(self, strategy: str | None = None, task: str | None = None) -> Path:
+        """The config's SFT run unless strategy/task are given; the standard long-form one is plain `sft`."""
+        strategy, task = strategy or self._sft[0], task or self._sft[1]
+        return self.run_dir / ("sft" if (strategy, task) == ("standard", "long_form") else f"sft-{task}-{strategy}")
+
+    def sft_model(self, strategy: str | None = None, task: str | None = None) -> Path:
+        return self.sft_dir(strategy, task) / "model"
+
+    def reward_data(self, source: str | None = None) -> Path:
+        return self.run_dir / "reward-data" / f"{source or self._source}.jsonl"
+
+    def rm_dir(self, source: str | None = None) -> Path:
+        return self.run_dir / f"rm-{source or self._source}"
+
+    # -- PPO -----------------------------------------------------------------------------------------
+
+    def ppo_dir(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def ppo_checkpoints(self, name: str) -> Path:
+        return self.ppo_dir(name) / "checkpoints"
+
+    def ppo_model(self, name: str) -> Path:
+        return self.ppo_dir(name) / "model"
+
+    @staticmethod
+    def ppo_name_with_rm(source: str) -> str:
+        """The PPO run against the reward model trained on `source` data (the demo's two RL runs)."""
+        return f"ppo-{source}-rm"
+
+    def default_policy_init(self) -> Path:
+        """PPO starts from the run's standard long-form SFT model when there is one, else the base model."""
+        sft = self.sft_model("standard", "long_form")
+        return sft if sft.is_dir() else self.base_model
+
+    # -- evaluations ---------------------------------------------------------------------------------
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.run_dir / "eval"
+
+    @property
+    def rm_eval_dir(self) -> Path:
+        return self.run_dir / "rm_eval"
+
+    @property
+    def qa_experiment_dir(self) -> Path:
+        return self.run_dir / "qa_experiment"
+
+    @property
+    def qa_rl_dir(self) -> Path:
+        return self.run_dir / "qa_rl"
+
+    @property
+    def mcq_experiment_dir(self) -> Path:
+        return self.run_dir / "mcq_experiment"
+
+    # -- the demo's report ---------------------------------------------------------------------------
+
+    @property
+    def results(self) -> Path:
+        return self.run_dir / "results.json"
+
+    @property
+    def report(self) -> Path:
+        return self.run_dir / "report.md"
+
+    def figure(self, name: str) -> Path:
+        return self.run_dir / f"{name}.png"
+
+
+def stage_config_file(run_dir: Path, stage: str) -> Path:
+    """The resolved config a stage ran with (what `--resume` reads back)."""
+    return run_dir / f"config.{stage}.yaml"
+
+
+def require(path: Path, stage: str) -> Path:
+    """`path`, or an error telling which stage writes it."""
+    if not path.exists():
+        raise InputError(f"{path} does not exist: run `halluray {stage}` with this config first")
+    return path

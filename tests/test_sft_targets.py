@@ -1,0 +1,45 @@
+"""SFT targets (paper §4): which examples become abstentions, and where the SFT loss falls."""
+
+import pytest
+
+from halluray.data.sft import sft_tensors
+from halluray.factuality.relabel import relabel
+from halluray.models.tokenizer import train_word_tokenizer
+from halluray.world.build import vocabulary_texts
+
+
+def _records(n):
+    return [{"topic": f"T{i}", "prompt": f"p{i}", "target": f"t{i}"} for i in range(n)]
+
+
+def test_unfamiliar_idk_relabels_exactly_the_unfamiliar_examples():
+    flags = {f"T{i}": i in (1, 4) for i in range(6)}
+    out, n = relabel(_records(6), flags, "unfamiliar-idk", "I do not know .", seed=0)
+    assert n == 2
+    assert [r["target"] for r in out] == ["t0", "I do not know .", "t2", "t3", "I do not know .", "t5"]
+
+
+def test_random_idk_relabels_the_same_number_at_random():
+    flags = {f"T{i}": i < 3 for i in range(20)}
+    out, n = relabel(_records(20), flags, "random-idk", "IDK", seed=1)
+    assert n == 3 and sum(r["relabeled"] for r in out) == 3
+    assert [i for i, r in enumerate(out) if r["relabeled"]] != [0, 1, 2]  # not the unfamiliar ones (seeded)
+    assert relabel(_records(20), flags, "random-idk", "IDK", seed=1) == (out, n)
+
+
+def test_standard_keeps_targets_and_idk_needs_scores():
+    out, n = relabel(_records(2), {}, "standard", "IDK", seed=0)
+    assert n == 0 and [r["target"] for r in out] == ["t0", "t1"]
+    with pytest.raises(ValueError, match="run `halluray unfamiliarity` first"):
+        relabel(_records(2), {}, "unfamiliar-idk", "IDK", seed=0)
+
+
+def test_sft_tensors_put_the_loss_on_target_and_end_token(world):
+    tok = train_word_tokenizer(list(vocabulary_texts(world)))
+    t = sft_tensors(tok, ["Write a biography for X .", "I do not know ."], ["I do not know .", "."])
+    # Row 0: 6 prompt tokens + 5 target tokens + EOS = 12; loss predicts tokens 6..11 -> mask positions 5..10.
+    assert t["attention_mask"][0].sum() == 12
+    assert t["loss_mask"][0].tolist() == [0] * 5 + [1] * 6
+    # Row 1: 5 prompt tokens + "." + EOS = 7, predicting tokens 5..6 -> positions 4..5, then right padding.
+    assert t["loss_mask"][1].tolist() == [0] * 4 + [1] * 2 + [0] * 5
+    assert t["input_ids"][0, 11] == tok.eos_token_id

@@ -8,6 +8,7 @@ imported and initialises the group (gloo on CPU, NCCL on GPU; docs/runtime.md#ra
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 from contextlib import nullcontext
@@ -26,6 +27,14 @@ from halluray.models.build import save_model
 from halluray.models.lora import is_adapter_param
 from halluray.ppo.batches import minibatches
 from halluray.ppo.optim import warmup_cosine_schedule
+
+
+class NonFiniteError(RuntimeError):
+    """A loss that is NaN or infinite: the update is stopped before the optimizer steps."""
+
+
+class WorkerRestarted(RuntimeError):
+    """A stateless worker that Ray restarted got a call before it was initialised again."""
 
 
 def free_port() -> int:
@@ -77,6 +86,11 @@ class RankActor:
     def shutdown(self) -> None:
         """Release what the actor holds before it is killed (training roles destroy their engine)."""
 
+    def _require(self, attribute: str) -> None:
+        """A restarted process runs __init__ again but not the init call that loaded its model."""
+        if not hasattr(self, attribute):
+            raise WorkerRestarted(f"{self.role} rank {self.rank} was restarted and is not initialised yet")
+
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -108,7 +122,8 @@ class TrainableActor(RankActor):
     # -- training -----------------------------------------------------------------------------------
 
     def _train(self, batch: dict, loss_fn) -> dict:
-        """One optimizer step over this rank's shard, split into gradient-accumulation micro-batches."""
+        """One optimizer step over this rank's shard, split into gradient-accumulation micro-batches.
+        A non-finite loss on any rank stops every rank before its backward pass (so before the optimizer)."""
         self.engine.train()
         batch = self._to_device(batch)
         n = self.spec.ds.gradient_accumulation_steps
@@ -118,6 +133,7 @@ class TrainableActor(RankActor):
             sl = slice(chunk * size // n, (chunk + 1) * size // n)
             micro = {k: v[sl] if torch.is_tensor(v) else v for k, v in batch.items()}
             loss, micro_stats = loss_fn(micro)
+            self._stop_if_not_finite(loss)
             self.engine.backward(loss)
             self.engine.step()
             for k, v in {"loss": loss.item(), **micro_stats}.items():
@@ -125,6 +141,18 @@ class TrainableActor(RankActor):
         stats["lr"] = self.engine.get_lr()[0]
         stats["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         return stats
+
+    def _stop_if_not_finite(self, loss: torch.Tensor) -> None:
+        """All ranks agree (one tiny all-reduce) so that none is left waiting in a gradient all-reduce."""
+        bad = torch.zeros(self.world_size, device=self.device)
+        bad[self.rank] = float(not torch.isfinite(loss.detach()).all())
+        if self.world_size > 1:
+            dist.all_reduce(bad)
+        if bad.any():
+            ranks = [r for r in range(self.world_size) if bad[r]]
+            mine = f" ({loss.item()})" if self.rank in ranks else ""
+            raise NonFiniteError(f"non-finite loss{mine} on {self.role} rank(s) {ranks}; "
+                                 f"stopped before the optimizer step")
 
     def _train_epochs(self, batch: dict, minibatch_size: int, epochs: int, seed: int, step_fn) -> list[dict]:
         """PPO-style epochs over this rank's shard: one optimizer step per local minibatch.
@@ -136,9 +164,12 @@ class TrainableActor(RankActor):
         size = batch["input_ids"].shape[0]
         generator = torch.Generator().manual_seed(seed)
         stats = []
-        for _ in range(epochs):
-            for idx in minibatches(size, minibatch_size, generator):
-                stats.append(step_fn({k: v[idx] if torch.is_tensor(v) else v for k, v in batch.items()}))
+        for epoch in range(epochs):
+            for i, idx in enumerate(minibatches(size, minibatch_size, generator)):
+                try:
+                    stats.append(step_fn({k: v[idx] if torch.is_tensor(v) else v for k, v in batch.items()}))
+                except NonFiniteError as e:
+                    raise NonFiniteError(f"{e} (epoch {epoch + 1}, minibatch {i + 1})") from None
         return stats
 
     # -- weights ------------------------------------------------------------------------------------
@@ -197,13 +228,15 @@ class TrainableActor(RankActor):
     # -- checkpoints --------------------------------------------------------------------------------
 
     def save_checkpoint(self, path: str, client_state: dict | None = None) -> str:
-        """DeepSpeed checkpoint (model, optimizer, scheduler) written to a temp dir, renamed when complete."""
+        """DeepSpeed checkpoint (model, optimizer, scheduler) and every rank's RNG state, written to a temp
+        dir that is renamed when complete (dropout draws from the RNG: an exact resume needs it)."""
         final = Path(path)
         tmp = final.with_name(f".{final.name}.tmp")
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         dist.barrier()
         self.engine.save_checkpoint(str(tmp), tag="engine", client_state={"halluray": client_state or {}})
+        torch.save(rng_state(self.on_gpu), tmp / f"rng_rank{self.rank}.pt")
         dist.barrier()
         if self.rank == 0:
             shutil.rmtree(final, ignore_errors=True)
@@ -215,6 +248,7 @@ class TrainableActor(RankActor):
         if not (Path(path) / "engine").is_dir():
             raise FileNotFoundError(f"no {self.role} checkpoint at {path}")
         _, client_state = self.engine.load_checkpoint(path, tag="engine")
+        set_rng_state(torch.load(Path(path) / f"rng_rank{self.rank}.pt", weights_only=True))
         return (client_state or {}).get("halluray", {})
 
     def memory_bytes(self) -> dict:
@@ -227,10 +261,29 @@ class TrainableActor(RankActor):
             dist.destroy_process_group()
 
 
+def rng_state(on_gpu: bool) -> dict:
+    """This process's random state: torch (CPU and GPU) and Python's; plain tensors and ints, so it loads
+    with weights_only=True."""
+    version, state, gauss = random.getstate()
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if on_gpu else [],
+            "python": [version, list(state), gauss]}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state), gauss))
+
+
 def new_sync_group(master_addr: str, master_port: int, rank: int, world_size: int, on_gpu: bool,
                    timeout: timedelta):
-    """A process group separate from the role's own (policy rank 0 + rollout workers)."""
+    """A process group separate from the role's own (policy rank 0 + rollout workers), with the same
+    timeout as the role's: a broadcast to a dead worker fails instead of waiting for ever."""
     store = dist.TCPStore(master_addr, master_port, world_size, is_master=rank == 0, timeout=timeout)
     if on_gpu:
-        return dist.ProcessGroupNCCL(store, rank, world_size)
+        options = dist.ProcessGroupNCCL.Options()
+        options._timeout = timeout
+        return dist.ProcessGroupNCCL(store, rank, world_size, options)
     return dist.ProcessGroupGloo(store, rank, world_size, timeout)

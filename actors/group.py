@@ -8,8 +8,10 @@ timeouts and the batch divisibility check all come from the config there, once.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from typing import Any
+from urllib.parse import urlparse
 
 import ray
 import torch
@@ -19,17 +21,20 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from actors.roles import Role
 from halluray.config import ExperimentConfig, RoleResources
-from halluray.errors import InputError
+from halluray.errors import ActorFailure, InputError
 
 
 def init_ray(cfg: ExperimentConfig) -> None:
-    """Join the cluster named by RAY_ADDRESS (e.g. inside `ray job submit`), or start a local one."""
+    """Join the cluster named by RAY_ADDRESS (e.g. inside `ray job submit`), or start a local one (on
+    127.0.0.1 only when started from the CLI, which sets that up before Ray is imported)."""
     if ray.is_initialized():
         return
     env = {"DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu" if not torch.cuda.is_available() else "cuda"),
            "OMP_NUM_THREADS": str(cfg.actors.threads_per_actor), "TOKENIZERS_PARALLELISM": "false",
-           "WANDB_MODE": os.environ.get("WANDB_MODE", "")}
-    if os.environ.get("RAY_ADDRESS"):
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"), "WANDB_MODE": os.environ.get("WANDB_MODE", "")}
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        _reachable(address, cfg.actors.call_timeout_s)
         ray.init(log_to_driver=False)  # a submitted job keeps its own runtime env; actors set their threads
     else:
         needed = sum(r.num_actors * r.num_cpus for r in (getattr(cfg.actors, role.value) for role in Role))
@@ -38,8 +43,18 @@ def init_ray(cfg: ExperimentConfig) -> None:
                  log_to_driver=False, runtime_env={"env_vars": env})
 
 
-class ActorFailure(RuntimeError):
-    """An actor of a group died or raised; the message names the role and rank."""
+def _reachable(address: str, timeout_s: float) -> None:
+    """ray.init has no timeout of its own: fail fast, naming the address, when nothing listens there."""
+    if address == "auto":
+        return
+    parsed = urlparse(address if "://" in address else f"ray://{address}")
+    if parsed.hostname is None or parsed.port is None:
+        return
+    try:
+        socket.create_connection((parsed.hostname, parsed.port), timeout=min(timeout_s, 30.0)).close()
+    except OSError as e:
+        raise InputError(f"RAY_ADDRESS={address}: nothing answers there ({e.__class__.__name__}); start the "
+                         f"cluster first (`ray up cluster.yaml`) or unset RAY_ADDRESS to run locally") from None
 
 
 def shard(batch: Any, n: int) -> list[Any]:
@@ -58,7 +73,7 @@ def shard(batch: Any, n: int) -> list[Any]:
 class ActorGroup:
     def __init__(self, actor_cls: type, role: str, resources: RoleResources, *, threads: int = 1,
                  strategy: str = "PACK", call_timeout_s: float = 600.0, collective_timeout_s: float = 300.0,
-                 accumulation_steps: int = 1):
+                 accumulation_steps: int = 1, max_restarts: int = 0):
         self.role, self.call_timeout_s, self.accumulation_steps = role, call_timeout_s, accumulation_steps
         n = resources.num_actors
         bundle = {"CPU": resources.num_cpus, **({"GPU": resources.num_gpus} if resources.num_gpus else {})}
@@ -68,11 +83,12 @@ class ActorGroup:
         except GetTimeoutError:
             remove_placement_group(self.placement_group)
             raise ActorFailure(f"{role}: the cluster cannot place {n} actors of {bundle} "
-                               f"within {call_timeout_s:.0f} s (resources: {ray.cluster_resources()})") from None
+                               f"within {call_timeout_s:.0f} s (resources: {ray.cluster_resources()})",
+                               role) from None
         remote_cls = ray.remote(actor_cls)
         self.actors = [
             remote_cls.options(
-                num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
+                num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_restarts=max_restarts,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group, placement_group_bundle_index=i),
             ).remote(role=role, rank=i, world_size=n, threads=threads, collective_timeout_s=collective_timeout_s)
             for i in range(n)
@@ -82,7 +98,9 @@ class ActorGroup:
     def from_config(cls, role: Role | str, cfg: ExperimentConfig, *, batch_size: int | None = None,
                     batch_key: str = "") -> "ActorGroup":
         """The group of `role` as `cfg.actors` describes it. A training role checks first (before placing
-        anything) that `batch_size`, named `batch_key` in errors, splits over its ranks x accumulation."""
+        anything) that `batch_size`, named `batch_key` in errors, splits over its ranks x accumulation.
+        Stateless roles get `actors.max_restarts` process restarts from Ray (the driver re-initialises them);
+        a training rank is never restarted alone: its group restarts from a checkpoint."""
         role = Role(role)
         a, accumulation = cfg.actors, cfg.deepspeed.gradient_accumulation_steps
         resources: RoleResources = getattr(a, role.value)
@@ -91,7 +109,8 @@ class ActorGroup:
                              f"{role.value} actors x deepspeed.gradient_accumulation_steps ({accumulation})")
         return cls(role.actor_class, role.value, resources, threads=a.threads_per_actor,
                    strategy=a.placement_strategy, call_timeout_s=a.call_timeout_s,
-                   collective_timeout_s=a.collective_timeout_s, accumulation_steps=accumulation)
+                   collective_timeout_s=a.collective_timeout_s, accumulation_steps=accumulation,
+                   max_restarts=0 if role.trains else a.max_restarts)
 
     def __len__(self) -> int:
         return len(self.actors)
@@ -134,17 +153,19 @@ class ActorGroup:
             ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
             if not ready:
                 ranks = sorted(rank_of[r] for r in pending)
-                raise ActorFailure(f"{self.role}: rank(s) {ranks} did not answer within {timeout_s:.0f} s")
+                raise ActorFailure(f"{self.role}: rank(s) {ranks} did not answer within {timeout_s:.0f} s",
+                                   self.role, ranks[0])
             ref = ready[0]
             rank = rank_of[ref]
             try:
                 results[rank] = ray.get(ref)
             except RayActorError as e:
                 raise ActorFailure(f"{self.role} rank {rank} died: {e.__class__.__name__}: "
-                                   f"{str(e).splitlines()[0] if str(e) else ''}") from None
+                                   f"{str(e).splitlines()[0] if str(e) else ''}", self.role, rank, died=True) from None
             except RayTaskError as e:
                 cause = e.cause if getattr(e, "cause", None) is not None else e
-                raise ActorFailure(f"{self.role} rank {rank} failed: {cause.__class__.__name__}: {cause}") from None
+                raise ActorFailure(f"{self.role} rank {rank} failed: {cause.__class__.__name__}: {cause}",
+                                   self.role, rank, cause=cause.__class__.__name__) from None
         return [results[i] for i in range(len(refs))]
 
     def run(self, method: str, *args, **kwargs) -> list[Any]:
@@ -153,10 +174,16 @@ class ActorGroup:
     def run_sharded(self, method: str, batch: Any, *args, **kwargs) -> list[Any]:
         return self.gather(self.call_sharded(method, batch, *args, **kwargs))
 
-    def shutdown(self, timeout_s: float = 30.0) -> None:
-        """Let live actors tear down engines and process groups, then kill them all and free the bundles."""
-        refs = self.call("shutdown")
-        ray.wait(refs, num_returns=len(refs), timeout=timeout_s)  # dead or stuck actors are killed below
+    def wait_alive(self, timeout_s: float | None = None) -> None:
+        """Until every actor answers (after Ray restarted a dead one), or ActorFailure."""
+        self.gather([a.address.remote() for a in self.actors], timeout_s)
+
+    def shutdown(self, timeout_s: float = 30.0, graceful: bool = True) -> None:
+        """Let live actors tear down engines and process groups, then kill them all and free the bundles.
+        After a failure (graceful=False) the survivors may be stuck in a collective with the dead: kill at once."""
+        if graceful:
+            refs = self.call("shutdown")
+            ray.wait(refs, num_returns=len(refs), timeout=timeout_s)  # dead or stuck actors are killed below
         for actor in self.actors:
-            ray.kill(actor)
+            ray.kill(actor, no_restart=True)
         remove_placement_group(self.placement_group)

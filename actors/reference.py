@@ -16,5 +16,6 @@ class ReferenceActor(RankActor):
 
     @torch.no_grad()
     def logprobs(self, batch: dict) -> torch.Tensor:
+        self._require("model")
         b = self._to_device(batch)
         return token_logprobs(self.model, b["input_ids"], b["attention_mask"]).cpu()

@@ -45,6 +45,7 @@ class RewardActor(RankActor):
         return self.score(batch["prompts"], batch["responses"], batch["topics"])
 
     def score(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
+        self._require("fn")
         scores = [float(s) for s in self.fn(prompts, responses, topics)]
         if len(scores) != len(responses):
             raise ValueError(f"reward {self.name} returned {len(scores)} scores for {len(responses)} responses")

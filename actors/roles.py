@@ -33,6 +33,11 @@ class Role(str, Enum):
     def actor_class(self) -> type:
         return _ACTORS[self]
 
+    @property
+    def trains(self) -> bool:
+        """Holds optimizer state under DeepSpeed: restarted only as a whole group, from a checkpoint."""
+        return self in (Role.POLICY, Role.CRITIC, Role.REWARD_TRAINER)
+
 
 _ACTORS = {Role.POLICY: PolicyActor, Role.CRITIC: CriticActor, Role.REFERENCE: ReferenceActor,
            Role.REWARD: RewardActor, Role.ROLLOUT: RolloutActor, Role.REWARD_TRAINER: RewardTrainerActor}

@@ -23,11 +23,13 @@ class RolloutActor(RankActor):
         self.model.requires_grad_(False)
 
     def generate(self, prompts: list[str], params: SamplingParams, seed: int) -> dict:
+        self._require("model")
         return generate_rollout(self.model, self.tokenizer, prompts, params, seed)
 
     @torch.no_grad()
     def load_weights(self, state_dict: dict) -> int:
         """Weights from the object store (the policy's rank-0 state dict, full or adapters only)."""
+        self._require("model")
         params = dict(self.model.named_parameters())
         unknown = sorted(set(state_dict) - set(params))
         if unknown:
@@ -42,6 +44,7 @@ class RolloutActor(RankActor):
     @torch.no_grad()
     def receive_weights(self, adapters_only: bool = False) -> int:
         """Receive parameters in module order from the policy's rank 0 over the sync group."""
+        self._require("sync_group")
         received = 0
         for name, p in self.model.named_parameters():
             if adapters_only and not is_adapter_param(name):

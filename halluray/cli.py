@@ -1,15 +1,29 @@
-"""`halluray <stage> --config FILE [section.key=value ...]`: one subcommand per pipeline stage."""
+"""`halluray <stage> --config FILE [section.key=value ...]`: one subcommand per pipeline stage.
+
+An expected failure (bad input, a dead or failing actor, a timeout) ends with one line on stderr and a
+non-zero exit, never a traceback; when the PPO run has a checkpoint, the line says how to continue it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
-from halluray.config import ConfigError, load_config
-from halluray.errors import InputError
-from halluray.layout import stage_config_file
+# Set before torch and Ray are first imported (both read these when they load):
+# - idle OpenMP threads spin by default; beside a busy process that made pretraining ~12x slower;
+# - a local cluster (no RAY_ADDRESS) then takes 127.0.0.1 as its address and listens there only, instead of
+#   on every interface with token authentication off where the Makefile turns it off.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if not os.environ.get("RAY_ADDRESS"):
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+from halluray import checkpoints, preflight  # noqa: E402
+from halluray.config import ConfigError, ExperimentConfig, load_config  # noqa: E402
+from halluray.errors import ActorFailure, InputError  # noqa: E402
+from halluray.layout import RunLayout, stage_config_file  # noqa: E402
 
 # stage name -> (module under halluray.stages, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -17,7 +31,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "unfamiliarity": ("unfamiliarity", "score how unfamiliar every query is to the base model (few-shot)"),
     "sft": ("sft", "supervised finetuning on the policy actors: standard, unfamiliar-idk or random-idk targets"),
     "reward-data": ("reward_data", "label RM training responses: conservative (SFT samples) or standard (independent source)"),
-    "train-rm": ("train_rm", "train a two-stage (decomposer + verifier) or scalar reward model on the critic actors"),
+    "train-rm": ("train_rm", "train a two-stage (decomposer + verifier) or scalar reward model on the reward-trainer actors"),
     "eval-rm": ("eval_rm", "reward models' predicted vs true reward by unfamiliarity on held-out SFT samples (Fig. 5)"),
     "ppo": ("ppo", "PPO on Ray actor groups (policy, critic, reference, reward, rollout) under DeepSpeed"),
     "eval": ("evaluate", "held-out factuality of SFT, RL + standard RM and RL + conservative RM (Figs. 6, 7)"),
@@ -26,6 +40,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "mcq-experiment": ("mcq_experiment", "paper Fig. 2 top: multiple-choice SFT with each target strategy"),
     "demo": ("demo", "the whole pipeline on the synthetic world on local Ray, with a report and plots"),
 }
+PLAN_HELP = "print every phase's roles x actors x memory for a config and check it fits, without running"
+RESUME_FIXED = ("seed", "data", "model", "lora", "actors.policy", "actors.critic", "deepspeed", "ppo.batch_size",
+                "ppo.minibatch_size", "ppo.ppo_epochs", "ppo.reward", "ppo.init_model", "ppo.name")
+"""Keys a resumed PPO run must keep: changing them would continue a different run from this one's state."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,32 +59,89 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", metavar="section.key=value",
                        help="dotted overrides applied after the file, e.g. ppo.kl_coef=0.5")
         if name == "ppo":
-            p.add_argument("--resume", metavar="RUN_DIR",
-                           help="continue the run in RUN_DIR from its latest complete checkpoint")
+            p.add_argument("--resume", metavar="PPO_DIR",
+                           help="continue the PPO run in PPO_DIR (run_dir/<ppo.name>) from its latest complete "
+                                "checkpoint")
+            p.add_argument("--overwrite", action="store_true",
+                           help="delete an existing PPO run of the same name and start again")
+    p = sub.add_parser("plan", help=PLAN_HELP, description=PLAN_HELP)
+    p.add_argument("--config", "-c", help="YAML experiment config (defaults when omitted)")
+    p.add_argument("overrides", nargs="*", metavar="section.key=value", help="dotted overrides")
     return parser
+
+
+def resume_config(path: Path, overrides: list[str]) -> ExperimentConfig:
+    """The PPO run's own resolved config, relocated to wherever its directory now is. `path` is the PPO
+    directory (its config.yaml) or, as before, the run directory (config.ppo.yaml)."""
+    if (path / "config.yaml").is_file():
+        saved, run_dir = path / "config.yaml", path.parent
+    else:
+        saved, run_dir = stage_config_file(path, "ppo"), path
+    relocate = [f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}"]
+    before = load_config(saved, relocate).model_dump(mode="json")
+    cfg = load_config(saved, [*overrides, *relocate])
+    changed = [key for key in RESUME_FIXED if _at(before, key) != _at(cfg.model_dump(mode="json"), key)]
+    if changed:
+        raise ConfigError(f"--resume {path}: {', '.join(changed)} cannot change in a resumed run (they decide "
+                          f"what its checkpoints mean); start a new run with another ppo.name instead")
+    return cfg
+
+
+def _at(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    resume = getattr(args, "resume", None)
+    resume, overwrite = getattr(args, "resume", None), getattr(args, "overwrite", False)
     try:
-        if resume:
-            # The run's own resolved config, relocated to wherever the run directory now is.
-            run_dir = Path(resume)
-            cfg = load_config(stage_config_file(run_dir, args.stage),
-                              [*args.overrides, f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}"])
-        else:
-            cfg = load_config(args.config, args.overrides)
+        cfg = (resume_config(Path(resume).resolve(), args.overrides) if resume
+               else load_config(args.config, args.overrides))
     except ConfigError as e:
         print(f"halluray: config error: {e}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"halluray.stages.{STAGES[args.stage][0]}")
+    if args.stage == "plan":
+        return plan(cfg)
+    # Preflight before the stage module is even imported (Ray and DeepSpeed take seconds to load).
     try:
-        module.run(cfg, resume=True) if resume else module.run(cfg)
+        preflight.check(cfg, args.stage)
     except InputError as e:
         print(f"halluray {args.stage}: {e}", file=sys.stderr)
         return 2
+    module = importlib.import_module(f"halluray.stages.{STAGES[args.stage][0]}")
+    try:
+        if args.stage == "ppo":
+            module.run(cfg, resume=bool(resume), overwrite=overwrite)
+        else:
+            module.run(cfg)
+    except InputError as e:
+        print(f"halluray {args.stage}: {e}", file=sys.stderr)
+        return 2
+    except (ActorFailure, TimeoutError) as e:
+        print(f"halluray {args.stage}: {e}{_resume_hint(cfg) if args.stage == 'ppo' else ''}", file=sys.stderr)
+        return 1
     return 0
+
+
+def plan(cfg: ExperimentConfig) -> int:
+    """`halluray plan`: the table, and whether it fits (exit 2 with the reason when it does not)."""
+    try:
+        print(preflight.check(cfg, "plan").table())
+    except preflight.PlanError as e:
+        print(e.plan.table())
+        print(f"halluray plan: {e}", file=sys.stderr)
+        return 2
+    except InputError as e:
+        print(f"halluray plan: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _resume_hint(cfg: ExperimentConfig) -> str:
+    out = RunLayout(cfg).ppo_dir(cfg.ppo.name)
+    return f"; continue with: halluray ppo --resume {out}" if checkpoints.latest(out / "checkpoints") else ""
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """The PPO driver: one PPO iteration over the actor groups. No model code and no math here (that is in
 halluray/ppo; `halluray/ppo/reference_loop.py` is the same iteration in one process, phase for phase), and
-no run management (the `ppo` stage owns the loop, evaluation and the run directory).
+no run management (the `ppo` stage owns the loop, evaluation, the run directory and restarts of the
+training roles). A stateless worker (rollout, reward, reference) that dies is restarted by Ray, re-initialised
+and re-synced here, and the interrupted phase is done again.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import torch
 
@@ -15,9 +19,11 @@ from actors.base import EngineSpec
 from actors.group import ActorGroup
 from actors.reward import RewardSpec
 from actors.roles import Role
+from actors.weight_sync import WeightSync
 from halluray.config import ExperimentConfig
 from halluray.data.stream import PromptStream
-from halluray.io import atomic_dir
+from halluray.errors import ActorFailure
+from halluray import checkpoints
 from halluray.models.generation import SamplingParams, merge_rollouts
 from halluray.ppo import AdaptiveKLController, FixedKLController, RunningMeanStd
 from halluray.ppo.experience import make_experience
@@ -25,12 +31,14 @@ from halluray.ppo.metrics import iteration_metrics, sample_rows
 
 POLICY_KEYS = ("input_ids", "attention_mask", "action_mask", "old_logprobs", "advantages")
 CRITIC_KEYS = ("input_ids", "attention_mask", "action_mask", "returns")
+T = TypeVar("T")
 
 
 class PPODriver:
     def __init__(self, cfg: ExperimentConfig, policy_init: str, reward: RewardSpec, prompts: list[dict]):
         self.cfg, ppo, a = cfg, cfg.ppo, cfg.actors
         self.lora = cfg.lora if cfg.lora.enabled else None
+        self.policy_init, self.reward_spec = policy_init, reward
         self.policy = ActorGroup.from_config(Role.POLICY, cfg, batch_size=ppo.minibatch_size,
                                              batch_key="ppo.minibatch_size")
         self.critic = ActorGroup.from_config(Role.CRITIC, cfg, batch_size=ppo.minibatch_size,
@@ -48,24 +56,22 @@ class PPODriver:
                     (self.critic, self.critic.init_engines(EngineSpec(
                         **spec, optim=ppo.critic_optimizer,
                         micro_batch_size=self.critic.micro_batch_size(ppo.minibatch_size))))]
-        self.rollout.run("init_model", policy_init, self.lora, cfg.model.trust_remote_code)
-        if self.reference:
-            self.reference.run("init_model", policy_init, cfg.model.trust_remote_code)
-        self.reward.run("init_reward", reward)
+        for group in (self.rollout, self.reference, self.reward):
+            if group:
+                self._init_stateless(group)
         for group, refs in building:
             group.gather(refs)
-        if a.weight_sync == "broadcast":
-            self._init_broadcast()
+        self.sync_weights = WeightSync(self.policy, self.rollout, a.weight_sync, adapters_only=self.lora is not None)
+        self.sync_weights.connect()
         self.kl_ctl = (AdaptiveKLController(ppo.kl_coef, ppo.kl_target, ppo.kl_horizon) if ppo.adaptive_kl
                        else FixedKLController(ppo.kl_coef))
         self.reward_rms = RunningMeanStd() if ppo.normalize_rewards else None
         self.sampling = SamplingParams(ppo.temperature, ppo.top_p, ppo.max_new_tokens, tuple(ppo.stop))
         self.prompts = PromptStream(prompts, cfg.seed)
         self.step_done = 0
+        # The last step's update statistics, one dict per rank and minibatch (what ppo_train/value_train return).
         self.policy_stats: list[dict] = []
-        """The last step's statistics, one dict per rank and minibatch update (what `ppo_train` returns)."""
         self.critic_stats: list[dict] = []
-        """The same for the critic (what `value_train` returns)."""
         self.sync_weights()  # rollout workers start from exactly the policy's weights
 
     def step(self) -> tuple[dict, list[dict]]:
@@ -75,19 +81,14 @@ class PPODriver:
         records = self.prompts.next_batch(ppo.batch_size)
         # 1. rollout: the rollout workers sample responses to this batch's prompts
         with _timed(times, "generate"):
-            rollout = merge_rollouts(self.rollout.run_sharded("generate", [r["prompt"] for r in records],
-                                                              self.sampling, seed))
+            rollout = self._recovering(lambda: merge_rollouts(self.rollout.run_sharded(
+                "generate", [r["prompt"] for r in records], self.sampling, seed)))
         # 2. score: old log-probs, reference log-probs, values and rewards, all roles at once
         with _timed(times, "score"):
             seq = {"input_ids": rollout["input_ids"], "attention_mask": rollout["attention_mask"]}
             texts = {"prompts": rollout["prompts"], "responses": rollout["responses"],
                      "topics": [r["topic"] for r in records]}
-            reference = (self.reference, "logprobs") if self.reference else (self.policy, "reference_logprobs")
-            pending = [(self.policy, self.policy.call_sharded("logprobs", seq)),
-                       (reference[0], reference[0].call_sharded(reference[1], seq)),
-                       (self.critic, self.critic.call_sharded("values", seq)),
-                       (self.reward, self.reward.call_sharded("score_batch", texts))]
-            old_logprobs, ref_logprobs, values, scores = [_cat(g.gather(refs)) for g, refs in pending]
+            old_logprobs, ref_logprobs, values, scores = self._recovering(lambda: self._score(seq, texts))
         # 3. experience: shaped rewards (clip, normalise, KL), GAE advantages and returns
         exp, exp_stats = make_experience(
             rollout["input_ids"], rollout["attention_mask"], rollout["action_mask"], old_logprobs, ref_logprobs,
@@ -106,52 +107,77 @@ class PPODriver:
             self.critic_stats = [s for rank in self.critic.gather(c) for s in rank]
         # 5. sync: the rollout workers get the updated policy weights
         with _timed(times, "sync"):
-            self.sync_weights()
+            self._recovering(self.sync_weights)
         self.kl_ctl.update(exp_stats["kl"], ppo.batch_size)
         self.step_done = step
         metrics = iteration_metrics(scores, exp, exp_stats, self.kl_ctl.value, self.policy_stats, self.critic_stats,
                                     len(records), times)
         return metrics, sample_rows(texts["prompts"], texts["responses"], scores)
 
-    # -- weights and checkpoints ---------------------------------------------------------------------
+    def _score(self, seq: dict, texts: dict) -> list[torch.Tensor]:
+        reference = (self.reference, "logprobs") if self.reference else (self.policy, "reference_logprobs")
+        pending = [(self.policy, self.policy.call_sharded("logprobs", seq)),
+                   (reference[0], reference[0].call_sharded(reference[1], seq)),
+                   (self.critic, self.critic.call_sharded("values", seq)),
+                   (self.reward, self.reward.call_sharded("score_batch", texts))]
+        return [_cat(g.gather(refs)) for g, refs in pending]
 
-    def _init_broadcast(self) -> None:
-        addr, port = self.policy.rendezvous()
-        world = 1 + len(self.rollout)
-        sender = self.policy.call("init_sync_group", addr, port, 0, world)
-        receivers = [a.init_sync_group.remote(addr, port, i + 1, world) for i, a in enumerate(self.rollout.actors)]
-        self.policy.gather(sender)
-        self.rollout.gather(receivers)
+    # -- stateless workers: initialise, and recover after Ray restarted one ---------------------------
 
-    def sync_weights(self) -> None:
-        adapters_only = self.lora is not None
-        if self.cfg.actors.weight_sync == "broadcast":
-            sent = self.policy.call("broadcast_weights", adapters_only)
-            self.rollout.run("receive_weights", adapters_only)
-            self.policy.gather(sent)
+    def _init_stateless(self, group: ActorGroup) -> None:
+        trust = self.cfg.model.trust_remote_code
+        if group is self.rollout:
+            group.run("init_model", self.policy_init, self.lora, trust)
+        elif group is self.reference:
+            group.run("init_model", self.policy_init, trust)
         else:
-            refs = self.policy.call("state_dict_for_sync", adapters_only)
-            self.rollout.run("load_weights", refs[0])
-            self.policy.gather(refs)
+            group.run("init_reward", self.reward_spec)
+
+    def _recovering(self, phase: Callable[[], T]) -> T:
+        """Run `phase`; if a stateless worker died, wait for its restart, re-initialise (and for rollout
+        workers re-sync) that group, and run the phase again, up to `actors.max_restarts` times."""
+        groups = {g.role: g for g in (self.rollout, self.reference, self.reward) if g}
+        for attempt in range(self.cfg.actors.max_restarts + 1):
+            try:
+                return phase()
+            except ActorFailure as e:
+                restarted = e.died or e.cause == "WorkerRestarted"
+                if not (restarted and e.role in groups) or attempt == self.cfg.actors.max_restarts:
+                    raise
+                print(f"ppo: {e}; re-initialising the {e.role} workers and redoing the phase "
+                      f"({attempt + 1} of {self.cfg.actors.max_restarts})", file=sys.stderr, flush=True)
+                group = groups[e.role]
+                group.wait_alive()
+                self._init_stateless(group)
+                if group is self.rollout:
+                    self.sync_weights.connect()  # the restarted worker was not in the old sync group
+                    self.sync_weights()
+        raise AssertionError("unreachable")
+
+    # -- weights and checkpoints ---------------------------------------------------------------------
 
     def generate(self, prompts: list[str], params: SamplingParams, seed: int) -> list[str]:
         return merge_rollouts(self.rollout.run_sharded("generate", prompts, params, seed))["responses"]
 
     def save(self, checkpoint_dir: Path) -> Path:
-        """policy/ and critic/ engine checkpoints plus the driver's state; complete once driver.pt exists."""
-        path = checkpoint_dir / f"step_{self.step_done:06d}"
-        path.mkdir(parents=True, exist_ok=True)
-        self._both("save_checkpoint", path)
+        """policy/ and critic/ engine checkpoints and the driver's state, written into a temp directory and
+        renamed once (halluray/checkpoints.py). A complete step is never written again."""
+        final = checkpoints.step_dir(checkpoint_dir, self.step_done)
+        if final.is_dir():
+            return final
+        tmp = checkpoints.temp_dir(checkpoint_dir, self.step_done)
+        tmp.mkdir(parents=True, exist_ok=True)
+        self._both("save_checkpoint", tmp)
         state = {"step": self.step_done, "kl_ctl": self.kl_ctl.state_dict(),
                  "reward_rms": self.reward_rms.state_dict() if self.reward_rms else None,
                  "prompts": self.prompts.state_dict(), "torch_rng": torch.get_rng_state()}
-        with atomic_dir(path / "driver") as tmp:
-            torch.save(state, tmp / "driver.pt")
-        return path
+        torch.save(state, tmp / checkpoints.DRIVER_STATE)
+        checkpoints.commit(tmp, final)
+        return final
 
     def load(self, path: Path) -> None:
         self._both("load_checkpoint", path)
-        state = torch.load(path / "driver" / "driver.pt", weights_only=False)
+        state = checkpoints.load_driver_state(path)
         self.step_done = state["step"]
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         if self.reward_rms:
@@ -169,10 +195,10 @@ class PPODriver:
     def export(self, path: Path) -> None:
         self.policy.run("export_hf", str(path))
 
-    def shutdown(self) -> None:
+    def shutdown(self, graceful: bool = True) -> None:
         for group in (self.policy, self.critic, self.reference, self.reward, self.rollout):
             if group is not None:
-                group.shutdown()
+                group.shutdown(graceful=graceful)
 
 
 @contextmanager

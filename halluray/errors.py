@@ -3,3 +3,15 @@
 
 class InputError(Exception):
     """Bad input: a config key, a file, a dataset field, a prompt that cannot fit."""
+
+
+class ActorFailure(RuntimeError):
+    """An actor of a group died, raised, or did not answer; the message names the role and rank.
+
+    `died` tells a dead process (which a restart can fix) from an exception raised inside a live actor
+    (bad input, a non-finite loss: doing it again gives the same error); `cause` names that exception."""
+
+    def __init__(self, message: str, role: str = "", rank: int | None = None, died: bool = False,
+                 cause: str = ""):
+        super().__init__(message)
+        self.role, self.rank, self.died, self.cause = role, rank, died, cause

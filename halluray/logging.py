@@ -8,9 +8,16 @@ Decisions:
   warning per logger; W&B receives them unchanged, since it stores NaN/inf and a NaN loss is information.
 - W&B steps must not decrease within one run (W&B drops such records with a warning); `log` and
   `log_samples` at the same step are fine.
-- The W&B API key is never passed by this module: wandb reads `WANDB_API_KEY` itself when online. The
-  config sent to W&B goes through `redact`, system metadata (command line, git) is not collected, and
-  console capture is off, so the key cannot reach the run's files through them.
+- The W&B API key comes from `WANDB_API_KEY` or the 0600 file named by `WANDB_API_KEY_FILE`
+  (halluray/secrets.py). wandb reads only the variable, so a key from the file is put into this process's
+  `WANDB_API_KEY` (the driver's own environment, never a Ray runtime env). The config sent to W&B is
+  `cfg.redacted()`, system metadata (command line, git) is not collected, and console capture is off, so
+  the key cannot reach the run's files through them.
+- W&B never holds up training: `wandb.init` gives up after `logging.init_timeout_s` (a network failure
+  too), and the stage then logs to metrics.jsonl only, with a warning; a key W&B rejects is an InputError.
+  `finish` waits at most `logging.finish_timeout_s`, then warns and goes on: wandb's own `finish_timeout`
+  bounds the upload, and a thread joined with that timeout bounds the rest (wandb waits for its service
+  process without one).
 - Offline runs land in `run_dir/wandb/offline-run-*` (upload later with `wandb sync`). In wandb 0.31
   `finish()` may return a moment before wandb-core has written the run's `.wandb` file.
 """
@@ -21,7 +28,7 @@ import json
 import math
 import numbers
 import os
-import re
+import threading
 import time
 import warnings
 from collections.abc import Mapping
@@ -29,6 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
+
+from halluray.errors import InputError
+from halluray.secrets import read_secret, redact
 
 if TYPE_CHECKING:
     from halluray.config import ExperimentConfig
@@ -56,44 +66,16 @@ def progress(iterable=None, total: int | None = None, desc: str = "", **kw):
     return tqdm(iterable, total=total, desc=desc, dynamic_ncols=True, mininterval=1.0, **kw)
 
 
-_SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials"}
-
-
-def _is_secret_name(name: str) -> bool:
-    """True when a word of the key (split at `_`, `-`, `.`, camelCase) names a secret: `api_key`,
-    `hfToken`, `client_secret`, but not `max_new_tokens` (a plural is a count, not a credential)."""
-    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower())
-    return any(w in _SECRET_WORDS for w in words)
-
-
-def redact(d: Mapping) -> dict:
-    """A copy of `d` (recursing into dicts and lists) without secret-named keys and without string
-    values that contain the current `WANDB_API_KEY`."""
-    api_key = os.environ.get("WANDB_API_KEY")
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, Mapping):
-            return {k: clean(x) for k, x in v.items() if not _is_secret_name(k) and not _leaks(x)}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v if not _leaks(x)]
-        return v
-
-    def _leaks(v: Any) -> bool:
-        return bool(api_key) and isinstance(v, str) and api_key in v
-
-    return clean(d)
-
-
 def resolve_wandb_mode(mode: str, env: Mapping[str, str] | None = None) -> str:
     """`online`, `offline` or `disabled` are taken as given. `auto` follows an explicit `WANDB_MODE`
     (online/offline/disabled: W&B's own override, and what the tests set), else goes online when
-    `WANDB_API_KEY` is set and offline otherwise."""
+    `WANDB_API_KEY` or `WANDB_API_KEY_FILE` is set and offline otherwise."""
     if mode != "auto":
         return mode
     env = os.environ if env is None else env
     if env.get("WANDB_MODE") in ("online", "offline", "disabled"):
         return env["WANDB_MODE"]
-    return "online" if env.get("WANDB_API_KEY") else "offline"
+    return "online" if env.get("WANDB_API_KEY") or env.get("WANDB_API_KEY_FILE") else "offline"
 
 
 def _json_value(v: Any) -> Any:
@@ -119,23 +101,35 @@ class RunLogger:
         self._warned_nonfinite = False
         self._finished = False
         self._wandb = self._run = None
+        self._finish_timeout_s = cfg.logging.finish_timeout_s
         if self.mode == "disabled":
             return
+        key = read_secret("WANDB_API_KEY")
+        if key:
+            os.environ["WANDB_API_KEY"] = key  # wandb reads only the variable; see the module's decisions
         import wandb  # only when used: `disabled` must work (and stay fast) without it
 
         self._wandb = wandb
-        self._run = wandb.init(
-            mode=self.mode, project=cfg.logging.project, entity=cfg.logging.entity,
-            tags=list(cfg.logging.tags), group=cfg.run.name, job_type=stage,
-            name=f"{cfg.run.name}-{stage}", dir=str(self.run_dir),
-            config=redact(cfg.model_dump(mode="json")),
-            reinit="create_new",  # several stages (runs) may be open in one process
-            settings=wandb.Settings(
-                silent=True, console="off", x_disable_stats=True, x_disable_meta=True,
-                x_disable_machine_info=True, disable_git=True, disable_code=True, save_code=False,
-                x_save_requirements=False,
-            ),
-        )
+        try:
+            self._run = wandb.init(
+                mode=self.mode, project=cfg.logging.project, entity=cfg.logging.entity,
+                tags=list(cfg.logging.tags), group=cfg.run.name, job_type=stage,
+                name=f"{cfg.run.name}-{stage}", dir=str(self.run_dir), config=cfg.redacted(),
+                reinit="create_new",  # several stages (runs) may be open in one process
+                settings=wandb.Settings(
+                    silent=True, console="off", x_disable_stats=True, x_disable_meta=True,
+                    x_disable_machine_info=True, disable_git=True, disable_code=True, save_code=False,
+                    x_save_requirements=False, init_timeout=cfg.logging.init_timeout_s,
+                    finish_timeout=cfg.logging.finish_timeout_s,
+                ),
+            )
+        except wandb.errors.AuthenticationError as e:
+            raise InputError(f"W&B rejected the API key in WANDB_API_KEY or WANDB_API_KEY_FILE "
+                             f"({redact(str(e))})") from None
+        except (wandb.errors.CommError, TimeoutError) as e:
+            warnings.warn(f"{stage}: W&B did not start within logging.init_timeout_s "
+                          f"({cfg.logging.init_timeout_s:g} s): {type(e).__name__}: {redact(str(e))}; "
+                          "logging to metrics.jsonl only", RuntimeWarning, stacklevel=2)
 
     def log(self, step: int, **metrics) -> None:
         clean = {k: _json_value(v) for k, v in metrics.items()}
@@ -164,9 +158,31 @@ class RunLogger:
         self._finished = True
         try:
             if self._run is not None:
-                self._run.finish(exit_code=exit_code)
+                self._finish_wandb(exit_code)
         finally:
             self.writer.close()
+
+    def _finish_wandb(self, exit_code: int) -> None:
+        failed: list[BaseException] = []
+
+        def finish() -> None:
+            try:
+                self._run.finish(exit_code=exit_code)
+            except Exception as e:  # noqa: BLE001 - reported below; W&B must not fail a finished stage
+                failed.append(e)
+
+        thread = threading.Thread(target=finish, name=f"wandb-finish-{self.stage}", daemon=True)
+        thread.start()
+        thread.join(self._finish_timeout_s)
+        if thread.is_alive():
+            problem = f"did not finish within logging.finish_timeout_s ({self._finish_timeout_s:g} s)"
+        elif failed:
+            problem = f"failed to finish ({type(failed[0]).__name__}: {redact(str(failed[0]))})"
+        else:
+            return
+        warnings.warn(f"{self.stage}: W&B {problem}; going on (metrics.jsonl is complete; an offline or "
+                      f"unfinished run uploads with `wandb sync {self.run_dir / 'wandb'}`)", RuntimeWarning,
+                      stacklevel=3)
 
     def __enter__(self) -> "RunLogger":
         return self

@@ -1,7 +1,10 @@
+import copy
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from halluray.cli import main
 from halluray.config import ConfigError, ExperimentConfig, build_config, load_config
@@ -82,3 +85,99 @@ def test_cli_help_lists_stages(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "world" in out and "unfamiliarity" in out
+
+
+# --- numbers: no booleans, no nan/inf, in every numeric key --------------------------------------------------------
+
+def _number_type(annotation) -> type | None:
+    """int or float when the annotation holds numbers (inside Optional, Annotated, list, tuple, dict, Literal)."""
+    if annotation in (int, float):
+        return annotation
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return int if all(type(a) is int for a in args) else None
+    found = {_number_type(a) for a in args} - {None}
+    return float if float in found else found.pop() if found else None
+
+
+def _numeric_keys(model: type[BaseModel] = ExperimentConfig, prefix: tuple = ()):
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _numeric_keys(field.annotation, (*prefix, name))
+        elif kind := _number_type(field.annotation):
+            yield (*prefix, name), kind
+
+
+NUMERIC_KEYS = list(_numeric_keys())
+DEFAULTS = ExperimentConfig().model_dump()
+
+
+def _with_value(path: tuple, bad) -> dict:
+    """The defaults with the number at `path` (its first element in a list, tuple or dict) set to `bad`."""
+    data = copy.deepcopy(DEFAULTS)
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    value = node[path[-1]]
+    if isinstance(value, (list, tuple)):
+        node[path[-1]] = [bad, *value[1:]]
+    elif isinstance(value, dict):
+        node[path[-1]] = {**value, next(iter(value)): bad}
+    else:
+        node[path[-1]] = bad
+    return data
+
+
+def test_every_numeric_key_is_found():
+    keys = {".".join(p) for p, _ in NUMERIC_KEYS}
+    assert len(keys) > 80
+    assert {"ppo.cliprange", "ppo.steps", "seed", "threads", "deepspeed.zero_stage", "world.splits",
+            "ppo.policy_optimizer.betas", "world.fact_frequencies"} <= keys
+
+
+@pytest.mark.parametrize("path, kind", [pytest.param(p, k, id=".".join(p)) for p, k in NUMERIC_KEYS])
+def test_numbers_reject_booleans_and_non_finite_floats(path, kind):
+    key = ".".join(path)
+    for bad in (True, False) + ((float("nan"), float("inf"), float("-inf")) if kind is float else ()):
+        with pytest.raises(ConfigError, match=rf"<config>: invalid value for '{key}(\.\w+)?'"):
+            build_config(_with_value(path, bad))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("ppo.cliprange=.inf", "invalid value for 'ppo.cliprange': Input should be a finite number (got inf)"),
+    ("ppo.kl_coef=.nan", "invalid value for 'ppo.kl_coef': Input should be a finite number (got nan)"),
+    ("ppo.steps=true", "invalid value for 'ppo.steps': must be a number, not a boolean (got True)"),
+    ("deepspeed.zero_stage=false",
+     "invalid value for 'deepspeed.zero_stage': must be a number, not a boolean (got False)"),
+])
+def test_non_finite_and_boolean_numbers_name_the_key_and_file(tmp_path, override, message):
+    path = tmp_path / "exp.yaml"
+    path.write_text("seed: 1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path, [override])
+    assert str(e.value) == f"{path}: {message}"
+
+
+def test_numbers_still_parse_from_yaml():
+    # PyYAML reads 1e-4 (no dot) as a string; a number in a string is still a number.
+    cfg = build_config({}, ["model.pretrain.lr=1e-4", "ppo.kl_coef=0", "actors.policy.num_cpus=2"])
+    assert (cfg.model.pretrain.lr, cfg.ppo.kl_coef, cfg.actors.policy.num_cpus) == (1e-4, 0.0, 2.0)
+
+
+# --- names that become directories --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["run.name", "ppo.name"])
+@pytest.mark.parametrize("value", ["../x", "a/../../b", "/tmp/y", "a/b", "..", ".", ".hidden", "a\\b", "''"])
+def test_directory_names_must_be_one_safe_component(key, value):
+    with pytest.raises(ConfigError, match=f"invalid value for '{key}': must be a single directory name"):
+        build_config({}, [f"{key}={value}"])
+
+
+def test_a_name_escaping_the_output_directory_exits_2_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["world", f"run.output_dir={out}", "run.name=../x"]) == 2
+    assert "invalid value for 'run.name'" in capsys.readouterr().err
+    assert main(["ppo", f"run.output_dir={out}", f"ppo.name={tmp_path / 'y'}"]) == 2
+    assert "invalid value for 'ppo.name'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert build_config({}, ["run.name=exp-1_b.2", "ppo.name=ppo-standard-rm"]).run_dir.name == "exp-1_b.2"

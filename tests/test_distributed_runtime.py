@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from halluray.config import DeepSpeedConfig, LoRAConfig, OptimizerConfig, RoleResources
-from halluray.models.forward import masked_nll
+from halluray.models.forward import logits_of, masked_nll, token_logprobs
 
 ray = pytest.importorskip("ray")
 
@@ -42,7 +42,7 @@ def _rollout_logits(rollout: ActorGroup, probe: dict) -> torch.Tensor:
     """Rank 0's logits on `probe`, read from inside the actor (Ray's __ray_call__ runs a function on it)."""
     def logits(actor, batch):
         with torch.no_grad():
-            return actor.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+            return logits_of(actor.model, batch["input_ids"], batch["attention_mask"]).float()
     return ray.get(rollout.actors[0].__ray_call__.remote(logits, probe))
 
 
@@ -176,7 +176,6 @@ def test_lora_sync_sends_adapters_only_and_reference_is_the_base(ray_cluster, ti
     rollout_logp = torch.log_softmax(after[:, :-1], -1).gather(-1, probe["input_ids"][:, 1:, None]).squeeze(-1)
     torch.testing.assert_close(rollout_logp[mask], policy_logp[mask], rtol=1e-5, atol=1e-5)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    from halluray.models.forward import token_logprobs
     with torch.no_grad():
         base_logp = token_logprobs(base, probe["input_ids"], probe["attention_mask"])
     torch.testing.assert_close(reference_logp[mask], base_logp[mask], rtol=1e-5, atol=1e-5)
@@ -220,7 +219,6 @@ def test_hf_export_loads_with_auto_model(ray_cluster, tiny_model_dir, tmp_path):
         group.shutdown()
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     assert (tmp_path / "merged" / "model.safetensors").is_file()
-    from halluray.models.forward import token_logprobs
     with torch.no_grad():
         logp = token_logprobs(exported, probe["input_ids"], probe["attention_mask"])
     mask = probe["attention_mask"][:, 1:].bool()

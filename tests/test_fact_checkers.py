@@ -38,11 +38,23 @@ VERDICTS = {
 }
 
 
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError)
+
+
+def completion(content: str) -> bytes:
+    return json.dumps({"id": "x", "object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}).encode()
+
+
 class Endpoint:
-    """A tiny OpenAI-compatible server. `mode` picks the behaviour: ok, 500, 500-once, 401, garbage, slow."""
+    """A tiny OpenAI-compatible server. `mode` picks the behaviour: ok, 500, 500-once, 401, garbage, slow,
+    redirect (302 to `redirect_to`), 429-once (with Retry-After: `retry_after`), big and big-unsized (10 MB with
+    and without Content-Length), trickle (a reply a byte at a time). A GET (what urllib sends after a 302)
+    is recorded and answered "True."."""
 
     def __init__(self):
         self.mode = "ok"
+        self.redirect_to = self.retry_after = None
         self.requests: list[dict] = []
         endpoint = self
 
@@ -50,12 +62,31 @@ class Endpoint:
             def log_message(self, *args):  # keep pytest output clean
                 pass
 
+            def _record(self, **body):
+                endpoint.requests.append({"method": self.command, "path": self.path,
+                                          "auth": self.headers.get("Authorization"), **body})
+
+            def do_GET(self):
+                self._record()
+                self._send(200, completion("True."))
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                endpoint.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                self._record(body=body)
                 mode = endpoint.mode
-                if mode == "500-once":
+                if mode in ("500-once", "429-once"):
                     endpoint.mode = "ok"
+                if mode == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", endpoint.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    return self.end_headers()
+                if mode == "429-once":
+                    return self._send(429, b'{"error": "rate limited"}', {"Retry-After": endpoint.retry_after})
+                if mode in ("big", "big-unsized"):
+                    return self._stream(b"x" * 65536 for _ in range(160))  # 10 MB
+                if mode == "trickle":
+                    return self._stream((b" " for _ in range(1000)), pause=0.05)
                 if mode in ("500", "500-once"):
                     return self._send(500, b'{"error": "upstream overloaded for key ' + SECRET.encode() + b'"}')
                 if mode == "401":
@@ -65,17 +96,32 @@ class Endpoint:
                     return self._send(200, b"<html>gateway says hi</html>")
                 if mode == "slow":
                     time.sleep(1.0)
-                prompt = body["messages"][-1]["content"]
-                self._send(200, json.dumps({"id": "x", "object": "chat.completion", "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": endpoint.answer(prompt)},
-                     "finish_reason": "stop"}]}).encode())
+                self._send(200, completion(endpoint.answer(body["messages"][-1]["content"])))
 
-            def _send(self, status, payload):
+            def _send(self, status, payload, headers=None):
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
+                for name, value in {"Content-Type": "application/json", "Content-Length": str(len(payload)),
+                                    **(headers or {})}.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.wfile.write(payload)
+                except CLIENT_GONE:  # after a client timeout (mode slow)
+                    pass
+
+            def _stream(self, chunks, pause=0.0):
+                chunks = list(chunks)
+                self.send_response(200)
+                if endpoint.mode != "big-unsized":  # else HTTP/1.0: the body ends when the connection closes
+                    self.send_header("Content-Length", str(sum(map(len, chunks))))
+                self.end_headers()
+                try:
+                    for chunk in chunks:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except CLIENT_GONE:  # the client gave up, as it should
+                    pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -93,7 +139,7 @@ class Endpoint:
         return VERDICTS[fact]
 
     def prompts(self) -> list[str]:
-        return [r["body"]["messages"][-1]["content"] for r in self.requests]
+        return [r["body"]["messages"][-1]["content"] for r in self.requests if r["method"] == "POST"]
 
     def close(self):
         self.server.shutdown()
@@ -113,8 +159,9 @@ def endpoint(monkeypatch):
 
 def make_checker(endpoint, **kw):
     sleeps = []
-    checker = OpenAIFactChecker(endpoint.url, "gpt-test", api_key_env=KEY_ENV, timeout_s=5, max_retries=2,
-                                retry_backoff_s=0.5, sleep=sleeps.append, **kw)
+    kw = {"timeout_s": 5, "max_retries": 2, **kw}
+    checker = OpenAIFactChecker(endpoint.url, "gpt-test", api_key_env=KEY_ENV, allow_http=True, retry_backoff_s=0.5,
+                                sleep=sleeps.append, **kw)
     return checker, sleeps
 
 
@@ -205,25 +252,110 @@ def test_malformed_body_is_retried_then_fails_clearly(endpoint):
 
 def test_timeout_and_refused_connection(endpoint):
     endpoint.mode = "slow"
-    checker = OpenAIFactChecker(endpoint.url, "m", api_key_env=KEY_ENV, timeout_s=0.2, max_retries=0)
+    checker = OpenAIFactChecker(endpoint.url, "m", api_key_env=KEY_ENV, allow_http=True, timeout_s=0.2, max_retries=0)
     with pytest.raises(RuntimeError, match=r"failed after 1 attempt\(s\): .*timed out"):
         checker.decompose("She liked poetry.")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    closed = OpenAIFactChecker(f"http://127.0.0.1:{port}/v1/", "m", api_key_env=KEY_ENV, max_retries=1,
-                               sleep=lambda s: None)
+    closed = OpenAIFactChecker(f"http://127.0.0.1:{port}/v1/", "m", api_key_env=KEY_ENV, allow_http=True,
+                               max_retries=1, sleep=lambda s: None)
     with pytest.raises(RuntimeError, match=rf"127\.0\.0\.1:{port}/v1/chat/completions failed after 2 attempt"):
         closed.decompose("She liked poetry.")
 
 
-def test_api_key_env_must_be_a_name(monkeypatch):
+def test_api_key_env_must_be_a_name(endpoint, monkeypatch):
     with pytest.raises(InputError) as e:
-        OpenAIFactChecker("http://127.0.0.1:9/v1", "m", api_key_env=SECRET)
+        OpenAIFactChecker("https://127.0.0.1:9/v1", "m", api_key_env=SECRET)
     assert "NAME of an environment variable" in str(e.value) and SECRET not in str(e.value)
     # No key in the environment: requests go without an Authorization header (local servers need none).
-    monkeypatch.delenv("HALLURAY_TEST_UNSET_KEY", raising=False)
-    assert OpenAIFactChecker("http://h/v1", "m", api_key_env="HALLURAY_TEST_UNSET_KEY")._api_key is None
+    monkeypatch.delenv(KEY_ENV)
+    checker, _ = make_checker(endpoint)
+    assert checker.verify("Ada Lovelace", ["Ada Lovelace was born in London."]) == [True]
+    assert endpoint.requests[0]["auth"] is None
+
+
+def test_the_key_can_come_from_a_0600_file(endpoint, monkeypatch, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(SECRET + "\n")
+    key_file.chmod(0o644)
+    monkeypatch.delenv(KEY_ENV)
+    monkeypatch.setenv(f"{KEY_ENV}_FILE", str(key_file))
+    with pytest.raises(InputError, match=rf"{KEY_ENV}_FILE=.*key: .*mode 0644.*chmod 600"):
+        make_checker(endpoint)
+    key_file.chmod(0o600)
+    checker, _ = make_checker(endpoint)
+    checker.verify("Ada Lovelace", ["Ada Lovelace was born in London."])
+    assert endpoint.requests[0]["auth"] == f"Bearer {SECRET}"
+
+
+# --- the HTTP client's limits: scheme, redirects, size, Retry-After, deadline -------------------------------------
+
+def test_plain_http_and_other_schemes_are_refused_unless_allowed(monkeypatch):
+    with pytest.raises(InputError, match=r"http://127\.0\.0\.1:9/v1/chat/completions: a http URL is refused "
+                                         r"\(set fact_checker.allow_http"):
+        OpenAIFactChecker("http://127.0.0.1:9/v1", "m")
+    for url in ("file:///etc/passwd", "ftp://127.0.0.1/v1", "127.0.0.1:9/v1"):
+        with pytest.raises(InputError, match="URL is refused"):
+            OpenAIFactChecker(url, "m", allow_http=True)
+    assert OpenAIFactChecker("https://api.example.com/v1/", "m").endpoint.startswith("https://api.example.com/")
+    cfg = build_config({"fact_checker": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}})
+    with pytest.raises(InputError, match="allow_http"):
+        load_fact_checker(cfg.fact_checker)
+
+
+def test_a_redirect_drops_the_authorization_header(endpoint):
+    other = Endpoint()  # another host, as far as the client can tell
+    try:
+        endpoint.mode, endpoint.redirect_to = "redirect", f"{other.url}/chat/completions"
+        checker, _ = make_checker(endpoint)
+        assert checker.chat("Is this true?") == "True."
+        assert [(r["method"], r["auth"]) for r in endpoint.requests] == [("POST", f"Bearer {SECRET}")]
+        assert [(r["method"], r["path"], r["auth"]) for r in other.requests] == [("GET", "/v1/chat/completions", None)]
+    finally:
+        other.close()
+
+
+def test_a_redirect_to_another_scheme_is_refused(endpoint):
+    endpoint.mode, endpoint.redirect_to = "redirect", "ftp://127.0.0.1/secret"
+    checker, _ = make_checker(endpoint)
+    with pytest.raises(InputError, match=r"redirected to a ftp:// URL, refused"):
+        checker.chat("Is this true?")
+
+
+@pytest.mark.parametrize("mode", ["big", "big-unsized"])
+def test_a_reply_over_the_size_cap_fails_at_once(endpoint, mode):
+    endpoint.mode = mode
+    checker, sleeps = make_checker(endpoint, max_response_bytes=1024 * 1024)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"larger than fact_checker.max_response_bytes \(1048576\)"):
+        checker.chat("Is this true?")
+    assert time.monotonic() - start < 5 and len(endpoint.requests) == 1 and sleeps == []  # not retried
+
+
+def test_retry_after_is_honoured_within_the_deadline(endpoint):
+    endpoint.mode, endpoint.retry_after = "429-once", "7"
+    checker, sleeps = make_checker(endpoint)
+    assert checker.verify("Ada Lovelace", ["Ada Lovelace was born in London."]) == [True]
+    assert sleeps == [7.0] and len(endpoint.requests) == 2
+    # A Retry-After past the deadline ends the request at once instead of sleeping into it.
+    endpoint.mode, endpoint.retry_after = "429-once", "1000"
+    checker, sleeps = make_checker(endpoint, total_timeout_s=30)
+    with pytest.raises(RuntimeError, match=r"failed after 1 attempt\(s\), a retry in 1000 s would pass "
+                                           r"fact_checker.total_timeout_s \(30 s\): HTTP 429"):
+        checker.chat("Is this true?")
+    assert sleeps == [] and len(endpoint.requests) == 3
+
+
+@pytest.mark.parametrize("mode", ["slow", "trickle"])
+def test_the_total_deadline_bounds_a_request(endpoint, mode):
+    # Each socket wait may take 5 s; the request as a whole, with 5 retries, gets 0.4 s.
+    endpoint.mode = mode
+    checker, sleeps = make_checker(endpoint, timeout_s=5, total_timeout_s=0.4, max_retries=5)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"pass fact_checker.total_timeout_s \(0.4 s\): .*(timed out|deadline)"):
+        checker.verify("Ada Lovelace", ["Ada Lovelace was born in London."])
+    assert time.monotonic() - start < 1.0 and len(endpoint.requests) == 1 and sleeps == []
 
 
 @pytest.mark.parametrize("reply, verdict", [
@@ -332,7 +464,7 @@ def test_load_fact_checker_from_config(monkeypatch, tmp_path):
     knowledge = tmp_path / "wiki.jsonl"
     knowledge.write_text('{"title": "Ada Lovelace", "text": "An English mathematician."}\n')
     cfg = build_config({"fact_checker": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1/", "model": "m",
-                                         "api_key_env": KEY_ENV, "knowledge_path": str(knowledge)}})
+                                         "api_key_env": KEY_ENV, "allow_http": True, "knowledge_path": str(knowledge)}})
     monkeypatch.setenv(KEY_ENV, SECRET)
     checker = load_fact_checker(cfg.fact_checker)
     assert isinstance(checker, OpenAIFactChecker)
@@ -344,6 +476,8 @@ def test_load_fact_checker_from_config(monkeypatch, tmp_path):
         build_config({}, ["fact_checker.kind=nonsense"])
     with pytest.raises(ConfigError, match="fact_checker.timeout_s"):
         build_config({}, ["fact_checker.timeout_s=0"])
+    with pytest.raises(ConfigError, match="fact_checker.max_response_bytes"):
+        build_config({}, ["fact_checker.max_response_bytes=0"])
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "no topic"}\n')
     with pytest.raises(InputError, match=r"bad\.jsonl:1: missing field 'topic'"):

@@ -2,14 +2,18 @@
 
 import json
 import math
+import os
 import struct
 import sys
 import time
+import types
+import warnings
 
 import pytest
 
 from halluray.config import build_config
-from halluray.logging import RunLogger, redact, resolve_wandb_mode
+from halluray.errors import InputError
+from halluray.logging import RunLogger, resolve_wandb_mode
 
 FAKE_KEY = "fakekey0123456789abcdef0123456789abcdef01"
 
@@ -23,9 +27,9 @@ def wandb_env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def make_cfg(tmp_path, mode="offline", name="t"):
+def make_cfg(tmp_path, mode="offline", name="t", *overrides):
     return build_config({}, [f"run.output_dir={tmp_path}", f"run.name={name}", f"logging.wandb_mode={mode}",
-                             "logging.tags=[unit]"])
+                             "logging.tags=[unit]", *overrides])
 
 
 def wandb_records(run_dir, timeout=10.0):
@@ -105,7 +109,7 @@ def test_offline_run_has_history_config_table_and_never_the_key(wandb_env, monke
     assert run.display_name == "t-ppo" and run.run_group == "t" and list(run.tags) == ["unit"]
     config = {i.key: json.loads(i.value_json) for i in run.config.update}
     assert config["ppo"]["max_new_tokens"] == cfg.ppo.max_new_tokens  # "tokens" is not a secret word
-    assert "api_key_env" not in config["fact_checker"]
+    assert config["fact_checker"]["api_key_env"] == "OPENAI_API_KEY"  # where the key is, not the key
     steps = history(wb)
     assert steps[0]["loss"] == 1.5 and steps[2]["loss"] == 0.5
     assert math.isnan(float(steps[1]["loss"])) and float(steps[1]["reward"]) == math.inf  # W&B keeps them
@@ -154,16 +158,95 @@ def test_resolve_wandb_mode():
     assert resolve_wandb_mode("auto", {}) == "offline"
     assert resolve_wandb_mode("auto", {"WANDB_API_KEY": FAKE_KEY}) == "online"
     assert resolve_wandb_mode("auto", {"WANDB_API_KEY": ""}) == "offline"
+    assert resolve_wandb_mode("auto", {"WANDB_API_KEY_FILE": "/run/secrets/wandb"}) == "online"
     assert resolve_wandb_mode("auto", {"WANDB_API_KEY": FAKE_KEY, "WANDB_MODE": "offline"}) == "offline"
     assert resolve_wandb_mode("auto", {"WANDB_MODE": "disabled"}) == "disabled"
     for mode in ("online", "offline", "disabled"):
         assert resolve_wandb_mode(mode, {"WANDB_MODE": "offline", "WANDB_API_KEY": FAKE_KEY}) == mode
 
 
-def test_redact(monkeypatch):
+
+# --- a fake wandb: what RunLogger does when W&B is slow, down or rejects the key ----------------------------------
+
+class FakeRun:
+    def __init__(self, finish_s=0.0):
+        self.finish_s, self.exit_code = finish_s, None
+
+    def log(self, metrics, step):
+        pass
+
+    def finish(self, exit_code=0):
+        time.sleep(self.finish_s)
+        self.exit_code = exit_code
+
+
+@pytest.fixture
+def fake_wandb(monkeypatch):
+    """`import wandb` gives this module; set `.init_error` or `.run` before creating a RunLogger."""
+    comm = type("CommError", (Exception,), {})
+    errors = types.SimpleNamespace(CommError=comm, AuthenticationError=type("AuthenticationError", (comm,), {}))
+    module = types.SimpleNamespace(errors=errors, Settings=dict, init_error=None, run=FakeRun(), calls=[])
+
+    def init(**kwargs):
+        module.calls.append(kwargs)
+        if module.init_error:
+            raise module.init_error
+        return module.run
+
+    module.init = init
+    monkeypatch.setitem(sys.modules, "wandb", module)
+    monkeypatch.setenv("WANDB_API_KEY", "")  # restored after the test, whatever RunLogger sets
+    monkeypatch.delenv("WANDB_API_KEY")
+    return module
+
+
+def test_wandb_init_is_bounded_and_a_failure_falls_back_to_jsonl(tmp_path, fake_wandb, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
-    d = {"api_key": "x", "hfToken": "x", "client_secret": "x", "Password": "x", "max_new_tokens": 64,
-         "nested": {"db": {"password": "x", "host": "h"}, "items": [{"access_token": "x", "n": 1}]},
-         "note": f"key is {FAKE_KEY}", "tags": ["a", FAKE_KEY]}
-    assert redact(d) == {"max_new_tokens": 64, "nested": {"db": {"host": "h"}, "items": [{"n": 1}]}, "tags": ["a"]}
-    assert d["api_key"] == "x"  # a copy; the input is untouched
+    fake_wandb.init_error = fake_wandb.errors.CommError(f"run upsert timed out (key {FAKE_KEY})")
+    cfg = make_cfg(tmp_path, "offline", "t", "logging.init_timeout_s=5", "logging.finish_timeout_s=7")
+    with pytest.warns(RuntimeWarning, match=r"did not start within logging.init_timeout_s \(5 s\): CommError: "
+                                            r"run upsert timed out \(key \*\*\*\); logging to metrics.jsonl only") as w:
+        logger = RunLogger(cfg.run_dir, cfg, "sft")
+    assert FAKE_KEY not in str(w[0].message)
+    (call,) = fake_wandb.calls
+    assert call["settings"]["init_timeout"] == 5 and call["settings"]["finish_timeout"] == 7
+    with logger:
+        logger.log(0, loss=1.0)
+    assert read_jsonl(cfg.run_dir / "metrics.jsonl")[0]["loss"] == 1.0
+
+
+def test_a_rejected_wandb_key_is_an_input_error(tmp_path, fake_wandb):
+    fake_wandb.init_error = fake_wandb.errors.AuthenticationError("invalid API key")
+    cfg = make_cfg(tmp_path)
+    with pytest.raises(InputError, match="W&B rejected the API key in WANDB_API_KEY or WANDB_API_KEY_FILE"):
+        RunLogger(cfg.run_dir, cfg, "sft")
+
+
+def test_wandb_finish_is_bounded(tmp_path, fake_wandb):
+    fake_wandb.run = FakeRun(finish_s=3.0)
+    cfg = make_cfg(tmp_path, "offline", "t", "logging.finish_timeout_s=0.2")
+    logger = RunLogger(cfg.run_dir, cfg, "ppo")
+    logger.log(0, loss=1.0)
+    start = time.monotonic()
+    with pytest.warns(RuntimeWarning, match=r"ppo: W&B did not finish within logging.finish_timeout_s \(0.2 s\); "
+                                            r"going on .*wandb sync"):
+        logger.finish()
+    assert time.monotonic() - start < 1.5
+    assert logger.writer._file.closed and read_jsonl(cfg.run_dir / "metrics.jsonl")[0]["loss"] == 1.0
+
+
+def test_a_key_from_wandb_api_key_file_reaches_wandb_in_this_process_only(tmp_path, fake_wandb, monkeypatch):
+    key_file = tmp_path / "wandb_key"
+    key_file.write_text(FAKE_KEY + "\n")
+    key_file.chmod(0o600)
+    monkeypatch.setenv("WANDB_API_KEY_FILE", str(key_file))
+    cfg = make_cfg(tmp_path, "online")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RunLogger(cfg.run_dir, cfg, "sft").finish()
+    assert os.environ["WANDB_API_KEY"] == FAKE_KEY  # where wandb reads it
+    assert FAKE_KEY not in json.dumps(fake_wandb.calls[0]["config"])
+    key_file.chmod(0o640)
+    monkeypatch.delenv("WANDB_API_KEY")
+    with pytest.raises(InputError, match=r"WANDB_API_KEY_FILE=.*wandb_key: .*chmod 600"):
+        RunLogger(cfg.run_dir, cfg, "sft")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import psutil
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -156,3 +157,12 @@ def test_a_batch_that_does_not_split_over_the_ranks_fails_before_any_actor_is_pl
     with pytest.raises(InputError, match=r"sft.batch_size \(6\) must split evenly over the 2 policy actors "
                                          r"x deepspeed.gradient_accumulation_steps \(2\)"):
         ActorGroup.from_config(Role.POLICY, cfg, batch_size=6, batch_key="sft.batch_size")
+
+
+def test_the_local_cluster_listens_on_loopback_only(ray_cluster):
+    node = ray._private.worker._global_node
+    assert node.gcs_address.startswith("127.0.0.1:")
+    listening = [c.laddr.ip for p in psutil.process_iter(["name", "cmdline"])
+                 if p.info["name"] in ("gcs_server", "raylet") and node.session_name in " ".join(p.info["cmdline"] or [])
+                 for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip in listening), listening

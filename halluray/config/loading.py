@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from halluray.config.schema import ConfigError, ExperimentConfig
+from halluray.secrets import redact
 
 
 def _known_keys(model: type[BaseModel]) -> list[str]:
@@ -45,8 +46,9 @@ def _describe(err: dict) -> str:
     if err["type"] == "missing":
         return f"missing key '{key}'"
     where = f"'{key}'" if key else "config"
-    got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-    return f"invalid value for {where}: {err['msg']}{got}"
+    # The message reaches stderr and job logs: a key pasted into the wrong place is not echoed.
+    got = f" (got {redact(err['input'])!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+    return f"invalid value for {where}: {err['msg'].removeprefix('Value error, ')}{got}"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

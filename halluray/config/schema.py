@@ -5,41 +5,65 @@ what it means. This file is the reference for what a config may contain; `loadin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from halluray.errors import InputError
+from halluray.secrets import redact
 
 
 class ConfigError(InputError):
     """A config that cannot be used; the message names the offending key or path."""
 
 
+def _not_bool(value: Any) -> Any:
+    # YAML reads true/false/yes/no as booleans, which pydantic would take as the numbers 1/0.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+def _dir_name(value: str) -> str:
+    # The name joins a directory the run writes into and replaces: a separator, '..' or an absolute path
+    # would point outside the output directory; a leading dot, at a hidden (or the same) directory.
+    if not value or value.startswith(".") or any(c in value for c in "/\\\0"):
+        raise ValueError("must be a single directory name: not empty, without '/' or '\\', not starting with '.'")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+"""Every integer of the config: a boolean is refused."""
+Float = Annotated[float, BeforeValidator(_not_bool)]
+"""Every float of the config: a boolean is refused, and nan/inf by `Section`'s allow_inf_nan=False."""
+DirName = Annotated[str, AfterValidator(_dir_name)]
+"""A config value used as one directory name inside the run's output directory."""
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunConfig(Section):
-    name: str = "demo"
-    """Run name; the run directory is `output_dir/name`."""
+    name: DirName = "demo"
+    """Run name; the run directory is `output_dir/name` (one directory name: no '/', '..' or leading '.')."""
     output_dir: str = "runs"
 
 
 class WorldConfig(Section):
     """The synthetic knowledge world (docs/design.md#the-synthetic-knowledge-world)."""
-    num_people: int = Field(400, ge=8)
-    fact_frequencies: list[int] = [0, 2, 6, 24]
+    num_people: Int = Field(400, ge=8)
+    fact_frequencies: list[Int] = [0, 2, 6, 24]
     """Number of corpus documents stating a person's facts, one value per familiarity tier."""
-    frequency_weights: list[float] = [2.0, 1.0, 1.0, 2.0]
+    frequency_weights: list[Float] = [2.0, 1.0, 1.0, 2.0]
     """Relative share of people in each tier (same length as fact_frequencies)."""
-    name_mentions: int = Field(3, ge=1)
+    name_mentions: Int = Field(3, ge=1)
     """Fact-free sentences per person, so every name has a representation."""
-    qa_doc_fraction: float = Field(0.25, ge=0, le=1)
-    instruction_doc_fraction: float = Field(0.5, ge=0, le=1)
-    splits: dict[Literal["sft", "rm", "ppo", "eval"], float] = {"sft": 0.3, "rm": 0.25, "ppo": 0.25, "eval": 0.2}
-    source_accuracy: float = Field(0.5, ge=0, le=1)
+    qa_doc_fraction: Float = Field(0.25, ge=0, le=1)
+    instruction_doc_fraction: Float = Field(0.5, ge=0, le=1)
+    splits: dict[Literal["sft", "rm", "ppo", "eval"], Float] = {"sft": 0.3, "rm": 0.25, "ppo": 0.25, "eval": 0.2}
+    source_accuracy: Float = Field(0.5, ge=0, le=1)
     """Probability that the independent response source (GPT-3.5's role) states a fact correctly."""
 
     @model_validator(mode="after")
@@ -53,12 +77,12 @@ class WorldConfig(Section):
 
 class PretrainConfig(Section):
     """Defaults measured on the demo world: the most frequent third then states 0.9 of facts truly."""
-    steps: int = Field(1000, ge=1)
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(3e-3, gt=0)
-    warmup_steps: int = Field(50, ge=0)
-    weight_decay: float = Field(0.01, ge=0)
-    log_every: int = Field(50, ge=1)
+    steps: Int = Field(1000, ge=1)
+    batch_size: Int = Field(16, ge=1)
+    lr: Float = Field(3e-3, gt=0)
+    warmup_steps: Int = Field(50, ge=0)
+    weight_decay: Float = Field(0.01, ge=0)
+    log_every: Int = Field(50, ge=1)
 
 
 class ModelConfig(Section):
@@ -66,10 +90,10 @@ class ModelConfig(Section):
     pretrained_path: str | None = None
     """A local Hugging Face model directory to use instead of pretraining one."""
     trust_remote_code: bool = False
-    n_layer: int = Field(4, ge=1)
-    n_embd: int = Field(128, ge=8)
-    n_head: int = Field(4, ge=1)
-    n_positions: int = Field(192, ge=16)
+    n_layer: Int = Field(4, ge=1)
+    n_embd: Int = Field(128, ge=8)
+    n_head: Int = Field(4, ge=1)
+    n_positions: Int = Field(192, ge=16)
     pretrain: PretrainConfig = PretrainConfig()
 
     @model_validator(mode="after")
@@ -107,22 +131,32 @@ class FactCheckerConfig(Section):
     """'world' (the synthetic world's exact checker), 'openai' (FActScore-style over an OpenAI-compatible API),
     or 'package.module:callable' returning an object with decompose(response) and verify(topic, facts)."""
     base_url: str = "https://api.openai.com/v1"
-    """OpenAI-compatible endpoint; chat completions are POSTed to `base_url`/chat/completions."""
+    """OpenAI-compatible endpoint; chat completions are POSTed to `base_url`/chat/completions. https only,
+    unless `allow_http`."""
+    allow_http: bool = False
+    """Allow a plain http:// `base_url`, whose key and prompts cross the network unencrypted; no host is
+    exempt, a local server on 127.0.0.1 needs it too."""
     model: str = "gpt-3.5-turbo"
     """Chat model that decomposes and verifies (FActScore used GPT-3.5)."""
     api_key_env: str = "OPENAI_API_KEY"
-    """NAME of the environment variable holding the API key; the key itself never goes in a config or a log."""
-    timeout_s: float = Field(60.0, gt=0)
-    """Seconds to wait for one HTTP request."""
-    max_retries: int = Field(3, ge=0)
-    """Retries after a timeout, connection error, HTTP 429/5xx or malformed body, with exponential backoff."""
-    retry_backoff_s: float = Field(1.0, ge=0)
+    """NAME of the variable holding the API key, read from the node's environment or from the 0600 file
+    named by `<NAME>_FILE` (halluray/secrets.py); the key itself never goes in a config or a log."""
+    timeout_s: Float = Field(60.0, gt=0)
+    """Seconds to wait for the connection or the next bytes of a reply (each socket wait)."""
+    total_timeout_s: Float = Field(300.0, gt=0)
+    """Deadline of one chat request over all its attempts, retry waits and reads."""
+    max_response_bytes: Int = Field(4 * 1024 * 1024, ge=1)
+    """A reply larger than this fails at once (it is not retried)."""
+    max_retries: Int = Field(3, ge=0)
+    """Retries after a timeout, connection error, HTTP 408/409/425/429/5xx or malformed body, with exponential
+    backoff, or after the server's Retry-After seconds on 429/503 (within `total_timeout_s`)."""
+    retry_backoff_s: Float = Field(1.0, ge=0)
     """Wait before the first retry; doubled for each further retry."""
-    max_tokens: int = Field(256, ge=1)
+    max_tokens: Int = Field(256, ge=1)
     """Completion length limit per request."""
     knowledge_path: str | None = None
     """Optional jsonl of knowledge-source passages ({"topic" or "title": ..., "text": ...}) shown to the verifier."""
-    max_passage_chars: int = Field(4000, ge=0)
+    max_passage_chars: Int = Field(4000, ge=0)
     """A knowledge passage is cut to this many characters in the verification prompt."""
     options: dict[str, Any] = {}
     """Keyword arguments passed to a user callable given as `kind`."""
@@ -139,18 +173,18 @@ class FactCheckerConfig(Section):
 class UnfamiliarityConfig(Section):
     """Unfamiliarity scores (paper §4.1, App. B–D), measured by few-shot prompting the base model."""
     tasks: list[Literal["long_form", "short_qa", "mcq"]] = ["long_form", "short_qa", "mcq"]
-    n_shots: int = Field(2, ge=0)
-    long_form_samples: int = Field(2, ge=1)
-    long_form_threshold: float = 2.0
+    n_shots: Int = Field(2, ge=0)
+    long_form_samples: Int = Field(2, ge=1)
+    long_form_threshold: Float = 2.0
     """A bio prompt is unfamiliar if its mean number of false facts exceeds this."""
-    short_qa_samples: int = Field(12, ge=1)
-    short_qa_threshold: float | None = None
+    short_qa_samples: Int = Field(12, ge=1)
+    short_qa_threshold: Float | None = None
     """Unfamiliar if more incorrect samples than this; None means short_qa_samples / 2 (paper: > 6 of 12)."""
-    mcq_threshold: float = 0.36
+    mcq_threshold: Float = 0.36
     """Unfamiliar if the NLL of the correct choice exceeds this (paper, MMLU)."""
-    temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(48, ge=1)
-    batch_size: int = Field(64, ge=1)
+    temperature: Float = Field(1.0, gt=0)
+    max_new_tokens: Int = Field(48, ge=1)
+    batch_size: Int = Field(64, ge=1)
 
 
 class SFTConfig(Section):
@@ -161,38 +195,38 @@ class SFTConfig(Section):
     task: Literal["long_form", "short_qa", "mcq"] = "long_form"
     """Which prompts and which unfamiliarity score decide what is unfamiliar (mcq: the world's
     multiple-choice items, target the correct choice's text, unfamiliar by the mcq NLL score)."""
-    batch_size: int = Field(24, ge=1)
-    lr: float = Field(1e-5, gt=0)
-    warmup_steps: int = Field(10, ge=0)
-    steps: int = Field(120, ge=1)
+    batch_size: Int = Field(24, ge=1)
+    lr: Float = Field(1e-5, gt=0)
+    warmup_steps: Int = Field(10, ge=0)
+    steps: Int = Field(120, ge=1)
 
 
 class RewardDataConfig(Section):
     """Reward-model training data on the RM prompt split, labeled by the ground-truth fact checker."""
     source: Literal["conservative", "standard"] = "conservative"
     """conservative: samples from the SFT model (same knowledge as the RM); standard: the independent source."""
-    samples_per_prompt: int = Field(4, ge=1)
-    temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(48, ge=1)
+    samples_per_prompt: Int = Field(4, ge=1)
+    temperature: Float = Field(1.0, gt=0)
+    max_new_tokens: Int = Field(48, ge=1)
 
 
 class RewardModelConfig(Section):
     """Reward models initialised from the pretrained base model (paper: batch 32, lr 2e-5)."""
     kind: Literal["two-stage", "scalar"] = "two-stage"
     """two-stage: fact decomposer + per-fact verifier P(true); scalar: a head regressing the reward."""
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(2e-5, gt=0)
-    head_lr: float | None = Field(None, gt=0)
+    batch_size: Int = Field(32, ge=1)
+    lr: Float = Field(2e-5, gt=0)
+    head_lr: Float | None = Field(None, gt=0)
     """A larger learning rate for the freshly initialised head; None: `lr`."""
-    warmup_steps: int = Field(10, ge=0)
-    epochs: int = Field(2, ge=1)
+    warmup_steps: Int = Field(10, ge=0)
+    epochs: Int = Field(2, ge=1)
 
 
 class RoleResources(Section):
     """How many Ray actors a role gets and what each reserves on its placement-group bundle."""
-    num_actors: int = Field(1, ge=1)
-    num_cpus: float = Field(1.0, ge=0)
-    num_gpus: float = Field(0.0, ge=0)
+    num_actors: Int = Field(1, ge=1)
+    num_cpus: Float = Field(1.0, ge=0)
+    num_gpus: Float = Field(0.0, ge=0)
 
 
 class ActorsConfig(Section):
@@ -204,13 +238,17 @@ class ActorsConfig(Section):
     rollout: RoleResources = RoleResources(num_actors=1)
     reward_trainer: RoleResources = RoleResources(num_actors=2)
     """The ranks that train reward models (`halluray train-rm`): the two-stage verifier or the scalar RM."""
-    threads_per_actor: int = Field(1, ge=1)
+    threads_per_actor: Int = Field(1, ge=1)
     """torch threads per actor: 1 when several actors share a CPU (docs/runtime.md#threads: more oversubscribes)."""
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
-    call_timeout_s: float = Field(600.0, gt=0)
+    call_timeout_s: Float = Field(600.0, gt=0)
     """Every ray.get the framework issues gives up after this and names the role and rank."""
-    collective_timeout_s: float = Field(300.0, gt=0)
+    collective_timeout_s: Float = Field(300.0, gt=0)
     """Timeout of the torch.distributed groups (gloo/NCCL) the actors join."""
+    max_restarts: Int = Field(2, ge=0)
+    """How often a run recovers from dying workers: Ray restarts a stateless worker (rollout, reward,
+    reference) and the phase is redone; a failed training rank (policy, critic) restarts every group from the
+    last complete checkpoint. 0: the first failure ends the run (with the `--resume` command to continue)."""
     weight_sync: Literal["object_store", "broadcast"] = "broadcast"
     """How the policy's weights reach rollout workers. `make bench` measured, 110M params, ZeRO-3 x 2 on
     2 CPU cores: gloo broadcast 0.60 s, object store 3.24 s."""
@@ -219,33 +257,33 @@ class ActorsConfig(Section):
 class LoRAConfig(Section):
     """peft LoRA on the policy (paper: r=16, alpha=16, dropout 0). Target modules depend on the architecture."""
     enabled: bool = False
-    r: int = Field(16, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
+    r: Int = Field(16, ge=1)
+    alpha: Int = Field(16, ge=1)
+    dropout: Float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = ["c_attn"]
     """GPT-2 names its fused attention projection c_attn; Llama uses q_proj/v_proj."""
 
 
 class OptimizerConfig(Section):
     """AdamW with a warmup + cosine schedule (paper: betas 0.9/0.95, eps 1e-8, wd 1e-6)."""
-    lr: float = Field(1e-5, gt=0)
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(1e-6, ge=0)
-    warmup_steps: int = Field(0, ge=0)
-    min_lr_ratio: float = Field(0.0, ge=0, le=1)
-    head_lr: float | None = Field(None, gt=0)
+    lr: Float = Field(1e-5, gt=0)
+    betas: tuple[Float, Float] = (0.9, 0.95)
+    eps: Float = Field(1e-8, gt=0)
+    weight_decay: Float = Field(1e-6, ge=0)
+    warmup_steps: Int = Field(0, ge=0)
+    min_lr_ratio: Float = Field(0.0, ge=0, le=1)
+    head_lr: Float | None = Field(None, gt=0)
     """Learning rate of newly initialised heads (parameters under `head.` / `value_head.`); None: `lr`."""
 
 
 class DeepSpeedConfig(Section):
     """Merged into configs/deepspeed/zero{zero_stage}.json for every training role."""
-    zero_stage: Literal[0, 2, 3] = 2
+    zero_stage: Annotated[Literal[0, 2, 3], BeforeValidator(_not_bool)] = 2
     offload_optimizer: bool = False
     offload_param: bool = False
     """ZeRO-3 only."""
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    gradient_clipping: float = Field(1.0, ge=0)
+    gradient_accumulation_steps: Int = Field(1, ge=1)
+    gradient_clipping: Float = Field(1.0, ge=0)
     gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """auto: bf16 on GPU, fp32 on CPU."""
@@ -259,53 +297,55 @@ class RewardConfig(Section):
     taking (prompts, responses, topics); model: `target` is a learned reward-model directory."""
     target: str | None = None
     """None with fact_checker or qa_checker means the run's own world file (halluray/layout.py)."""
-    true_fact: float = 2.0
-    false_fact: float = -3.0
-    correct: float = 2.0
+    true_fact: Float = 2.0
+    false_fact: Float = -3.0
+    correct: Float = 2.0
     """qa_checker: reward of a correct short answer (paper: +2)."""
-    incorrect: float = -3.0
+    incorrect: Float = -3.0
     """qa_checker: reward of an incorrect short answer (paper: -3)."""
-    abstain: float = 0.0
+    abstain: Float = 0.0
     """qa_checker: reward of "I do not know" (paper: 0; -3 in the control that punishes abstaining)."""
 
 
 class PPOConfig(Section):
     """PPO (paper App. D, long form: batch 16, cliprange 0.005, KL coef 0.5, lr 1e-5, LoRA r=16)."""
-    name: str = "ppo"
-    """Subdirectory of the run directory for this PPO run (checkpoints/, model/)."""
-    steps: int = Field(20, ge=1)
+    name: DirName = "ppo"
+    """Subdirectory of the run directory for this PPO run (checkpoints/, model/); one directory name."""
+    steps: Int = Field(20, ge=1)
     """PPO iterations (each: rollout a prompt batch, score, update, sync)."""
-    batch_size: int = Field(16, ge=1)
+    batch_size: Int = Field(16, ge=1)
     """Prompts per iteration."""
-    minibatch_size: int = Field(16, ge=1)
-    ppo_epochs: int = Field(1, ge=1)
-    cliprange: float = Field(0.005, gt=0)
-    cliprange_value: float = Field(0.2, gt=0)
-    gamma: float = Field(1.0, ge=0, le=1)
-    lam: float = Field(0.95, ge=0, le=1)
-    kl_coef: float = Field(0.5, ge=0)
+    minibatch_size: Int = Field(16, ge=1)
+    ppo_epochs: Int = Field(1, ge=1)
+    cliprange: Float = Field(0.005, gt=0)
+    cliprange_value: Float = Field(0.2, gt=0)
+    gamma: Float = Field(1.0, ge=0, le=1)
+    lam: Float = Field(0.95, ge=0, le=1)
+    kl_coef: Float = Field(0.5, ge=0)
     kl_estimator: Literal["k1", "k3"] = "k1"
     adaptive_kl: bool = False
     """Ziegler et al. (2019) controller towards kl_target over kl_horizon samples."""
-    kl_target: float = Field(6.0, gt=0)
-    kl_horizon: int = Field(10000, ge=1)
-    entropy_coef: float = Field(0.0, ge=0)
-    reward_clip: float | None = Field(None, gt=0)
+    kl_target: Float = Field(6.0, gt=0)
+    kl_horizon: Int = Field(10000, ge=1)
+    entropy_coef: Float = Field(0.0, ge=0)
+    reward_clip: Float | None = Field(None, gt=0)
     normalize_rewards: bool = False
     whiten_advantages: bool = True
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_new_tokens: int = Field(48, ge=1)
+    temperature: Float = Field(1.0, gt=0)
+    top_p: Float = Field(1.0, gt=0, le=1)
+    max_new_tokens: Int = Field(48, ge=1)
     stop: list[str] = []
     policy_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-5)
     critic_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-5)
     init_model: str | None = None
     """Policy/reference initialisation: a model directory; None means the run's SFT model, else its base model."""
     reward: RewardConfig = RewardConfig()
-    save_every: int = Field(0, ge=0)
-    """Checkpoint every N iterations (0: only at the end)."""
-    eval_every: int = Field(0, ge=0)
-    log_samples_every: int = Field(5, ge=0)
+    save_every: Int = Field(10, ge=0)
+    """Checkpoint every N iterations (0: only at the end); a restart or `--resume` continues from there."""
+    keep_last: Int = Field(2, ge=0)
+    """Complete checkpoints kept (the newest); 0 keeps every one."""
+    eval_every: Int = Field(0, ge=0)
+    log_samples_every: Int = Field(5, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> "PPOConfig":
@@ -317,25 +357,31 @@ class PPOConfig(Section):
 
 class LoggingConfig(Section):
     wandb_mode: Literal["online", "offline", "disabled", "auto"] = "auto"
-    """auto: WANDB_MODE if set, else online when WANDB_API_KEY is set, offline otherwise (logs under
-    run_dir/wandb). disabled: metrics.jsonl only. W&B runs are named `<run.name>-<stage>`, grouped by run.name."""
+    """auto: WANDB_MODE if set, else online when WANDB_API_KEY or WANDB_API_KEY_FILE is set, offline
+    otherwise (logs under run_dir/wandb). disabled: metrics.jsonl only. W&B runs are named
+    `<run.name>-<stage>`, grouped by run.name."""
     project: str = "halluray"
     """W&B project."""
     entity: str | None = None
     """W&B team or user; None uses the API key's default entity."""
     tags: list[str] = []
     """W&B tags added to every stage's run."""
+    init_timeout_s: Float = Field(90.0, gt=0)
+    """Seconds `wandb.init` may take; past it the stage warns and logs to metrics.jsonl only."""
+    finish_timeout_s: Float = Field(120.0, gt=0)
+    """Seconds the end of a stage waits for W&B to finish; past it the stage warns and goes on (an
+    unfinished online run can be uploaded later with `wandb sync`)."""
 
 
 class EvalConfig(Section):
-    samples_per_prompt: int = Field(1, ge=1)
-    temperature: float = Field(1.0, gt=0)
+    samples_per_prompt: Int = Field(1, ge=1)
+    temperature: Float = Field(1.0, gt=0)
 
 
 class ExperimentConfig(Section):
     run: RunConfig = RunConfig()
-    seed: int = 0
-    threads: int | None = Field(None, ge=1)
+    seed: Int = 0
+    threads: Int | None = Field(None, ge=1)
     """torch threads for this process; None lets torch decide."""
     world: WorldConfig = WorldConfig()
     model: ModelConfig = ModelConfig()
@@ -356,5 +402,9 @@ class ExperimentConfig(Section):
     def run_dir(self) -> Path:
         return Path(self.run.output_dir) / self.run.name
 
+    def redacted(self) -> dict:
+        """The config as plain data without secrets (halluray.secrets.redact), for files and W&B."""
+        return redact(self.model_dump(mode="json"), env_names=[self.fact_checker.api_key_env])
+
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return yaml.safe_dump(self.redacted(), sort_keys=False)

@@ -67,7 +67,7 @@ def _has_no_rows(path: Path) -> bool:
     return len(lines) <= (1 if suffix in (".csv", ".tsv") else 0)
 
 
-def _looks_like_path(text: str) -> bool:
+def looks_like_path(text: str) -> bool:
     p = Path(text)
     return text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1 or \
         any(s.lower() in BUILDERS or s.lower() in COMPRESSION for s in p.suffixes)
@@ -119,7 +119,7 @@ def open_source(path: str | Path, split: str | None = None, *, subset: str | Non
                 data = datasets.load_from_disk(str(local))
             else:
                 data = datasets.load_dataset(str(local), cache_dir=cache_dir)
-        elif _looks_like_path(text):
+        elif looks_like_path(text):
             raise InputError(f"{where}: dataset file or directory not found")
         else:
             where = f"dataset '{text}'" + (f" ({subset})" if subset else "")

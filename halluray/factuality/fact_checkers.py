@@ -14,27 +14,27 @@ care which one produced it. Three kinds:
   `decompose(response) -> list[str]` and `verify(topic, facts) -> list[bool | None]`; `check` is supplied
   when it has none.
 
-The API key is read from the environment variable whose *name* the config gives; it is sent only in the
-Authorization header and never appears in a log line, an exception message or a repr.
+The API key is read through `halluray.secrets` from the variable whose *name* the config gives (the node's
+environment, or the 0600 file named by `<NAME>_FILE`); `http_client` sends it only in the Authorization header
+(to https only, unless allowed, and never across a redirect), and it never appears in a log line, an exception
+message or a repr.
 """
 
 from __future__ import annotations
 
-import http.client
 import importlib
 import json
 import logging
-import os
 import re
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 from halluray.config import FactCheckerConfig
 from halluray.data.text import split_sentences
 from halluray.errors import InputError
+from halluray.factuality.http_client import HTTPClient, ParseError
+from halluray.secrets import read_secret, redact
 from halluray.world.checker import FALSE, TRUE, AtomicFact, CheckResult, ExactChecker
 from halluray.world.entities import World
 from halluray.world.templates import EOS
@@ -190,23 +190,24 @@ def load_knowledge(path: str | Path) -> dict[str, str]:
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RETRY_STATUS = {408, 409, 425, 429}
 
 
-class _Malformed(Exception):
-    pass
+def _chat_content(raw: bytes) -> str:
+    try:
+        content = json.loads(raw)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ParseError(f"the reply is not a chat completion: {raw[:200].decode('utf-8', 'replace')!r}") from None
+    if isinstance(content, list):  # content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
 
 
 class OpenAIFactChecker(DecomposeVerify):
-    """FActScore-style fact checking through an OpenAI-compatible chat-completions endpoint (standard library only).
+    """FActScore-style fact checking through an OpenAI-compatible chat-completions endpoint (standard library
+    only; timeouts, retries, redirects and limits are `http_client.HTTPClient`'s)."""
 
-    Transient failures (timeouts, connection errors, HTTP 408/429/5xx, a body that is not a chat completion)
-    are retried `max_retries` times with exponential backoff, then raise `RuntimeError` naming the endpoint;
-    other HTTP errors (400, 401, 403, 404, ...) raise `InputError` at once, since retrying cannot fix a wrong
-    URL, model or key.
-    """
-
-    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", timeout_s: float = 60.0,
+    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", allow_http: bool = False,
+                 timeout_s: float = 60.0, total_timeout_s: float = 300.0, max_response_bytes: int = 4 * 1024 * 1024,
                  max_retries: int = 3, retry_backoff_s: float = 1.0, max_tokens: int = 256,
                  knowledge: Mapping[str, str] | Callable[[str], str | None] | None = None,
                  max_passage_chars: int = 4000, sleep: Callable[[float], None] = time.sleep):
@@ -218,81 +219,37 @@ class OpenAIFactChecker(DecomposeVerify):
             raise InputError("fact_checker.api_key_env must be the NAME of an environment variable holding the "
                              "API key (the value given is not a variable name; never put the key in a config)")
         self.api_key_env = api_key_env
-        self._api_key = os.environ.get(api_key_env) or None
-        self.timeout_s, self.max_retries, self.retry_backoff_s = timeout_s, max_retries, retry_backoff_s
+        where = f"the environment variable {api_key_env} (or the file named by {api_key_env}_FILE)"
+        hints = {401: f"; is the API key in {where}?",
+                 403: f"; is the API key in {where} allowed to use model {model!r}?",
+                 404: f"; check fact_checker.base_url and fact_checker.model ({model!r})"}
+        self._http = HTTPClient(self.endpoint, api_key=read_secret(api_key_env), allow_http=allow_http,
+                                timeout_s=timeout_s, total_timeout_s=total_timeout_s, max_retries=max_retries,
+                                retry_backoff_s=retry_backoff_s, max_response_bytes=max_response_bytes,
+                                status_hints=hints, sleep=sleep)
         self.max_tokens, self.max_passage_chars = max_tokens, max_passage_chars
         self.knowledge = knowledge
-        self._sleep = sleep
         self._cache: dict[str, str] = {}
-        self.n_requests = 0
 
     @classmethod
     def from_config(cls, cfg, **kw) -> "OpenAIFactChecker":
         knowledge = load_knowledge(cfg.knowledge_path) if cfg.knowledge_path else None
-        return cls(cfg.base_url, cfg.model, api_key_env=cfg.api_key_env, timeout_s=cfg.timeout_s,
-                   max_retries=cfg.max_retries, retry_backoff_s=cfg.retry_backoff_s, max_tokens=cfg.max_tokens,
-                   knowledge=knowledge, max_passage_chars=cfg.max_passage_chars, **kw)
+        return cls(cfg.base_url, cfg.model, api_key_env=cfg.api_key_env, allow_http=cfg.allow_http,
+                   timeout_s=cfg.timeout_s, total_timeout_s=cfg.total_timeout_s,
+                   max_response_bytes=cfg.max_response_bytes, max_retries=cfg.max_retries,
+                   retry_backoff_s=cfg.retry_backoff_s, max_tokens=cfg.max_tokens, knowledge=knowledge,
+                   max_passage_chars=cfg.max_passage_chars, **kw)
 
     def __repr__(self) -> str:
         return f"OpenAIFactChecker(endpoint={self.endpoint!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
-
-    def _post(self, body: bytes) -> str:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
-        self.n_requests += 1
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-            raw = response.read()
-        try:
-            reply = json.loads(raw)
-            content = reply["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            excerpt = raw[:200].decode("utf-8", "replace")
-            raise _Malformed(f"the reply is not a chat completion: {excerpt!r}") from None
-        if isinstance(content, list):  # content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return content if isinstance(content, str) else ""
-
     def chat(self, prompt: str) -> str:
         """The endpoint's reply to one user message (temperature 0; identical prompts are asked once)."""
-        if prompt in self._cache:
-            return self._cache[prompt]
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                           "temperature": 0, "max_tokens": self.max_tokens}).encode()
-        attempts = self.max_retries + 1
-        for attempt in range(attempts):
-            try:
-                content = self._post(body)
-                self._cache[prompt] = content
-                return content
-            except urllib.error.HTTPError as e:
-                try:
-                    detail = self._redact(e.read()[:300].decode("utf-8", "replace").strip())
-                except Exception:  # noqa: BLE001 - the status alone is enough
-                    detail = ""
-                problem = f"HTTP {e.code}" + (f": {detail}" if detail else "")
-                if e.code < 500 and e.code not in RETRY_STATUS:
-                    hint = {401: f"; is the API key in the environment variable {self.api_key_env}?",
-                            403: f"; is the API key in the environment variable {self.api_key_env} allowed to "
-                                 f"use model {self.model!r}?",
-                            404: f"; check fact_checker.base_url and fact_checker.model ({self.model!r})"}
-                    raise InputError(f"fact checker endpoint {self.endpoint}: {problem}{hint.get(e.code, '')}") \
-                        from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
-                reason = getattr(e, "reason", None) or e
-                problem = f"{type(e).__name__}: {self._redact(str(reason))}"
-            except _Malformed as e:
-                problem = self._redact(str(e))
-            if attempt + 1 < attempts:
-                wait = self.retry_backoff_s * 2 ** attempt
-                log.warning("fact checker endpoint %s: %s; retry %d of %d in %.1fs", self.endpoint, problem,
-                            attempt + 1, self.max_retries, wait)
-                self._sleep(wait)
-        raise RuntimeError(f"fact checker endpoint {self.endpoint} failed after {attempts} attempt(s): {problem}")
+        if prompt not in self._cache:
+            body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": prompt}],
+                               "temperature": 0, "max_tokens": self.max_tokens}).encode()
+            self._cache[prompt] = self._http.post(body, _chat_content)
+        return self._cache[prompt]
 
     def decompose(self, response: str) -> list[str]:
         facts = []
@@ -316,7 +273,7 @@ class OpenAIFactChecker(DecomposeVerify):
             label = parse_verdict(reply)
             if label is None:
                 log.warning("fact checker endpoint %s: unparseable verdict %r for a fact about %s; unverifiable",
-                            self.endpoint, self._redact(reply[:80]), topic)
+                            self.endpoint, redact(reply)[:80], topic)
             labels.append(label)
         return labels
 

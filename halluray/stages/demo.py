@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import time
+from functools import partial
 from typing import Callable
 
 from halluray.config import ExperimentConfig
@@ -40,7 +41,8 @@ def plan(cfg: ExperimentConfig) -> list[tuple[str, Callable, ExperimentConfig, t
         steps += [(f"reward-data-{source}", reward_data.run, c, ("reward_data",)),
                   (f"train-rm-{source}", train_rm.run, c, ("reward_model",))]
     steps.append(("eval-rm", eval_rm.run, cfg, ("reward_data",)))
-    steps += [(RunLayout.ppo_name_with_rm(s), run_ppo, _ppo_cfg(cfg, s), ("ppo", "lora"))
+    # A PPO stage runs again only when its inputs changed: then its old directory is replaced on purpose.
+    steps += [(RunLayout.ppo_name_with_rm(s), partial(run_ppo, overwrite=True), _ppo_cfg(cfg, s), ("ppo", "lora"))
               for s in ("standard", "conservative")]
     steps.append(("eval", evaluate.run, cfg, ("eval",)))
     return steps

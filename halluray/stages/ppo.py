@@ -1,20 +1,24 @@
 """`halluray ppo`: the PPO loop on Ray actor groups — iterate, log, evaluate, checkpoint, export.
 
 The iteration itself is `PPODriver.step` (halluray/driver.py); this stage owns the run: where it writes
-(run_dir/<ppo.name>/: config.yaml, checkpoints/step_*/, model/), resuming, and held-out evaluation when the
-prompts come from the synthetic world.
+(run_dir/<ppo.name>/: config.yaml, checkpoints/step_*/, model/), one run per directory, resuming, held-out
+evaluation when the prompts come from the synthetic world, and restarts: when a training rank (policy, critic)
+fails, every group is torn down and rebuilt from the last complete checkpoint, up to `actors.max_restarts`
+times (a dying stateless worker is handled inside the driver).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import shutil
+import sys
 
 from actors.group import init_ray
 from actors.reward import RewardSpec
+from halluray import checkpoints
 from halluray.config import ExperimentConfig
 from halluray.data import prompts_for
 from halluray.driver import PPODriver
-from halluray.errors import InputError
+from halluray.errors import ActorFailure, InputError
 from halluray.eval.factuality import factuality_metrics
 from halluray.factuality.reward_functions import RewardScheme
 from halluray.io import atomic_write_text
@@ -25,6 +29,8 @@ from halluray.stages.common import prepare
 from halluray.world import ExactChecker, World
 
 EVAL_SEED_OFFSET = 7
+DETERMINISTIC = {"NonFiniteError", "InputError", "ValueError", "TypeError", "KeyError", "FileNotFoundError"}
+"""Errors raised inside a live actor that a restart would only repeat."""
 
 
 def reward_spec(cfg: ExperimentConfig) -> RewardSpec:
@@ -41,11 +47,6 @@ def policy_init(cfg: ExperimentConfig) -> str:
     return cfg.ppo.init_model or str(RunLayout(cfg).default_policy_init())
 
 
-def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    complete = sorted(p for p in checkpoint_dir.glob("step_*") if (p / "driver" / "driver.pt").is_file())
-    return complete[-1] if complete else None
-
-
 def evaluate(driver: PPODriver, cfg: ExperimentConfig, records: list[dict], checker: ExactChecker) -> dict:
     """Held-out factuality of the current policy, `eval.samples_per_prompt` samples per prompt."""
     e = cfg.eval
@@ -57,51 +58,88 @@ def evaluate(driver: PPODriver, cfg: ExperimentConfig, records: list[dict], chec
     return {f"eval/{k}": v for k, v in metrics.items()}
 
 
-def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None) -> dict:
-    """Train `ppo.steps` iterations into run_dir/<ppo.name>/ (from `init`, default `policy_init(cfg)`)."""
+def restartable(failure: ActorFailure) -> bool:
+    return failure.cause not in DETERMINISTIC
+
+
+def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None, overwrite: bool = False) -> dict:
+    """Train `ppo.steps` iterations into run_dir/<ppo.name>/ (from `init`, default `policy_init(cfg)`).
+
+    A directory that already holds a PPO run is continued only with `resume`, replaced only with `overwrite`."""
     layout, ppo = RunLayout(cfg), cfg.ppo
     out, ckpt_dir = layout.ppo_dir(ppo.name), layout.ppo_checkpoints(ppo.name)
-    start = latest_checkpoint(ckpt_dir) if resume else None
-    if resume and start is None:
-        raise InputError(f"--resume: no complete checkpoint under {ckpt_dir}")
-    spec = reward_spec(cfg)
+    if resume:
+        checkpoints.clean_leftovers(ckpt_dir)
+        start = checkpoints.latest(ckpt_dir)
+        if start is None:
+            raise InputError(f"--resume: no complete checkpoint under {ckpt_dir}")
+    else:
+        start = None
+        if out.exists() and not overwrite:
+            raise InputError(f"{out} already holds a PPO run: continue it with `halluray ppo --resume {out}`, "
+                             f"or start again with --overwrite (which deletes it)")
+        shutil.rmtree(out, ignore_errors=True)
+    spec, init = reward_spec(cfg), init or policy_init(cfg)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())  # this PPO run's resolved config
     checker = ExactChecker(World.load(layout.world_json)) if cfg.data.dataset == "world" else None
     eval_records = list(prompts_for(cfg, "eval")) if checker else []
+    prompts = list(prompts_for(cfg, "ppo"))
     init_ray(cfg)
-    driver = PPODriver(cfg, init or policy_init(cfg), spec, list(prompts_for(cfg, "ppo")))
-    logger = RunLogger(layout.run_dir, cfg, ppo.name)
-    try:
-        # resume from the last complete checkpoint, or measure the starting policy
-        if start is not None:
-            driver.load(start)
-            print(f"ppo: resumed from {start} (step {driver.step_done})")
-        elif checker:
-            logger.log(0, **evaluate(driver, cfg, eval_records, checker))
-        for step in progress(range(driver.step_done + 1, ppo.steps + 1), desc=ppo.name, initial=driver.step_done,
-                             total=ppo.steps):
-            metrics, samples = driver.step()
-            if ppo.log_samples_every and step % ppo.log_samples_every == 0:
-                logger.log_samples(step, samples)
-            if checker and ppo.eval_every and step % ppo.eval_every == 0 and step < ppo.steps:
-                metrics.update(evaluate(driver, cfg, eval_records, checker))
-            if ppo.save_every and step % ppo.save_every == 0:
-                driver.save(ckpt_dir)
-            logger.log(step, **metrics)
-        # the final policy: held-out evaluation, checkpoint, Hugging Face export
-        final = evaluate(driver, cfg, eval_records, checker) if checker else {}
-        logger.log(ppo.steps, **final)
-        driver.save(ckpt_dir)
-        driver.export(layout.ppo_model(ppo.name))
-        return final
-    finally:
-        logger.finish()
-        driver.shutdown()
+    with RunLogger(layout.run_dir, cfg, ppo.name) as logger:
+        for restart in range(cfg.actors.max_restarts + 1):
+            driver = PPODriver(cfg, init, spec, prompts)
+            try:
+                final = _train(driver, cfg, start, logger, checker, eval_records)
+                driver.shutdown()
+                return final
+            except ActorFailure as e:
+                driver.shutdown(graceful=False)
+                if not restartable(e) or restart == cfg.actors.max_restarts:
+                    raise ActorFailure(f"step {driver.step_done + 1}: {e}", e.role, e.rank, e.died, e.cause) from None
+                start = checkpoints.latest(ckpt_dir)
+                print(f"ppo: {e}; restarting every group from {start or 'the initial policy'} "
+                      f"(restart {restart + 1} of {cfg.actors.max_restarts})", file=sys.stderr, flush=True)
+            except BaseException:
+                driver.shutdown(graceful=False)
+                raise
+    raise AssertionError("unreachable")
 
 
-def run(cfg: ExperimentConfig, resume: bool = False) -> dict:
+def _train(driver: PPODriver, cfg: ExperimentConfig, start, logger: RunLogger, checker, eval_records) -> dict:
+    ppo, layout = cfg.ppo, RunLayout(cfg)
+    ckpt_dir = layout.ppo_checkpoints(ppo.name)
+    # resume from the last complete checkpoint, or measure the starting policy
+    if start is not None:
+        driver.load(start)
+        print(f"ppo: resumed from {start} (step {driver.step_done})")
+    elif checker:
+        logger.log(0, **evaluate(driver, cfg, eval_records, checker))
+    for step in progress(range(driver.step_done + 1, ppo.steps + 1), desc=ppo.name, initial=driver.step_done,
+                         total=ppo.steps):
+        metrics, samples = driver.step()
+        if ppo.log_samples_every and step % ppo.log_samples_every == 0:
+            logger.log_samples(step, samples)
+        if checker and ppo.eval_every and step % ppo.eval_every == 0 and step < ppo.steps:
+            metrics.update(evaluate(driver, cfg, eval_records, checker))
+        logger.log(step, **metrics)
+        if ppo.save_every and step % ppo.save_every == 0:
+            _checkpoint(driver, ckpt_dir, ppo.keep_last)
+    # the final policy: held-out evaluation, checkpoint, Hugging Face export
+    final = evaluate(driver, cfg, eval_records, checker) if checker else {}
+    logger.log(ppo.steps, **final)
+    _checkpoint(driver, ckpt_dir, ppo.keep_last)
+    driver.export(layout.ppo_model(ppo.name))
+    return final
+
+
+def _checkpoint(driver: PPODriver, ckpt_dir, keep_last: int) -> None:
+    driver.save(ckpt_dir)
+    checkpoints.keep_last(ckpt_dir, keep_last)
+
+
+def run(cfg: ExperimentConfig, resume: bool = False, overwrite: bool = False) -> dict:
     prepare(cfg, "ppo")
-    final = run_ppo(cfg, resume=resume)
+    final = run_ppo(cfg, resume=resume, overwrite=overwrite)
     if final:
         print("ppo: held-out " + ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in final.items()
                                            if isinstance(v, float)))

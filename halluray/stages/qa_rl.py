@@ -113,7 +113,7 @@ def run(cfg: ExperimentConfig, strategies: tuple[str, ...] = STRATEGIES,
         for step, r in enumerate(runs):
             pcfg = ppo_config(cfg, r)
             t = time.time()
-            run_ppo(pcfg, init=results["sft"][r["strategy"]]["model"])
+            run_ppo(pcfg, init=results["sft"][r["strategy"]]["model"], overwrite=True)  # this experiment owns it
             ppo_seconds = round(time.time() - t, 1)
             model = ex.layout.ppo_model(r["name"])
             dist, answers, labels = _evaluate(model, held, cfg, RewardScheme.from_config(pcfg.ppo.reward))

@@ -1,0 +1,72 @@
+"""What the command line does with input it cannot run: one line, exit 2, no traceback, nothing written, fast;
+and one PPO run per directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from halluray.cli import main
+from halluray.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "demo" / "ppo-smoke.yaml")
+
+
+def test_a_missing_base_model_fails_in_seconds_with_one_line_and_writes_nothing(tmp_path):
+    t0 = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "halluray.cli", "ppo", "--config", SMOKE,
+                             f"run.output_dir={tmp_path / 'runs'}", "model.pretrained_path=/no/such/model"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - t0
+    assert result.returncode == 2
+    assert elapsed < 5, f"{elapsed:.1f} s: the error must come before Ray starts"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0].startswith("halluray ppo: model.pretrained_path: /no/such/model does not exist")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_plan_prints_every_ppo_role_without_running():
+    result = subprocess.run([sys.executable, "-m", "halluray.cli", "plan", "--config", SMOKE], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for role in ("policy", "critic", "reference", "reward", "rollout"):
+        assert f"\n{role} " in result.stdout
+
+
+@pytest.fixture(scope="module")
+def smoke_world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli")
+    assert main(["world", "--config", SMOKE, f"run.output_dir={out}"]) == 0
+    return out
+
+
+def test_a_second_run_into_an_existing_ppo_directory_is_refused(smoke_world, capsys):
+    ppo_dir = smoke_world / "ppo-smoke" / "ppo"
+    ppo_dir.mkdir()
+    (ppo_dir / "config.yaml").write_text(load_config(SMOKE, [f"run.output_dir={smoke_world}"]).to_yaml())
+    try:
+        assert main(["ppo", "--config", SMOKE, f"run.output_dir={smoke_world}"]) == 2
+        err = capsys.readouterr().err
+        assert "already holds a PPO run" in err and f"halluray ppo --resume {ppo_dir}" in err and "--overwrite" in err
+        # Resuming may extend the run, but not change what its checkpoints mean.
+        assert main(["ppo", "--resume", str(ppo_dir), "seed=3", "ppo.batch_size=4", "ppo.steps=9"]) == 2
+        err = capsys.readouterr().err
+        assert "seed, ppo.batch_size cannot change in a resumed run" in err
+    finally:
+        for f in ppo_dir.iterdir():
+            f.unlink()
+        ppo_dir.rmdir()
+
+
+@pytest.mark.ray
+def test_overwrite_replaces_the_old_run(ray_cluster, smoke_world):
+    ppo_dir = smoke_world / "ppo-smoke" / "ppo"
+    (ppo_dir / "checkpoints" / "step_000099").mkdir(parents=True)
+    assert main(["ppo", "--config", SMOKE, f"run.output_dir={smoke_world}", "ppo.steps=1", "--overwrite"]) == 0
+    assert sorted(p.name for p in (ppo_dir / "checkpoints").iterdir()) == ["step_000001"]

@@ -63,7 +63,7 @@ def test_interrupted_run_resumes_with_identical_metrics(ray_cluster, smoke_world
                 "time/sync", "tokens_per_s"):
         assert key in m, key
     run = full / "ppo-smoke"
-    assert (run / "ppo" / "checkpoints" / "step_000002" / "driver" / "driver.pt").is_file()
+    assert (run / "ppo" / "checkpoints" / "step_000002" / "driver.pt").is_file()
     assert AutoModelForCausalLM.from_pretrained(run / "ppo" / "model") is not None
     assert any(r["stage"] == "samples" for r in read_jsonl(run / "metrics.jsonl"))
     assert list((run / "wandb").glob("offline-run-*")), "the W&B offline run is missing"

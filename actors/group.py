@@ -22,6 +22,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from actors.roles import Role
 from halluray.config import ExperimentConfig, RoleResources
 from halluray.errors import ActorFailure, InputError
+from halluray.preflight import split_error
 
 
 def init_ray(cfg: ExperimentConfig) -> None:
@@ -104,9 +105,10 @@ class ActorGroup:
         role = Role(role)
         a, accumulation = cfg.actors, cfg.deepspeed.gradient_accumulation_steps
         resources: RoleResources = getattr(a, role.value)
-        if batch_size is not None and batch_size % (resources.num_actors * accumulation):
-            raise InputError(f"{batch_key} ({batch_size}) must split evenly over the {resources.num_actors} "
-                             f"{role.value} actors x deepspeed.gradient_accumulation_steps ({accumulation})")
+        error = None if batch_size is None else split_error(batch_key, batch_size, role.value, resources.num_actors,
+                                                             accumulation)
+        if error:
+            raise InputError(error)
         return cls(role.actor_class, role.value, resources, threads=a.threads_per_actor,
                    strategy=a.placement_strategy, call_timeout_s=a.call_timeout_s,
                    collective_timeout_s=a.collective_timeout_s, accumulation_steps=accumulation,

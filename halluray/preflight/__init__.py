@@ -39,7 +39,8 @@ def check(cfg: ExperimentConfig, stage: str) -> Plan:
 
 
 def split_error(batch_key: str, batch: int, role: str, actors: int, accumulation: int) -> str | None:
-    """ActorGroup.from_config's check (actors/group.py), with the fix."""
+    """Why `batch` does not split over a role's ranks x gradient accumulation (with the fix), or None. The one
+    wording of this check: ActorGroup.from_config (actors/group.py) raises it too."""
     if batch % (actors * accumulation) == 0:
         return None
     return (f"{batch_key} ({batch}) must split evenly over the {actors} {role} actors x "

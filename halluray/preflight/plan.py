@@ -108,8 +108,8 @@ class Plan:
         if not self.phases:
             lines += ["", "no actors: this stage runs in this process"]
         notes = [*self.notes,
-                 f"per actor = what one actor holds on its device (GPU, or host memory on CPU); offload = host memory "
-                 f"ZeRO offload adds; '?' = unknown, '-' = none",
+                 "per actor = what one actor holds on its device (GPU, or host memory on CPU); offload = host memory "
+                 "ZeRO offload adds; '?' = unknown, '-' = none",
                  f"activations and KV caches are estimates: {PROMPT_TOKENS}-token prompts plus the generated tokens, "
                  f"{LAYER_ACTIVATIONS} hidden-sized values per token and layer for backward, fp32 logits",
                  "each actor process also holds its runtime (Python, torch, Ray; a CUDA context on GPU), not counted"]

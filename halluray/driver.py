@@ -36,6 +36,14 @@ T = TypeVar("T")
 
 class PPODriver:
     def __init__(self, cfg: ExperimentConfig, policy_init: str, reward: RewardSpec, prompts: list[dict]):
+        self.policy = self.critic = self.reference = self.reward = self.rollout = None
+        try:
+            self._start(cfg, policy_init, reward, prompts)
+        except BaseException:
+            self.shutdown(graceful=False)  # the groups already placed must not outlive a failed start
+            raise
+
+    def _start(self, cfg: ExperimentConfig, policy_init: str, reward: RewardSpec, prompts: list[dict]) -> None:
         self.cfg, ppo, a = cfg, cfg.ppo, cfg.actors
         self.lora = cfg.lora if cfg.lora.enabled else None
         self.policy_init, self.reward_spec = policy_init, reward

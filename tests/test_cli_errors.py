@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 
 from halluray.cli import main
 from halluray.config import load_config
@@ -70,3 +71,16 @@ def test_overwrite_replaces_the_old_run(ray_cluster, smoke_world):
     (ppo_dir / "checkpoints" / "step_000099").mkdir(parents=True)
     assert main(["ppo", "--config", SMOKE, f"run.output_dir={smoke_world}", "ppo.steps=1", "--overwrite"]) == 0
     assert sorted(p.name for p in (ppo_dir / "checkpoints").iterdir()) == ["step_000001"]
+
+
+@pytest.mark.ray
+def test_a_run_that_fails_while_starting_leaves_no_actors_behind(ray_cluster, smoke_world):
+    from halluray.errors import ActorFailure
+    from halluray.stages.ppo import run_ppo
+
+    cfg = load_config(SMOKE, [f"run.output_dir={smoke_world}", "ppo.name=broken", "ppo.reward.kind=callable",
+                              "ppo.reward.target=tests.nope:f"])
+    with pytest.raises(ActorFailure, match=r"starting the actor groups: reward rank 0 failed: InputError: cannot "
+                                           r"import reward callable 'tests.nope:f'"):
+        run_ppo(cfg)
+    assert all(pg["state"] == "REMOVED" for pg in ray.util.placement_group_table().values())

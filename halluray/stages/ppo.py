@@ -87,20 +87,24 @@ def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None
     init_ray(cfg)
     with RunLogger(layout.run_dir, cfg, ppo.name) as logger:
         for restart in range(cfg.actors.max_restarts + 1):
-            driver = PPODriver(cfg, init, spec, prompts)
+            driver = None
             try:
+                driver = PPODriver(cfg, init, spec, prompts)  # a failed start shuts its own groups down
                 final = _train(driver, cfg, start, logger, checker, eval_records)
                 driver.shutdown()
                 return final
             except ActorFailure as e:
-                driver.shutdown(graceful=False)
+                if driver:
+                    driver.shutdown(graceful=False)
                 if not restartable(e) or restart == cfg.actors.max_restarts:
-                    raise ActorFailure(f"step {driver.step_done + 1}: {e}", e.role, e.rank, e.died, e.cause) from None
+                    where = f"step {driver.step_done + 1}" if driver else "starting the actor groups"
+                    raise ActorFailure(f"{where}: {e}", e.role, e.rank, e.died, e.cause) from None
                 start = checkpoints.latest(ckpt_dir)
                 print(f"ppo: {e}; restarting every group from {start or 'the initial policy'} "
                       f"(restart {restart + 1} of {cfg.actors.max_restarts})", file=sys.stderr, flush=True)
             except BaseException:
-                driver.shutdown(graceful=False)
+                if driver:
+                    driver.shutdown(graceful=False)
                 raise
     raise AssertionError("unreachable")
 

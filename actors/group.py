@@ -71,6 +71,10 @@ def shard(batch: Any, n: int) -> list[Any]:
     raise TypeError(f"cannot shard a {type(batch).__name__}")
 
 
+DEATH_GRACE_S = 3.0
+"""How long a failed call waits for a peer's death to be reported, so that the dead rank is named."""
+
+
 class ActorGroup:
     def __init__(self, actor_cls: type, role: str, resources: RoleResources, *, threads: int = 1,
                  strategy: str = "PACK", call_timeout_s: float = 600.0, collective_timeout_s: float = 300.0,
@@ -162,13 +166,36 @@ class ActorGroup:
             try:
                 results[rank] = ray.get(ref)
             except RayActorError as e:
-                raise ActorFailure(f"{self.role} rank {rank} died: {e.__class__.__name__}: "
-                                   f"{str(e).splitlines()[0] if str(e) else ''}", self.role, rank, died=True) from None
+                raise self._died(rank, e) from None
             except RayTaskError as e:
+                # A rank whose peer died fails in the collective a moment before the death is reported:
+                # name the dead rank (the cause) when one shows up within a short grace period.
+                dead = self._first_death(pending, rank_of)
+                if dead is not None:
+                    raise dead from None
                 cause = e.cause if getattr(e, "cause", None) is not None else e
                 raise ActorFailure(f"{self.role} rank {rank} failed: {cause.__class__.__name__}: {cause}",
                                    self.role, rank, cause=cause.__class__.__name__) from None
         return [results[i] for i in range(len(refs))]
+
+    def _died(self, rank: int, error: RayActorError) -> ActorFailure:
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        return ActorFailure(f"{self.role} rank {rank} died: {error.__class__.__name__}: {first_line}", self.role,
+                            rank, died=True)
+
+    def _first_death(self, pending: list, rank_of: dict, grace_s: float = DEATH_GRACE_S) -> ActorFailure | None:
+        deadline = time.monotonic() + grace_s
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            try:
+                ray.get(ready[0])
+            except RayActorError as e:
+                return self._died(rank_of[ready[0]], e)
+            except RayTaskError:
+                continue
+        return None
 
     def run(self, method: str, *args, **kwargs) -> list[Any]:
         return self.gather(self.call(method, *args, **kwargs))

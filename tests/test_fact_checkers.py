@@ -1,5 +1,6 @@
-"""halluray.factuality.fact_checkers: the interface, the world adapter, and the OpenAI-compatible checker
-against a real HTTP server on 127.0.0.1 serving canned chat completions."""
+"""halluray.factuality.fact_checkers: the decompose/verify interface, the world adapter, user checkers, and the
+OpenAI-compatible checker and its HTTP client against a real HTTP server on 127.0.0.1 serving canned chat
+completions (tests/test_checking.py covers the other kinds and the fake FActScore server)."""
 
 import json
 import logging
@@ -14,8 +15,9 @@ import pytest
 from halluray.config import ConfigError, FactCheckerConfig, build_config
 from halluray.errors import InputError
 from halluray.factuality.fact_checkers import (
-    FactChecker, OpenAIFactChecker, WorldFactChecker, check_with, load_fact_checker, parse_facts, parse_verdict,
+    FactChecker, OpenAIFactChecker, WorldFactChecker, check_with, load_fact_checker,
 )
+from halluray.factuality.openai_checker import parse_facts, parse_verdict
 from halluray.world.checker import CheckResult
 from halluray.world.checker import ExactChecker
 from halluray.world.templates import render_fact
@@ -202,6 +204,16 @@ def test_openai_checker_shows_the_knowledge_passage_and_caches(endpoint):
     assert checker.verify("Ada Lovelace", ["Ada Lovelace was born in London."]) == [True]
     assert checker.decompose("She liked poetry. She liked poetry.") == ["Ada Lovelace liked poetry."]
     assert len(endpoint.requests) == 2
+
+
+def test_check_many_counts_replies_without_usage(endpoint, capsys):
+    checker, _ = make_checker(endpoint, max_concurrency=2)
+    results = checker.check_many(["Ada Lovelace"] * 2, [RESPONSE, "I don't know."])
+    assert results[0] == checker.check("Ada Lovelace", RESPONSE) and results[1].abstained
+    assert len(endpoint.requests) == 7
+    # This endpoint sends no `usage`: its tokens are said to be uncounted, not reported as 0.
+    assert capsys.readouterr().out == ("fact-checker: 7 requests (0 from cache), 0 prompt + 0 completion tokens "
+                                       "(not counted: 7 replies without usage)\n")
 
 
 def test_abstention_sends_nothing(endpoint):
@@ -440,6 +452,12 @@ def test_load_fact_checker_from_an_import_path(user_module):
     assert result.unverifiable == ["Ada maybe sang"]
     # Keyword options given to load_fact_checker override the config's.
     assert load_fact_checker(cfg, keywords=["Paris"]).check("Ada", "Ada lived in Paris.").n_true == 1
+    # What user code lacks of the Checker interface is supplied: check_many, and label_answer by `verify`.
+    assert [r.n_true for r in checker.check_many(["Ada", "Ada"], ["In London.", "In Paris."])] == [1, 0]
+    record = {"topic": "Ada", "prompt": "Where did Ada live?"}
+    assert checker.label_answer(record, "London.") == "correct"  # verified: "Where did Ada live? London"
+    assert checker.label_answer(record, "Paris.") == "incorrect"
+    assert checker.label_answer({**record, "answers": ["Paris"]}, "Paris.") == "correct"  # matched, not verified
     # A ready-made object is used as it is.
     assert load_fact_checker(f"{user_module}:INSTANCE").check("Ada", "In London.").n_true == 1
 
@@ -453,7 +471,7 @@ def test_load_fact_checker_errors(user_module, world):
         load_fact_checker(f"{user_module}:NOT_A_CHECKER")
     with pytest.raises(InputError, match=r"calling it with options \[\] failed.*fact_checker.options"):
         load_fact_checker(f"{user_module}:KeywordChecker")
-    with pytest.raises(InputError, match="kind must be 'world', 'openai' or an import path"):
+    with pytest.raises(InputError, match="kind must be 'world', 'qa', 'fact_table', 'openai' or an import path"):
         load_fact_checker("factscore")
     with pytest.raises(InputError, match="needs the synthetic world"):
         load_fact_checker("world")

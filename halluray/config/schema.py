@@ -126,10 +126,15 @@ class DataConfig(Section):
 
 
 class FactCheckerConfig(Section):
-    """Fact checker for real data (halluray/factuality/fact_checkers.py): decomposes responses into atomic facts and verifies each."""
+    """The fact checker every stage uses (halluray/factuality/checking.py): labels the atomic facts of long-form
+    responses and grades short answers as correct, incorrect or abstain."""
     kind: str = "world"
-    """'world' (the synthetic world's exact checker), 'openai' (FActScore-style over an OpenAI-compatible API),
-    or 'package.module:callable' returning an object with decompose(response) and verify(topic, facts)."""
+    """'world' (the synthetic world's exact checker), 'qa' (short answers only: TriviaQA-style exact match
+    against the prompt record's `answers`; free and deterministic), 'fact_table' (a table of accepted answers,
+    `table_path`: short answers exactly, long form by a string-matching heuristic), 'openai' (FActScore over
+    an OpenAI-compatible API: the measure to report for long form, and the only kind that needs no
+    ground-truth answers), or 'package.module:callable' returning an object with decompose(response) and
+    verify(topic, facts)."""
     base_url: str = "https://api.openai.com/v1"
     """OpenAI-compatible endpoint; chat completions are POSTed to `base_url`/chat/completions. https only,
     unless `allow_http`."""
@@ -160,13 +165,34 @@ class FactCheckerConfig(Section):
     """A knowledge passage is cut to this many characters in the verification prompt."""
     options: dict[str, Any] = {}
     """Keyword arguments passed to a user callable given as `kind`."""
+    table_path: str | None = None
+    """kind 'fact_table': a .csv or .jsonl of `entity`, `attribute`, `answers` (a list, or `|`-separated
+    aliases, canonical first). A table can hold aliases a prompt record lacks, and gives long-form checking a
+    ground truth that costs no API calls."""
+    cache_path: str | None = None
+    """A jsonl of the HTTP checker's replies by (model, messages), shared by every stage that names it: API
+    calls are the slow and paid part, and at temperature 0 a re-run must not pay twice. None: the cache file
+    the stage passes (the run directory's fact_checker_cache.jsonl), else memory only."""
+    max_concurrency: Int = Field(4, ge=1)
+    """Requests in flight at once in a batch: one at a time, a checker is bound by the API's latency, not its
+    throughput. Keep it within the API's rate limit (a 429 is retried after its Retry-After)."""
+    prompt_price_per_1m: Float = Field(0.0, ge=0)
+    """USD per million prompt tokens, only for the cost estimate printed after each batch, so a run's bill is
+    seen while it grows; 0 (and a 0 completion price) leaves the estimate out."""
+    completion_price_per_1m: Float = Field(0.0, ge=0)
+    """USD per million completion tokens, for the same estimate."""
+    responder_model: str | None = None
+    """Model that answers the prompts as the independent source of `reward_data.source: standard` on real
+    data; the point of that source is knowledge that is not the policy's. None: `model`."""
 
     @model_validator(mode="after")
     def _check(self) -> "FactCheckerConfig":
         module, sep, attr = self.kind.partition(":")
-        if self.kind not in ("world", "openai") and not (sep and module.strip() and attr.strip()):
-            raise ValueError(f"kind must be 'world', 'openai' or an import path 'package.module:callable' "
-                             f"(got {self.kind!r})")
+        if self.kind not in ("world", "qa", "fact_table", "openai") and not (sep and module.strip() and attr.strip()):
+            raise ValueError(f"kind must be 'world', 'qa', 'fact_table', 'openai' or an import path "
+                             f"'package.module:callable' (got {self.kind!r})")
+        if self.kind == "fact_table" and not self.table_path:
+            raise ValueError("kind 'fact_table' needs table_path: a .csv or .jsonl of entity, attribute, answers")
         return self
 
 

@@ -24,6 +24,7 @@ from transformers import AutoTokenizer
 from actors.engine import deepspeed_config, make_optimizer, param_and_optimizer_bytes
 from halluray.config import DeepSpeedConfig, LoRAConfig, OptimizerConfig
 from halluray.models.build import save_model
+from halluray.models.forward import masked_nll
 from halluray.models.lora import is_adapter_param
 from halluray.ppo.batches import minibatches
 from halluray.ppo.optim import warmup_cosine_schedule
@@ -55,7 +56,8 @@ class EngineSpec:
     trust_remote_code: bool = False
     seed: int = 0
     head: str = "value"
-    """Critic-side models: `value` (a value head) or `verifier` (the two-stage RM's fact verifier)."""
+    """Critic-side models: `value` (a value head), `verifier` (the two-stage RM's fact verifier) or `lm` (a
+    causal LM: the text RM's decomposer)."""
 
 
 class RankActor:
@@ -141,6 +143,12 @@ class TrainableActor(RankActor):
         stats["lr"] = self.engine.get_lr()[0]
         stats["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         return stats
+
+    def sft_step(self, batch: dict) -> dict:
+        """Supervised step of a causal-LM engine (the policy, the text RM's decomposer): mean NLL over
+        `loss_mask` tokens."""
+        return self._train(batch, lambda b: (masked_nll(self.engine, b["input_ids"], b["attention_mask"],
+                                                        b["loss_mask"]), {}))
 
     def _stop_if_not_finite(self, loss: torch.Tensor) -> None:
         """All ranks agree (one tiny all-reduce) so that none is left waiting in a gradient all-reduce."""

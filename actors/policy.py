@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from actors.base import EngineSpec, TrainableActor
-from halluray.models.forward import logits_of, masked_nll, token_logprobs, token_logprobs_from_logits
+from halluray.models.forward import logits_of, token_logprobs, token_logprobs_from_logits
 from halluray.models.lora import apply_lora
 from halluray.ppo.losses import entropy_from_logits, policy_loss
 
@@ -32,11 +32,6 @@ class PolicyActor(TrainableActor):
         b = self._to_device(batch)
         with self.engine.module.disable_adapter():
             return token_logprobs(self.engine, b["input_ids"], b["attention_mask"]).cpu()
-
-    def sft_step(self, batch: dict) -> dict:
-        """Supervised step: mean NLL over `loss_mask` tokens."""
-        return self._train(batch, lambda b: (masked_nll(self.engine, b["input_ids"], b["attention_mask"],
-                                                        b["loss_mask"]), {}))
 
     def ppo_step(self, batch: dict, cliprange: float, entropy_coef: float = 0.0) -> dict:
         """Clipped-surrogate step on a minibatch of experience (old log-probs and advantages given)."""

@@ -238,14 +238,28 @@ class RewardDataConfig(Section):
 
 class RewardModelConfig(Section):
     """Reward models initialised from the pretrained base model (paper: batch 32, lr 2e-5)."""
-    kind: Literal["two-stage", "scalar"] = "two-stage"
-    """two-stage: fact decomposer + per-fact verifier P(true); scalar: a head regressing the reward."""
+    kind: Literal["two-stage", "two-stage-text", "scalar"] = "two-stage"
+    """two-stage: the world's template decomposer + a verifier reading the LM's belief in the stated value;
+    two-stage-text (paper §5, App. D): a decomposer LM writes the atomic facts, a verifier LM classifies each
+    given the prompt (works on any text); scalar: a head regressing the reward."""
     batch_size: Int = Field(32, ge=1)
     lr: Float = Field(2e-5, gt=0)
     head_lr: Float | None = Field(None, gt=0)
     """A larger learning rate for the freshly initialised head; None: `lr`."""
     warmup_steps: Int = Field(10, ge=0)
     epochs: Int = Field(2, ge=1)
+    """Epochs of the verifier (two-stage kinds) or of the scalar RM."""
+    decomposer_epochs: Int = Field(2, ge=1)
+    """two-stage-text: epochs of the decomposer LM over the non-abstained responses. A tiny model learns to
+    copy sentences slowly (in the tests a 2-layer, 32-wide GPT-2 needs 60 epochs at lr 1e-2 to get half of
+    its held-out fact lists exactly right): raise it for the demo world."""
+    decomposer_lr: Float | None = Field(None, gt=0)
+    """two-stage-text: the decomposer's learning rate; None: `lr`."""
+    decomposer_max_new_tokens: Int = Field(64, ge=1)
+    """two-stage-text: the most tokens the decomposer writes for one response (greedy)."""
+    max_length: Int | None = Field(None, ge=16)
+    """two-stage-text: the longest input in tokens: longer decomposer examples are left out of training,
+    longer verifier inputs keep their end (the fact). None: the base model's context length."""
 
 
 class RoleResources(Section):

@@ -1,4 +1,5 @@
-"""A transformer backbone with a scalar head: per-token values for the critic, a last-token score for a scalar RM."""
+"""A transformer backbone with a scalar head: per-token values for the critic, a last-token score for a scalar RM
+or the text two-stage RM's verifier (the logit of P(true) of prompt + fact)."""
 
 from __future__ import annotations
 

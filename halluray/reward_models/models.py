@@ -1,10 +1,13 @@
 """Learned reward models, as the reward actor and the RM evaluation use them.
 
-A reward-model directory holds a backbone + value head (`ValueHeadModel`), its tokenizer, and `rm.json`:
-{"kind": "two-stage" | "scalar", "true_fact", "false_fact", "scale"}.
-- two-stage (paper §5): decompose the response into atomic facts, let the verifier give P(true) for
-  each, and return the expected reward sum(p * true_fact + (1 - p) * false_fact).
-- scalar: the head's value at the last token of prompt + response, times `scale`.
+A reward-model directory holds `rm.json` {"kind", "true_fact", "false_fact", "scale", metrics...} and:
+- two-stage: the verifier (`FactVerifier`) and its tokenizer. Decompose the response into atomic facts with the
+  world's template parser, let the verifier give P(true) for each, and return the expected reward
+  sum(p * true_fact + (1 - p) * false_fact).
+- two-stage-text (paper §5, App. D): `decomposer/`, a causal LM that lists the response's atomic facts, and
+  `verifier/`, a backbone + value head (`ValueHeadModel`) whose last-token value is the logit of P(true) of
+  "prompt + fact"; the same expected reward. Works on any text.
+- scalar: a backbone + value head; its value at the last token of prompt + response, times `scale`.
 """
 
 from __future__ import annotations
@@ -16,10 +19,23 @@ import torch
 from transformers import AutoTokenizer
 
 from halluray.errors import InputError
+from halluray.factuality.fact_checkers import is_abstention
+from halluray.models.build import load_model
 from halluray.models.heads import FactVerifier, ValueHeadModel, last_token_values, verifier_tensors
+from halluray.reward_models.text import DECOMPOSER_PROMPT, FactLines, verifier_input
 from halluray.world.checker import decompose
 
 RM_FILE = "rm.json"
+DECOMPOSER_DIR, VERIFIER_DIR = "decomposer", "verifier"
+
+
+def expected_rewards(p_true: list[float], counts: list[int], true_fact: float, false_fact: float) -> list[float]:
+    """sum(p * true_fact + (1 - p) * false_fact) over each response's facts (`counts` of them, in order)."""
+    scores, i = [], 0
+    for n in counts:
+        scores.append(sum((p * true_fact + (1 - p) * false_fact for p in p_true[i:i + n]), 0.0))
+        i += n
+    return scores
 
 
 class ScalarRewardModel:
@@ -32,10 +48,13 @@ class ScalarRewardModel:
         self.device, self.batch_size = device, batch_size
 
     @torch.no_grad()
-    def last_values(self, texts: list[str]) -> list[float]:
+    def last_values(self, texts: list[str], max_length: int | None = None) -> list[float]:
+        """The head's value at the last token of each text (cut to `max_length` tokens on the tokenizer's
+        truncation side, if given)."""
         out: list[float] = []
         for start in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True)
+            enc = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
+                                 truncation=max_length is not None, max_length=max_length)
             enc = {k: v.to(self.device) for k, v in enc.items()}
             values = self.model(enc["input_ids"], enc["attention_mask"])
             out.extend(last_token_values(values, enc["attention_mask"]).float().cpu().tolist())
@@ -62,6 +81,10 @@ class TwoStageRewardModel:
             out.extend(torch.sigmoid(self.verifier(**batch)).float().cpu().tolist())
         return out
 
+    def p_true_facts(self, items: list[dict]) -> list[float]:
+        """P(true) of labeled facts ({"prompt", "topic", "text", "value"}): this verifier reads text + value."""
+        return self.p_true([(item["text"], item["value"]) for item in items])
+
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
         # Stage 1, the decomposer: atomic facts of each response, each read as a claim about the topic (a bio
         # of NAME that says "OTHER comes from Oslo" claims NAME comes from Oslo). Otherwise PPO learns to
@@ -70,11 +93,69 @@ class TwoStageRewardModel:
                         for r, topic in zip(responses, topics)]
         # Stage 2, the verifier, then the expected reward of the claims.
         flat = self.p_true([f for facts in per_response for f in facts])
-        scores, i = [], 0
-        for facts in per_response:
-            scores.append(sum(p * self.true_fact + (1 - p) * self.false_fact for p in flat[i:i + len(facts)]))
-            i += len(facts)
-        return scores
+        return expected_rewards(flat, [len(facts) for facts in per_response], self.true_fact, self.false_fact)
+
+
+class TextDecomposer:
+    """Stage 1 of the text RM: a causal LM that writes a response's atomic facts, greedily."""
+
+    def __init__(self, path: str | Path, device: torch.device, trust_remote_code: bool, max_new_tokens: int,
+                 max_length: int, batch_size: int = 32):
+        self.model, self.tokenizer = load_model(path, trust_remote_code)
+        self.model.to(device)
+        # A response too long for the context is read from its end: the prompt must end with "Facts:".
+        self.tokenizer.truncation_side = "left"
+        self.lines = FactLines.for_tokenizer(self.tokenizer)
+        self.device, self.batch_size = device, batch_size
+        self.max_new_tokens, self.max_prompt = max_new_tokens, max_length - max_new_tokens
+
+    @torch.no_grad()
+    def __call__(self, responses: list[str]) -> list[list[str]]:
+        """Facts of each response, deduplicated in order; none for an abstention (the LM is not asked)."""
+        out: list[list[str]] = [[] for _ in responses]
+        todo = [i for i, r in enumerate(responses) if not is_abstention(r)]
+        for start in range(0, len(todo), self.batch_size):
+            rows = todo[start:start + self.batch_size]
+            enc = self.tokenizer([DECOMPOSER_PROMPT.format(response=responses[i]) for i in rows],
+                                 return_tensors="pt", padding=True, truncation=True, max_length=self.max_prompt)
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            gen = self.model.generate(**enc, do_sample=False, max_new_tokens=self.max_new_tokens,
+                                      pad_token_id=self.tokenizer.pad_token_id,
+                                      eos_token_id=self.tokenizer.eos_token_id)
+            texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for i, text in zip(rows, texts):
+                out[i] = self.lines.parse(text)
+        return out
+
+
+class TextTwoStageRewardModel:
+    """Decomposer LM + verifier LM (paper §5): the facts the decomposer writes, each verified with the prompt."""
+
+    def __init__(self, path, device, trust_remote_code, meta: dict, batch_size: int = 64):
+        path = Path(path)
+        self.decomposer = TextDecomposer(path / DECOMPOSER_DIR, device, trust_remote_code,
+                                         meta["decomposer_max_new_tokens"], meta["max_length"])
+        # The verifier is read like the scalar RM: a value head at the last token (here a logit).
+        self.verifier = ScalarRewardModel(path / VERIFIER_DIR, device, trust_remote_code, {}, batch_size)
+        self.verifier.tokenizer.truncation_side = "left"  # keep the fact, at the end of the input
+        self.max_length = meta["max_length"]
+        self.true_fact, self.false_fact = meta["true_fact"], meta["false_fact"]
+
+    def p_true(self, prompts: list[str], facts: list[str]) -> list[float]:
+        """The verifier: P(true) of each fact as a claim in reply to its prompt."""
+        logits = self.verifier.last_values([verifier_input(p, f) for p, f in zip(prompts, facts)],
+                                           max_length=self.max_length)
+        return torch.sigmoid(torch.tensor(logits)).tolist()
+
+    def p_true_facts(self, items: list[dict]) -> list[float]:
+        """P(true) of labeled facts ({"prompt", "topic", "text", "value"}): this verifier reads prompt + text."""
+        return self.p_true([item["prompt"] for item in items], [item["text"] for item in items])
+
+    def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
+        per_response = self.decomposer(responses)
+        flat = self.p_true([p for p, facts in zip(prompts, per_response) for _ in facts],
+                           [f for facts in per_response for f in facts])
+        return expected_rewards(flat, [len(facts) for facts in per_response], self.true_fact, self.false_fact)
 
 
 
@@ -83,7 +164,8 @@ def load_reward_model(path: str | Path, device: torch.device | str = "cpu", trus
     if not meta_path.is_file():
         raise InputError(f"{path} is not a reward-model directory (no {RM_FILE}); train one with `halluray train-rm`")
     meta = json.loads(meta_path.read_text())
-    cls = {"two-stage": TwoStageRewardModel, "scalar": ScalarRewardModel}.get(meta.get("kind"))
+    cls = {"two-stage": TwoStageRewardModel, "two-stage-text": TextTwoStageRewardModel,
+           "scalar": ScalarRewardModel}.get(meta.get("kind"))
     if cls is None:
         raise InputError(f"{meta_path}: unknown reward-model kind {meta.get('kind')!r}")
     return cls(path, torch.device(device), trust_remote_code, meta)

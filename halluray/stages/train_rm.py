@@ -1,33 +1,33 @@
-"""`halluray train-rm`: train the two-stage verifier or the scalar RM on the reward-trainer actors (DeepSpeed)."""
+"""`halluray train-rm`: train a reward model on the reward-trainer actors (DeepSpeed): the two-stage verifier,
+the text two-stage RM's decomposer and verifier LMs (halluray/reward_models/train_text.py), or the scalar RM."""
 
 from __future__ import annotations
 
 import json
 import math
-import random
 import time
+from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
 
-from actors.base import EngineSpec
 from actors.group import ActorGroup, init_ray
 from actors.roles import Role
-from halluray.config import ExperimentConfig, OptimizerConfig
-from halluray.errors import InputError
-from halluray.io import atomic_write_json, read_jsonl
+from halluray.config import ExperimentConfig
+from halluray.io import atomic_dir, atomic_write_json, read_jsonl
 from halluray.layout import require
-from halluray.logging import RunLogger, progress
+from halluray.logging import RunLogger
 from halluray.models.heads import verifier_tensors
 from halluray.reward_models.data import scalar_examples, verifier_examples
 from halluray.reward_models.models import RM_FILE
+from halluray.reward_models.train_text import TextRMTraining
+from halluray.reward_models.training import fit, split_validation, steps_per_epoch
 from halluray.stages.common import prepare
 
-VALIDATION_FRACTION = 0.1
 
-
-def _tensors(tokenizer, inputs: list, labels: list[float]) -> dict[str, torch.Tensor]:
+def _tensors(tokenizer, examples: list) -> dict[str, torch.Tensor]:
     """Verifier inputs are (fact, value) pairs; scalar-RM inputs are prompt + response texts."""
+    inputs, labels = zip(*examples)
     if isinstance(inputs[0], tuple):
         batch = verifier_tensors(tokenizer, list(inputs))
     else:
@@ -36,56 +36,57 @@ def _tensors(tokenizer, inputs: list, labels: list[float]) -> dict[str, torch.Te
     return {**batch, "labels": torch.tensor(labels)}
 
 
+class HeadRMTraining:
+    """The two-stage verifier (BCE on each labeled fact) or the scalar RM (regression on the reward)."""
+
+    def __init__(self, cfg: ExperimentConfig, records: list[dict], model_path: str):
+        self.cfg, self.model_path = cfg, model_path
+        self.two_stage = cfg.reward_model.kind == "two-stage"
+        examples = verifier_examples(records) if self.two_stage else scalar_examples(records)
+        # Scalar targets are scaled to unit spread so the head's initial outputs are on the right scale.
+        self.scale = 1.0 if self.two_stage else max(1.0, float(torch.tensor([y for _, y in examples]).std()))
+        self.val, self.train = split_validation([(x, y / self.scale) for x, y in examples], cfg.seed)
+        steps_per_epoch(len(self.train), cfg.reward_model.batch_size, "reward data")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+
+    def run(self, group: ActorGroup, logger: RunLogger, out: Path) -> dict:
+        rm, tensors = self.cfg.reward_model, lambda chunk: _tensors(self.tokenizer, chunk)
+        name = "verifier" if self.two_stage else "scalar"
+        fit(group, self.cfg, logger, model_path=self.model_path, head="verifier" if self.two_stage else "value",
+            step="verifier_step" if self.two_stage else "regression_step", train=self.train, tensors=tensors,
+            epochs=rm.epochs, lr=rm.lr, name=name)
+        predictions = torch.cat(group.run_sharded("predict", tensors(self.val)))
+        group.run("export_hf", str(out))
+        labels = torch.tensor([y for _, y in self.val])
+        if self.two_stage:
+            quality = {"val_accuracy": ((predictions > 0).float() == labels).float().mean().item()}
+        else:
+            quality = {"val_rmse": math.sqrt(((predictions - labels) ** 2).mean().item()) * self.scale}
+        return {"scale": self.scale, "train_examples": len(self.train), **quality}
+
+
 def run(cfg: ExperimentConfig) -> dict:
     layout = prepare(cfg, "train-rm")
     rm, source, out, data = cfg.reward_model, cfg.reward_data.source, layout.rm_dir(), layout.reward_data()
     records = read_jsonl(require(data, "reward-data"))
-    examples = verifier_examples(records) if rm.kind == "two-stage" else scalar_examples(records)
-    # Scalar targets are scaled to unit spread so the head's initial outputs are on the right scale.
-    scale = 1.0 if rm.kind == "two-stage" else max(1.0, float(torch.tensor([y for _, y in examples]).std()))
-    examples = [(x, y / scale) for x, y in examples]
-    random.Random(cfg.seed).shuffle(examples)
-    n_val = max(1, int(len(examples) * VALIDATION_FRACTION))
-    val, train = examples[:n_val], examples[n_val:]
-    steps_per_epoch = len(train) // rm.batch_size
-    if steps_per_epoch == 0:
-        raise InputError(f"{data}: {len(train)} training examples, fewer than one batch of {rm.batch_size}")
     model_path = str(require(layout.base_model, "world"))
-    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-    step_name = "verifier_step" if rm.kind == "two-stage" else "regression_step"
+    # Examples are built (and their count checked) before any actor starts.
+    training = (TextRMTraining if rm.kind == "two-stage-text" else HeadRMTraining)(cfg, records, model_path)
     init_ray(cfg)
-    group = ActorGroup.from_config(Role.REWARD_TRAINER, cfg, batch_size=rm.batch_size,
-                                   batch_key="reward_model.batch_size")
-    logger = RunLogger(layout.run_dir, cfg, out.name)
     t0 = time.time()
-    try:
-        group.gather(group.init_engines(EngineSpec(
-            model_path=model_path, ds=cfg.deepspeed, total_steps=rm.epochs * steps_per_epoch, seed=cfg.seed,
-            optim=OptimizerConfig(lr=rm.lr, head_lr=rm.head_lr, warmup_steps=rm.warmup_steps, weight_decay=0.0),
-            micro_batch_size=group.micro_batch_size(rm.batch_size),
-            head="verifier" if rm.kind == "two-stage" else "value")))
-        step = 0
-        for epoch in range(rm.epochs):
-            random.Random(cfg.seed + epoch).shuffle(train)
-            for b in progress(range(steps_per_epoch), desc=f"{out.name} epoch {epoch + 1}"):
-                chunk = train[b * rm.batch_size:(b + 1) * rm.batch_size]
-                stats = group.run_sharded(step_name, _tensors(tokenizer, *zip(*chunk)))
-                step += 1
-                logger.log(step, **{k: sum(s[k] for s in stats) / len(stats) for k in stats[0]})
-        predictions = torch.cat(group.run_sharded("predict", _tensors(tokenizer, *zip(*val))))
-        group.run("export_hf", str(out))
-    finally:
-        group.shutdown()
-        logger.finish()
-    labels = torch.tensor([y for _, y in val])
-    if rm.kind == "two-stage":
-        quality = {"val_accuracy": ((predictions > 0).float() == labels).float().mean().item()}
-    else:
-        quality = {"val_rmse": math.sqrt(((predictions - labels) ** 2).mean().item()) * scale}
-    meta = {"kind": rm.kind, "source": source, "true_fact": cfg.ppo.reward.true_fact,
-            "false_fact": cfg.ppo.reward.false_fact, "scale": scale, "train_examples": len(train), **quality,
-            "seconds": round(time.time() - t0, 1)}
-    (out / RM_FILE).write_text(json.dumps(meta, indent=2))
-    atomic_write_json(out / "summary.json", meta)
-    print(f"train-rm [{source}, {rm.kind}]: {len(train)} examples, {quality}; saved to {out} ({meta['seconds']} s)")
+    # A failed run leaves no half-written RM directory (and an earlier one stays as it was).
+    with RunLogger(layout.run_dir, cfg, out.name) as logger, atomic_dir(out) as tmp:
+        group = ActorGroup.from_config(Role.REWARD_TRAINER, cfg, batch_size=rm.batch_size,
+                                       batch_key="reward_model.batch_size")
+        try:
+            trained = training.run(group, logger, tmp)
+        finally:
+            group.shutdown()
+        meta = {"kind": rm.kind, "source": source, "true_fact": cfg.ppo.reward.true_fact,
+                "false_fact": cfg.ppo.reward.false_fact, **trained, "seconds": round(time.time() - t0, 1)}
+        (tmp / RM_FILE).write_text(json.dumps(meta, indent=2))
+        atomic_write_json(tmp / "summary.json", meta)
+    quality = {k: v for k, v in meta.items() if k.startswith(("val_", "decomposer_val_"))}
+    print(f"train-rm [{source}, {rm.kind}]: {meta['train_examples']} examples, {quality}; saved to {out} "
+          f"({meta['seconds']} s)")
     return meta

@@ -1,0 +1,85 @@
+"""The text two-stage RM's formats (paper §5, App. D): what the decomposer LM reads and writes, what the
+verifier LM classifies, and the examples both are trained on. Training and scoring use the same functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from halluray.factuality.fact_checkers import is_abstention
+
+DECOMPOSER_PROMPT = "Response: {response}\nFacts:\n"
+VERIFIER_INPUT = "{prompt}\nFact: {fact}"
+
+
+@dataclass(frozen=True)
+class FactLines:
+    """How the decomposer writes its facts: `bullet` + fact + `end` each, then EOS; a generated text is cut
+    into facts at `split`."""
+    bullet: str
+    end: str
+    split: str
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer) -> "FactLines":
+        """'- fact\\n' lines where the tokenizer keeps newlines (byte-level BPE, SentencePiece). A word-level
+        tokenizer that splits on whitespace (the synthetic world's) loses them and has no '-': there each
+        fact ends with ' . ', as the world's sentences do, and its output (words joined by single spaces) is
+        cut at ' .'."""
+        if "\n" in tokenizer.decode(tokenizer("a\nb")["input_ids"]):
+            return cls("- ", "\n", "\n")
+        return cls("", " . ", " .")
+
+    def format(self, facts: list[str]) -> str:
+        return "".join(f"{self.bullet}{fact}{self.end}" for fact in facts)
+
+    def parse(self, text: str) -> list[str]:
+        """The facts of a generated text, deduplicated in order (a half-written last fact counts too)."""
+        marker = self.bullet.strip()
+        facts = []
+        for line in text.split(self.split):
+            fact = " ".join(line.split())
+            if marker:
+                fact = fact.removeprefix(marker).strip()
+            facts.append(fact)
+        return list(dict.fromkeys(f for f in facts if f))
+
+
+def verifier_input(prompt: str, fact: str) -> str:
+    return VERIFIER_INPUT.format(prompt=prompt, fact=fact)
+
+
+def stated_facts(record: dict) -> list[str]:
+    """Every fact a reward-data response states, labeled or unverifiable, in the order the response states
+    them where it quotes them (the world's sentences): the decomposer then reads left to right."""
+    facts = [text for text, _, _ in record["facts"]] + list(record.get("unverifiable", []))
+    response = record["response"]
+
+    def position(fact: str) -> float:
+        at = response.find(fact)
+        return at if at >= 0 else float("inf")
+
+    return sorted(dict.fromkeys(facts), key=position)
+
+
+def decomposer_examples(records: list[dict]) -> list[tuple[str, list[str]]]:
+    """(response, its facts) for every response that does not abstain; an empty list teaches "no facts".
+    Abstentions are left out: the RM gives them 0 without asking the decomposer."""
+    return [(r["response"], stated_facts(r)) for r in records if not is_abstention(r["response"])]
+
+
+def text_verifier_examples(records: list[dict]) -> list[tuple[str, float]]:
+    """(prompt + fact, 1.0 if true else 0.0) for every labeled fact; unverifiable facts have no label."""
+    return [(verifier_input(r["prompt"], text), 1.0 if label == "true" else 0.0)
+            for r in records for text, _, label in r["facts"] if label in ("true", "false")]
+
+
+def fact_set_scores(predicted: list[list[str]], gold: list[list[str]]) -> dict[str, float]:
+    """Exact match of the fact sets, and the mean F1 of each response's facts (two empty sets agree)."""
+    exact, f1 = 0, 0.0
+    for p, g in zip(predicted, gold):
+        p, g = set(p), set(g)
+        exact += p == g
+        both = len(p & g)
+        f1 += 1.0 if not p and not g else 2 * both / (len(p) + len(g))
+    n = max(1, len(gold))
+    return {"exact_match": exact / n, "f1": f1 / n}

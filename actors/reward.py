@@ -1,7 +1,7 @@
 """The reward role: scores responses with a pluggable reward.
 
-kinds: `fact_checker` (the world's exact checker with the paper's +2/-3 reward), `qa_checker` (the world's
-short-QA answer checker: +2 correct, -3 incorrect, 0 or -3 for abstaining), `callable` (any
+kinds: `fact_checker` (the run's fact checker with the paper's +2/-3 per-fact reward), `qa_checker` (its
+short-answer labels: +2 correct, -3 incorrect, 0 or -3 for abstaining), `callable` (any
 'package.module:function' taking (prompts, responses, topics)), `model` (a learned reward model
 directory trained by `halluray train-rm`: two-stage or scalar, see halluray/reward_models/models.py).
 """
@@ -9,29 +9,38 @@ directory trained by `halluray train-rm`: two-stage or scalar, see halluray/rewa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actors.base import RankActor
-from halluray.reward_models.models import load_reward_model
+from halluray.config import ExperimentConfig
+from halluray.factuality.checking import build_checker
 from halluray.factuality.reward_functions import FactCheckerReward, QACheckerReward, RewardScheme, import_callable
+from halluray.reward_models.models import load_reward_model
 
 
 @dataclass(frozen=True)
 class RewardSpec:
     kind: str
     """fact_checker | qa_checker | callable | model"""
-    target: str
-    """The world file (checker kinds), 'package.module:function', or a reward-model directory."""
+    target: str | None
+    """The world file (checker kinds with fact_checker.kind 'world'), 'package.module:function', or a
+    reward-model directory."""
     scheme: RewardScheme = RewardScheme()
     trust_remote_code: bool = False
+    config: ExperimentConfig = field(default_factory=ExperimentConfig)
+    """Checker kinds: the config whose `fact_checker` scores (the default is the world's exact checker)."""
+    records: tuple[dict, ...] = ()
+    """qa_checker: the PPO prompts' records, which say what each prompt asks."""
+    cache_path: str | None = None
+    """Checker kinds: where an HTTP checker caches its replies."""
 
 
 class RewardActor(RankActor):
     def init_reward(self, spec: RewardSpec) -> None:
-        if spec.kind == "fact_checker":
-            self.fn = FactCheckerReward(spec.target, spec.scheme)
-        elif spec.kind == "qa_checker":
-            self.fn = QACheckerReward(spec.target, spec.scheme)
+        if spec.kind in ("fact_checker", "qa_checker"):
+            checker = build_checker(spec.config, world_path=spec.target, cache_path=spec.cache_path)
+            self.fn = (FactCheckerReward(checker, spec.scheme) if spec.kind == "fact_checker"
+                       else QACheckerReward(checker, list(spec.records), spec.scheme))
         elif spec.kind == "callable":
             self.fn = import_callable(spec.target)
         elif spec.kind == "model":

@@ -22,6 +22,8 @@ WORLD_DIR = "world"
 """The world stage's directory inside a run directory."""
 WORLD_FILE = "world.json"
 """The world's people and facts, inside the world directory."""
+WORLD_DATASETS = ("world", "world_qa")
+"""`data.dataset` values whose prompts come from the synthetic world (everything else is real data)."""
 
 
 class RunLayout:
@@ -65,6 +67,11 @@ class RunLayout:
     @property
     def base_model(self) -> Path:
         return Path(self._pretrained) if self._pretrained else self.run_dir / "base_model"
+
+    @property
+    def fact_checker_cache(self) -> Path:
+        """Replies of an HTTP fact checker, by request (re-running a stage re-sends nothing)."""
+        return self.run_dir / "fact_checker_cache.jsonl"
 
     # -- unfamiliarity, SFT, reward models -----------------------------------------------------------
 

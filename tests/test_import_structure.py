@@ -12,9 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("halluray", "actors")
-STAGE_HELPERS = {"halluray.stages.common", "halluray.stages.heldout", "halluray.stages.heldout_qa"}
-ORCHESTRATORS = {"halluray.stages.demo", "halluray.stages.qa_experiment", "halluray.stages.qa_rl",
-                 "halluray.stages.mcq_experiment"}
+STAGE_HELPERS = {"halluray.stages.common", "halluray.stages.heldout", "halluray.stages.heldout_qa",
+                 "halluray.stages.unfamiliarity_records"}
+ORCHESTRATORS = {"halluray.stages.demo", "halluray.stages.demo_real", "halluray.stages.qa_experiment",
+                 "halluray.stages.qa_rl", "halluray.stages.mcq_experiment"}
 """Experiments made of other stages: they may call a stage's `run`; every other stage imports none."""
 
 

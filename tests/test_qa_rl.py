@@ -6,7 +6,8 @@ import json
 import pytest
 
 from halluray.config import build_config
-from halluray.factuality.reward_functions import QACheckerReward, RewardScheme, parse_question
+from halluray.factuality.fact_checkers import WorldFactChecker
+from halluray.factuality.reward_functions import QACheckerReward, RewardScheme
 from halluray.world.build import make_world
 from halluray.world.templates import qa_prompt
 from halluray.world.vocab import ATTRIBUTES
@@ -26,17 +27,15 @@ def _wrong(world, name, attribute):
     return next(v for v in ATTRIBUTE_VALUES[attribute] if v != world.person(name).facts[attribute])
 
 
-def test_parse_question_reads_name_and_attribute_of_the_last_question():
-    assert parse_question(qa_prompt("Zorbel", "birth_city")) == ("Zorbel", "birth_city")
-    few_shot = f"{qa_prompt('Abc', 'hobby')} chess . </s> {qa_prompt('Defg', 'employer')}"
-    assert parse_question(few_shot) == ("Defg", "employer")
-    assert parse_question("Write a biography for Abc .") is None
+def _records(names):
+    return [{"prompt": qa_prompt(n, a), "topic": n, "attribute": a} for n in names for a in ATTRIBUTES]
 
 
 def test_qa_reward_by_hand(small_world):
     world, path = small_world
     p = world.people[0]
-    reward = QACheckerReward(str(path))  # the paper's scheme: +2 / -3 / 0
+    checker = WorldFactChecker(world)
+    reward = QACheckerReward(checker, _records([p.name, "Nobodyhere"]))  # the paper's scheme: +2 / -3 / 0
     prompts = [qa_prompt(p.name, a) for a in ("birth_city", "birth_city", "hobby", "occupation", "employer",
                                               "nationality", "birth_year")]
     responses = [f"{p.facts['birth_city']} .",                  # correct
@@ -47,12 +46,12 @@ def test_qa_reward_by_hand(small_world):
                  "I do not know",                              # abstain cut by max_new_tokens
                  f"{p.facts['birth_year']}"]                   # correct without its full stop
     assert reward(prompts, responses, [p.name] * 7) == [2.0, -3.0, 0.0, 2.0, -3.0, 0.0, 2.0]
-    control = QACheckerReward(str(path), RewardScheme(abstain=-3.0))
+    control = QACheckerReward(checker, _records([p.name]), RewardScheme(abstain=-3.0))
     assert control(prompts, responses, [p.name] * 7) == [2.0, -3.0, -3.0, 2.0, -3.0, -3.0, 2.0]
-    # Topics are not used: the prompt names the person.
+    # Topics are not used: the prompt's record names the person.
     assert reward(prompts[:1], responses[:1], ["someone else"]) == [2.0]
     assert reward([qa_prompt("Nobodyhere", "hobby")], ["chess ."], ["x"]) == [-3.0]
-    with pytest.raises(ValueError, match="not a world question"):
+    with pytest.raises(ValueError, match="not one of the run's PPO prompts"):
         reward(["Write a biography for X ."], ["chess ."], ["X"])
 
 
@@ -62,18 +61,24 @@ def test_reward_actor_builds_the_qa_checker(small_world):
     world, path = small_world
     p = world.people[1]
     actor = RewardActor.__new__(RewardActor)  # the plain class behind the Ray actor: no Ray needed
-    actor.init_reward(RewardSpec("qa_checker", str(path), RewardScheme(abstain=-3.0)))
+    actor.init_reward(RewardSpec("qa_checker", str(path), RewardScheme(abstain=-3.0), records=tuple(_records([p.name]))))
     prompt = qa_prompt(p.name, "hobby")
     assert actor.score([prompt, prompt], [f"{p.facts['hobby']} .", "I do not know ."], [p.name] * 2) == [2.0, -3.0]
 
 
-def test_reward_spec_defaults_to_the_run_world_and_carries_the_abstain_reward(tmp_path):
+def test_reward_spec_defaults_to_the_run_world_and_carries_the_abstain_reward(small_world, tmp_path):
     from halluray.stages.ppo import reward_spec
 
-    cfg = build_config({}, [f"run.output_dir={tmp_path}", "ppo.reward.kind=qa_checker", "ppo.reward.abstain=-3"])
+    world, _ = small_world
+    (tmp_path / "demo" / "world").mkdir(parents=True)
+    (tmp_path / "demo" / "world" / "world.json").write_text(world.to_json())
+    cfg = build_config({}, [f"run.output_dir={tmp_path}", "ppo.reward.kind=qa_checker", "ppo.reward.abstain=-3",
+                            "data.dataset=world_qa"])
     spec = reward_spec(cfg)
     assert spec.kind == "qa_checker" and spec.target == str(tmp_path / "demo" / "world" / "world.json")
     assert (spec.scheme.correct, spec.scheme.incorrect, spec.scheme.abstain) == (2.0, -3.0, -3.0)
+    # Every PPO prompt's record goes to the reward actors: what each prompt asks.
+    assert len(spec.records) == len(world.split("ppo")) * len(ATTRIBUTES)
 
 
 def test_world_qa_loader_records(small_world, tmp_path):

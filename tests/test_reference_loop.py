@@ -10,6 +10,7 @@ import torch
 from halluray.config import build_config
 from halluray.data import prompts_for
 from halluray.data.stream import PromptStream
+from halluray.factuality.fact_checkers import WorldFactChecker
 from halluray.factuality.reward_functions import FactCheckerReward, RewardScheme
 from halluray.layout import RunLayout
 from halluray.models.build import load_model
@@ -22,6 +23,7 @@ ray = pytest.importorskip("ray")
 
 from halluray.driver import PPODriver  # noqa: E402
 from halluray.stages.ppo import policy_init, reward_spec  # noqa: E402
+from halluray.world.entities import World
 
 pytestmark = pytest.mark.ray
 
@@ -81,7 +83,8 @@ def test_one_driver_step_and_one_reference_step_give_the_same_losses(ray_cluster
     torch.manual_seed(cfg.seed)
     critic = ValueHeadModel.from_pretrained(path)
     reference, _ = load_model(path)
-    reward_fn = FactCheckerReward(str(RunLayout(cfg).world_json), RewardScheme.from_config(cfg.ppo.reward))
+    reward_fn = FactCheckerReward(WorldFactChecker(World.load(RunLayout(cfg).world_json)),
+                               RewardScheme.from_config(cfg.ppo.reward))
     loop = ReferencePPO(cfg, policy=policy, reference=reference, critic=critic, tokenizer=tokenizer,
                         reward_fn=reward_fn)
     records = PromptStream(prompts, cfg.seed).next_batch(cfg.ppo.batch_size)

@@ -15,6 +15,7 @@ from halluray.config import ExperimentConfig, build_config
 from halluray.data import prompts_for
 from halluray.data.stream import PromptStream
 from halluray.driver import PPODriver
+from halluray.factuality.fact_checkers import WorldFactChecker
 from halluray.factuality.reward_functions import FactCheckerReward, RewardScheme
 from halluray.layout import RunLayout
 from halluray.models.build import load_model
@@ -22,6 +23,7 @@ from halluray.models.heads import ValueHeadModel
 from halluray.ppo.reference_loop import ReferencePPO
 from halluray.stages import world
 from halluray.stages.ppo import policy_init, reward_spec
+from halluray.world.entities import World
 
 PHASES = ("generate", "score", "train", "sync")
 
@@ -42,7 +44,8 @@ def bare_loop(cfg: ExperimentConfig, batches: list[list[dict]]) -> list[dict[str
     reference, _ = load_model(path)
     torch.manual_seed(cfg.seed)  # the critic's new value head, drawn as a critic rank draws it
     critic = ValueHeadModel.from_pretrained(path, cfg.model.trust_remote_code)
-    reward = FactCheckerReward(str(RunLayout(cfg).world_json), RewardScheme.from_config(cfg.ppo.reward))
+    reward = FactCheckerReward(WorldFactChecker(World.load(RunLayout(cfg).world_json)),
+                               RewardScheme.from_config(cfg.ppo.reward))
     loop = ReferencePPO(cfg, policy=policy, reference=reference, critic=critic, tokenizer=tokenizer,
                         reward_fn=reward)
     times = []

@@ -90,6 +90,12 @@ class ModelConfig(Section):
     pretrained_path: str | None = None
     """A local Hugging Face model directory to use instead of pretraining one."""
     trust_remote_code: bool = False
+    chat_template: bool = False
+    """Wrap every prompt in the base model's chat template (as one user turn) before any stage uses it: an
+    instruction-tuned model answers its own format far better (measured on SmolLM2-135M-Instruct: capitals
+    0-shot .39 greedy accuracy in chat format vs .10 with bare few-shot answers)."""
+    system_prompt: str | None = None
+    """System message for the chat template; None uses the template's own default."""
     n_layer: Int = Field(4, ge=1)
     n_embd: Int = Field(128, ge=8)
     n_head: Int = Field(4, ge=1)
@@ -226,6 +232,17 @@ class UnfamiliarityConfig(Section):
     """Unfamiliar if more incorrect samples than this; None means short_qa_samples / 2 (paper: > 6 of 12)."""
     mcq_threshold: Float = 0.36
     """Unfamiliar if the NLL of the correct choice exceeds this (paper, MMLU)."""
+    short_qa_score: Literal["samples", "p_gold"] = "samples"
+    """Which short-QA score decides `unfamiliar` (and the buckets): samples = incorrect of short_qa_samples
+    (the paper's); p_gold = 1 - P(canonical answer) in one forward pass, a cheap deterministic proxy that needs
+    records with `answers` (real data; it tracks the sampled accuracy closely on a real 135M model)."""
+    p_gold_threshold: Float = Field(0.1, gt=0, lt=1)
+    """With short_qa_score=p_gold: unfamiliar when P(canonical answer) is below this."""
+    splits: list[str] = ["sft", "eval"]
+    """Real data: the pipeline splits whose prompts are scored (the world scores every person)."""
+    sampled_splits: list[str] | None = None
+    """Real data, short QA: splits that also get the k-sample score (None: all of `splits`). Sampling costs
+    k generations per query; P(gold) is always computed."""
     temperature: Float = Field(1.0, gt=0)
     max_new_tokens: Int = Field(48, ge=1)
     batch_size: Int = Field(64, ge=1)
@@ -243,6 +260,8 @@ class SFTConfig(Section):
     lr: Float = Field(1e-5, gt=0)
     warmup_steps: Int = Field(10, ge=0)
     steps: Int = Field(120, ge=1)
+    abstention: str | None = None
+    """The abstention target; None: the world's phrase on world data, "I don't know." on real data."""
 
 
 class RewardDataConfig(Section):
@@ -350,11 +369,12 @@ class DeepSpeedConfig(Section):
 class RewardConfig(Section):
     """What scores PPO responses (the reward actor)."""
     kind: Literal["fact_checker", "qa_checker", "callable", "model"] = "fact_checker"
-    """fact_checker: the world's exact checker (long form); qa_checker: the world's short-QA answer checker
-    (correct / incorrect / abstain, paper §4.2 RL); callable: `target` is 'package.module:function'
-    taking (prompts, responses, topics); model: `target` is a learned reward-model directory."""
+    """fact_checker: the run's fact checker (`fact_checker`) labels each response's facts (long form);
+    qa_checker: its short-answer labels (correct / incorrect / abstain, paper §4.2 RL); callable: `target` is
+    'package.module:function' taking (prompts, responses, topics); model: `target` is a learned reward-model
+    directory."""
     target: str | None = None
-    """None with fact_checker or qa_checker means the run's own world file (halluray/layout.py)."""
+    """With fact_checker or qa_checker and `fact_checker.kind: world`: a world file; None means the run's own."""
     true_fact: Float = 2.0
     false_fact: Float = -3.0
     correct: Float = 2.0

@@ -9,7 +9,7 @@ from halluray.factuality.reward_functions import RewardScheme, long_form_reward
 def factuality_metrics(checker, topics: list[str], responses: list[str],
                        scheme: RewardScheme = RewardScheme()) -> dict:
     """fraction_true_facts pools all stated facts (as FActScore); the means are per response."""
-    results = [checker.check(t, r) for t, r in zip(topics, responses)]
+    results = checker.check_many(topics, responses)
     n = max(1, len(results))
     return {
         "fraction_true_facts": pooled_fraction_true([r.n_true for r in results], [r.n_false for r in results]),

@@ -18,21 +18,32 @@ _TASK_LABELS = {"long_form": "long form: mean false facts / sample", "short_qa":
 
 
 def unfamiliarity_histogram(records: list[dict], path: str | Path) -> None:
-    """One panel per task: score histograms stacked by the entity's corpus frequency."""
+    """One panel per task: score histograms stacked by the entity's corpus frequency (the world) or by fame
+    quartile (real data with a `fame` column); unstacked otherwise."""
     tasks = sorted({r["task"] for r in records})
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         rows = [r for r in records if r["task"] == task]
-        freqs = sorted({r["frequency"] for r in rows})
-        ax.hist([[r["score"] for r in rows if r["frequency"] == f] for f in freqs], bins=20, stacked=True,
-                label=[f"facts in {f} docs" for f in freqs])
+        groups = _histogram_groups(rows)
+        ax.hist([[r["score"] for r in g] for g in groups.values()], bins=20, stacked=True, label=list(groups))
         ax.set_xlabel(_TASK_LABELS.get(task, task))
         ax.set_ylabel("queries")
         ax.legend(fontsize=7)
-    fig.suptitle("Unfamiliarity scores of the base model, by corpus frequency")
+    fig.suptitle("Unfamiliarity scores of the base model")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _histogram_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    if all("frequency" in r for r in rows):
+        return {f"facts in {f} docs": [r for r in rows if r["frequency"] == f]
+                for f in sorted({r["frequency"] for r in rows})}
+    famed = sorted((r for r in rows if r.get("fame") is not None), key=lambda r: -r["fame"])
+    if len(famed) < 4:
+        return {"queries": rows}
+    names = ("most famous quarter", "second quarter", "third quarter", "least famous quarter")
+    return {name: famed[i * len(famed) // 4:(i + 1) * len(famed) // 4] for i, name in enumerate(names)}
 
 
 def lines_by_bin(series: dict[str, list[float | None]], path: str | Path, title: str, ylabel: str,

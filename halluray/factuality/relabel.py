@@ -5,6 +5,14 @@ from __future__ import annotations
 import random
 
 STRATEGIES = ("standard", "unfamiliar-idk", "random-idk")
+REAL_ABSTENTION = "I don't know."
+"""The abstention target on real data (the fact checkers recognise it as an abstention)."""
+
+
+def item_key(topic: str, attribute: str | None = None) -> str:
+    """What an unfamiliarity score belongs to: the topic, or one attribute of it when a topic has several
+    questions (a fact table may ask a country's capital and a city's country of the same name)."""
+    return f"{topic}/{attribute}" if attribute else topic
 
 
 def relabel(records: list[dict], unfamiliar: dict[str, bool], strategy: str, abstention: str,
@@ -16,14 +24,15 @@ def relabel(records: list[dict], unfamiliar: dict[str, bool], strategy: str, abs
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown SFT strategy {strategy!r}; expected one of {STRATEGIES}")
-    missing = [r["topic"] for r in records if r["topic"] not in unfamiliar]
+    keys = [item_key(r["topic"], r.get("attribute")) for r in records]
+    missing = [k for k in keys if k not in unfamiliar]
     if strategy != "standard" and missing:
         raise ValueError(f"no unfamiliarity score for {len(missing)} SFT topics (e.g. {missing[0]!r}); "
                          f"run `halluray unfamiliarity` first")
     if strategy == "standard":
         chosen: set[int] = set()
     else:
-        flagged = [i for i, r in enumerate(records) if unfamiliar[r["topic"]]]
+        flagged = [i for i, k in enumerate(keys) if unfamiliar[k]]
         chosen = set(flagged) if strategy == "unfamiliar-idk" else set(
             random.Random(seed).sample(range(len(records)), len(flagged)))
     out = [dict(r, target=abstention, relabeled=True) if i in chosen else dict(r, relabeled=False)

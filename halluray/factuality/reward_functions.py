@@ -7,16 +7,13 @@ abstaining (-3 in the control that punishes abstention).
 from __future__ import annotations
 
 import importlib
-import re
 from dataclasses import dataclass
 from typing import Callable
 
 from halluray.config import RewardConfig
 from halluray.errors import InputError
-from halluray.factuality.unfamiliarity import answer_of
-from halluray.world.checker import CheckResult, ExactChecker
-from halluray.world.entities import World
-from halluray.world.templates import ABSTAIN_ANSWER, QUESTION_TEMPLATES
+from halluray.factuality.checking import Checker
+from halluray.world.checker import CheckResult
 
 RewardFn = Callable[[list[str], list[str], list[str]], list[float]]
 """(prompts, responses, topics) -> one scalar reward per response."""
@@ -46,56 +43,31 @@ def short_answer_reward(label: str, scheme: RewardScheme) -> float:
 
 
 class FactCheckerReward:
-    """Ground-truth long-form reward from the world's exact fact checker."""
+    """Ground-truth long-form reward: +2 per true fact, -3 per false fact, as the run's fact checker labels them."""
 
-    def __init__(self, world_path: str, scheme: RewardScheme = RewardScheme()):
-        self.checker = ExactChecker(World.load(world_path))
-        self.scheme = scheme
+    def __init__(self, checker: Checker, scheme: RewardScheme = RewardScheme()):
+        self.checker, self.scheme = checker, scheme
 
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
-        return [long_form_reward(self.checker.check(t, r), self.scheme) for t, r in zip(topics, responses)]
-
-
-def _question_patterns() -> list[tuple[str, re.Pattern[str]]]:
-    """One regex per attribute matching its rendered question ("Q : What is NAME 's hometown ? A :")."""
-    patterns = []
-    for attribute, template in QUESTION_TEMPLATES.items():
-        body = re.escape(f"Q : {template} A :").replace(r"\{name\}", r"(?P<name>\S+)")
-        patterns.append((attribute, re.compile(body)))
-    return patterns
-
-
-def parse_question(prompt: str) -> tuple[str, str] | None:
-    """(name, attribute) of the *last* world question in `prompt` (a few-shot prompt ends with its query)."""
-    best = None
-    for attribute, pattern in _question_patterns():
-        for m in pattern.finditer(prompt):
-            if best is None or m.start() > best[0]:
-                best = (m.start(), m["name"], attribute)
-    return None if best is None else (best[1], best[2])
+        return [long_form_reward(r, self.scheme) for r in self.checker.check_many(topics, responses)]
 
 
 class QACheckerReward:
-    """Ground-truth short-QA reward (paper §4.2 RL): +2 correct, -3 incorrect, `scheme.abstain` for "I do not know".
+    """Ground-truth short-QA reward (paper §4.2 RL): +2 correct, -3 incorrect, `scheme.abstain` for abstaining.
 
-    The name and attribute come from the prompt (the world's question templates); the answer is the
-    response up to its first " ." and is labeled by `ExactChecker.check_answer`. An empty answer, or a name
-    the world does not know, is incorrect; a prompt that is not a world question is an error.
+    `records` are the PPO prompts' records: each prompt's record tells the checker what was asked (the world:
+    name and attribute; real data: the accepted answers), and `Checker.label_answer` labels the response.
     """
 
-    def __init__(self, world_path: str, scheme: RewardScheme = RewardScheme()):
-        self.checker = ExactChecker(World.load(world_path))
-        self.scheme = scheme
+    def __init__(self, checker: Checker, records: list[dict], scheme: RewardScheme = RewardScheme()):
+        self.checker, self.scheme = checker, scheme
+        self.by_prompt = {r["prompt"]: r for r in records}
 
     def label(self, prompt: str, response: str) -> str:
-        parsed = parse_question(prompt)
-        if parsed is None:
-            raise ValueError(f"qa_checker reward: prompt is not a world question: {prompt[-80:]!r}")
-        name, attribute = parsed
-        answer = answer_of(response)
-        if not self.checker.world.has(name):
-            return "abstain" if answer.startswith(ABSTAIN_ANSWER) else "incorrect"
-        return self.checker.check_answer(name, attribute, answer)
+        record = self.by_prompt.get(prompt)
+        if record is None:
+            raise ValueError(f"qa_checker reward: prompt is not one of the run's PPO prompts: {prompt[-80:]!r}")
+        return self.checker.label_answer(record, response)
 
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
         return [short_answer_reward(self.label(p, r), self.scheme) for p, r in zip(prompts, responses)]

@@ -41,14 +41,8 @@ def _repeat(prompts: list[str], k: int) -> list[str]:
 def long_form_scores(topics: list[str], prompts: list[str], sample_fn: SampleFn, checker: ExactChecker,
                      k: int) -> list[Score]:
     responses = sample_fn(_repeat(prompts, k))
-    scores = []
-    for i, topic in enumerate(topics):
-        samples = responses[i * k:(i + 1) * k]
-        checks = [checker.check(topic, r) for r in samples]
-        n_false = [c.n_false for c in checks]
-        n_true = [c.n_true for c in checks]
-        scores.append(Score(topic, sum(n_false) / k, samples, {"n_true": n_true, "n_false": n_false}))
-    return scores
+    return checked_long_form_scores(topics, responses,
+                                    lambda ts, rs: [checker.check(t, r) for t, r in zip(ts, rs)], k)
 
 
 def answer_of(response: str) -> str:
@@ -105,3 +99,53 @@ def mcq_prompt_for(item: MCQItem, pool: list[Person], n_shots: int, rng: random.
             choices[rng.randrange(len(choices))] = s.facts[item.attribute]
         examples.append(f"{mcq_prompt(s.name, item.attribute, choices)} {s.facts[item.attribute]}")
     return joined(examples, item.prompt)
+
+
+# Real data: records that carry their accepted answers (fact tables, TriviaQA), graded by any checker.
+
+LabelFn = Callable[[dict, str], str]
+"""(prompt record, response) -> 'correct' | 'incorrect' | 'abstain' (a checker's `label_answer`)."""
+
+
+def answer_context(record: dict) -> str:
+    """The prompt followed by the record's answer prefix ("The capital of France is"), where the answer starts."""
+    prefix = record.get("answer_prefix") or ""
+    if not prefix:
+        return record["prompt"]
+    return record["prompt"] + ("" if record["prompt"].endswith(("\n", " ")) else " ") + prefix
+
+
+def p_gold_scores(records: list[dict], logprob_fn: LogprobFn) -> list[float]:
+    """P(canonical answer | prompt + answer prefix) of each record, from one forward pass.
+
+    One deterministic pass instead of k samples; on a real 135M model it correlated 0.82-0.95 with the
+    8-sample accuracy, so it orders queries by familiarity nearly as the sampled score does."""
+    logps = logprob_fn([answer_context(r) for r in records], [r["answers"][0] for r in records])
+    return [math.exp(lp) for lp in logps]
+
+
+def sampled_answer_scores(records: list[dict], sample_fn: SampleFn, label_fn: LabelFn, k: int) -> list[Score]:
+    """Incorrect answers among k samples per record (the paper's short-QA score), labeled by `label_fn`.
+
+    Sampling starts after the answer prefix, so a sample is the answer itself; the label sees prefix + sample."""
+    responses = sample_fn(_repeat([answer_context(r) for r in records], k))
+    scores = []
+    for i, record in enumerate(records):
+        samples = responses[i * k:(i + 1) * k]
+        prefix = record.get("answer_prefix") or ""
+        labels = [label_fn(record, f"{prefix} {s}".strip()) for s in samples]
+        scores.append(Score(record["topic"], float(sum(label != "correct" for label in labels)), samples,
+                            {"labels": labels}))
+    return scores
+
+
+def checked_long_form_scores(topics: list[str], responses: list[str], check_many, k: int) -> list[Score]:
+    """Mean false facts over each topic's k responses (responses[i*k:(i+1)*k]), checked by `check_many`."""
+    checks = check_many(_repeat(topics, k), responses)
+    scores = []
+    for i, topic in enumerate(topics):
+        part = checks[i * k:(i + 1) * k]
+        n_false, n_true = [c.n_false for c in part], [c.n_true for c in part]
+        scores.append(Score(topic, sum(n_false) / k, responses[i * k:(i + 1) * k],
+                            {"n_true": n_true, "n_false": n_false}))
+    return scores

@@ -20,16 +20,15 @@ from halluray.data.world import world_prompt_files
 from halluray.data.world_qa import find_world_file
 from halluray.errors import InputError
 from halluray.factuality.reward_functions import import_callable
-from halluray.layout import RunLayout, require
+from halluray.layout import WORLD_DATASETS, RunLayout, require
 from halluray.preflight.memory import PROMPT_TOKENS
 from halluray.preflight.models import ModelShape, planned_base_model, read_model
 from halluray.world.build import make_world
 from halluray.world.vocab import ATTRIBUTES
 
-WORLD_DATASETS = ("world", "world_qa")
 RM_FILE = "rm.json"
 """A reward-model directory's metadata (halluray/reward_models/models.py; importing it costs seconds of torch)."""
-RM_KINDS = ("two-stage", "scalar")
+RM_KINDS = ("two-stage", "two-stage-text", "scalar")
 PPO_WITH_RM = ("standard", "conservative")
 """The reward-data sources of the demo's two PPO runs, whose models `halluray eval` compares."""
 
@@ -134,8 +133,9 @@ class Inputs:
     def reward_model(self, path: Path) -> ModelShape:
         """The reward model ppo.reward.target names: a model and rm.json (`halluray train-rm` writes both)."""
         fix = "point it at a directory `halluray train-rm` wrote (run_dir/rm-<reward_data.source>)"
-        shape = read_model(path, "ppo.reward.target", fix)
         where = f"ppo.reward.target: {path}"
+        if not path.is_dir():
+            raise InputError(f"{where} is not a directory; {fix}")
         try:
             kind = json.loads((path / RM_FILE).read_text()).get("kind")
         except FileNotFoundError:
@@ -144,11 +144,15 @@ class Inputs:
             raise InputError(f"{where}: {RM_FILE} is not a JSON object ({e}); {fix}") from None
         if kind not in RM_KINDS:
             raise InputError(f"{where}: {RM_FILE} names reward-model kind {kind!r}, not one of {RM_KINDS}; {fix}")
+        if kind == "two-stage-text":
+            self.notes.append("reward: the text RM's verifier (same size as its decomposer) is not in the estimate")
+            return read_model(path / "decomposer", "ppo.reward.target", fix)
+        shape = read_model(path, "ppo.reward.target", fix)
         return shape if kind == "two-stage" else replace(shape, logits=False)
 
     def planned_reward_model(self, base: ModelShape) -> ModelShape:
         """The reward model `halluray train-rm` will train from the base model (reward_model.kind)."""
-        return base if self.cfg.reward_model.kind == "two-stage" else base.with_value_head()
+        return base if self.cfg.reward_model.kind in ("two-stage", "two-stage-text") else base.with_value_head()
 
     def ppo_reward(self, *, planned: bool) -> ModelShape | None:
         """Check what PPO scores with (ppo.reward) and return the reward model's shape (None: no weights). A planned
@@ -168,7 +172,7 @@ class Inputs:
         written_here = planned and target is not None and not _outside(r.target, run_dir)
         if r.kind in ("fact_checker", "qa_checker"):
             if target is None and not planned:
-                require(self.layout.world_json, "world")
+                self.checker()
             elif target is not None and not written_here and not target.is_file():
                 raise InputError(f"ppo.reward.target: {target} is not a file; point it at a world file "
                                  f"(run_dir/world/world.json), or remove it to use this run's world")
@@ -199,6 +203,8 @@ class Inputs:
         if not d.path:
             raise InputError(f"data.path must be set for dataset '{d.dataset}': a local data file ('{{split}}' in "
                              f"it becomes the split's name) or a directory")
+        if d.dataset == "fact_table" and d.path.startswith("builtin:"):
+            return  # generated from an installed package when read
         local = Path(d.path.replace("{split}", d.split_map.get(split, split))).expanduser()
         if local.exists():
             return
@@ -277,16 +283,35 @@ class Inputs:
         self.notes.append("world: pretraining runs in this process (no actors)")
         return []
 
+    @property
+    def world_data(self) -> bool:
+        return self.cfg.data.dataset in WORLD_DATASETS
+
+    def checker(self) -> None:
+        """What the fact checker reads exists: the run's world (kind world) or the fact table."""
+        fc = self.cfg.fact_checker
+        if fc.kind == "world":
+            if not self.world_data:
+                raise InputError(f"fact_checker.kind is 'world', which checks the synthetic world's prompts only; "
+                                 f"for data.dataset '{self.cfg.data.dataset}' set fact_checker.kind to qa (short "
+                                 f"answers), fact_table, openai (FActScore-style) or a callable")
+            require(self.layout.world_json, "world")
+        elif fc.kind == "fact_table" and fc.table_path and not Path(fc.table_path).expanduser().is_file():
+            raise InputError(f"fact_checker.table_path: {fc.table_path} is not a file")
+
     def unfamiliarity(self) -> list[Phase]:
-        require(self.layout.world_json, "world")
+        self.checker()
         self.base_model()
+        if not self.world_data:
+            for split in self.cfg.unfamiliarity.splits:
+                self.prompts(split)
         self.notes.append("unfamiliarity: the base model scores prompts in this process (no actors)")
         return []
 
     def sft(self) -> list[Phase]:
         s, layout = self.cfg.sft, self.layout
         base = self.base_model()
-        if s.task == "long_form":
+        if s.task == "long_form" or not self.world_data:
             self.prompts("sft")
         else:
             require(layout.world_qa_items if s.task == "short_qa" else layout.world_mcq_items, "world")
@@ -296,10 +321,14 @@ class Inputs:
 
     def reward_data(self) -> list[Phase]:
         rd = self.cfg.reward_data
-        require(self.layout.world_json, "world")
+        self.checker()
         self.prompts("rm")
         if rd.source == "standard":
-            self.notes.append("reward-data: the standard source is the world's independent source (no actors)")
+            if not self.world_data and self.cfg.fact_checker.kind != "openai":
+                raise InputError("reward_data.source=standard on real data writes its responses with the fact "
+                                 "checker's chat model: set fact_checker.kind=openai (or use source=conservative)")
+            self.notes.append("reward-data: the standard source is independent of the policy (the world's source "
+                              "or the fact checker's chat model; no actors)")
             return []
         return [self.sampling_phase("reward-data", self.sft_model(), "rm", rd.samples_per_prompt,
                                     "reward_data.samples_per_prompt", rd.max_new_tokens)]
@@ -311,7 +340,7 @@ class Inputs:
     def eval_rm(self) -> list[Phase]:
         rd = self.cfg.reward_data
         require(self.layout.unfamiliarity_scores, "unfamiliarity")
-        require(self.layout.world_json, "world")
+        self.checker()
         self.prompts("eval")
         self.notes.append("eval-rm: the reward models score in this process")
         return [self.sampling_phase("eval-rm", self.sft_model(), "eval", rd.samples_per_prompt,
@@ -326,23 +355,32 @@ class Inputs:
     def eval(self) -> list[Phase]:
         e, layout = self.cfg.eval, self.layout
         require(layout.unfamiliarity_scores, "unfamiliarity")
-        require(layout.world_json, "world")
+        self.checker()
         self.prompts("eval")
         sft = self.sft_model()
-        for source in PPO_WITH_RM:  # halluray/stages/evaluate.py method_models
-            name = layout.ppo_name_with_rm(source)
-            read_model(layout.ppo_model(name), None,
-                       f"run `halluray demo`, or `halluray ppo` with ppo.name={name}, ppo.reward.kind=model and "
-                       f"ppo.reward.target={layout.rm_dir(source)}, with this config first")
+        missing = [layout.ppo_name_with_rm(source) for source in PPO_WITH_RM  # halluray/stages/evaluate.py
+                   if not (layout.ppo_model(layout.ppo_name_with_rm(source)) / "config.json").is_file()]
+        if missing:
+            self.notes.append(f"eval: no {' or '.join(missing)} model in this run directory; SFT and the RL runs "
+                              f"that exist are evaluated")
         return [self.sampling_phase("eval", sft, "eval", e.samples_per_prompt, "eval.samples_per_prompt",
                                     self.cfg.ppo.max_new_tokens)]
 
-    def _qa_or_mcq(self, task: str) -> ModelShape:
-        """The held-out items need the world, the stored scores of `task` and the base model (to score the rest)."""
+    def _qa_or_mcq(self, task: str, *, planned: bool = False) -> ModelShape:
+        """The held-out items need the world (or, on real data, the eval prompts), the stored scores of `task`
+        (unless this command writes them) and the base model (to score the rest)."""
         layout = self.layout
-        require(layout.world_json, "world")
-        require(layout.unfamiliarity_scores, "unfamiliarity")
-        require(layout.world_qa_items if task == "short_qa" else layout.world_mcq_items, "world")
+        self.checker()
+        if not planned:
+            require(layout.unfamiliarity_scores, "unfamiliarity")
+        if not self.world_data:
+            if task != "short_qa":
+                raise InputError(f"the {task} experiment runs on the world only; real data has short QA "
+                                 f"(data.dataset fact_table or triviaqa)")
+            self.prompts("sft")
+            self.prompts("eval")
+        else:
+            require(layout.world_qa_items if task == "short_qa" else layout.world_mcq_items, "world")
         self.notes.append(f"{task} answers are sampled and scored in this process")
         return self.base_model()
 
@@ -358,6 +396,17 @@ class Inputs:
                           "max_new_tokens); the plan sizes them with this config's ppo.max_new_tokens")
         # Each PPO run starts from a short-QA SFT model (the base model's shape) and scores with the world's
         # answer checker; its prompts are world_qa (no held-out generation on the rollout actors).
+        return [self.sft_phase(base), self.ppo_phase(base, None, 0)]
+
+    def demo_real(self) -> list[Phase]:
+        # unfamiliarity -> qa-experiment -> qa-rl, all on this config (halluray/stages/demo_real.py)
+        if self.world_data:
+            raise InputError("demo-real runs on real data: set data.dataset (e.g. fact_table) and "
+                             "model.pretrained_path; `halluray demo` is the synthetic world's demo")
+        for split in self.cfg.unfamiliarity.splits:
+            self.prompts(split)
+        base = self._qa_or_mcq("short_qa", planned=True)
+        self.prompts("ppo")
         return [self.sft_phase(base), self.ppo_phase(base, None, 0)]
 
     def _pipeline(self, reward: ModelShape | None, conservative_data: bool) -> list[Phase]:
@@ -391,6 +440,7 @@ STAGES: dict[str, Callable[[Inputs], list[Phase]]] = {
     "world": Inputs.world, "unfamiliarity": Inputs.unfamiliarity, "sft": Inputs.sft,
     "reward-data": Inputs.reward_data, "train-rm": Inputs.train_rm, "eval-rm": Inputs.eval_rm, "ppo": Inputs.ppo,
     "eval": Inputs.eval, "qa-experiment": Inputs.qa_experiment, "qa-rl": Inputs.qa_rl,
-    "mcq-experiment": Inputs.mcq_experiment, "demo": Inputs.demo, "plan": Inputs.plan,
+    "mcq-experiment": Inputs.mcq_experiment, "demo": Inputs.demo, "demo-real": Inputs.demo_real,
+    "plan": Inputs.plan,
 }
 """CLI stage name -> its checks and phases; `plan` checks everything that does not depend on running a stage."""

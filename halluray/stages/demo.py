@@ -6,7 +6,6 @@ world -> unfamiliarity -> sft -> reward-data (conservative, standard) -> train-r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -18,6 +17,7 @@ from halluray.eval.report import build_results, fig6, render
 from halluray.io import atomic_write_json, atomic_write_text
 from halluray.layout import RunLayout
 from halluray.stages import eval_rm, evaluate, reward_data, sft, train_rm, unfamiliarity, world
+from halluray.stages.common import run_cached
 from halluray.stages.ppo import run_ppo
 
 
@@ -49,25 +49,8 @@ def plan(cfg: ExperimentConfig) -> list[tuple[str, Callable, ExperimentConfig, t
 
 
 def run(cfg: ExperimentConfig) -> dict:
-    stamps = RunLayout(cfg).stamps
-    wall: dict[str, float] = {}
-    upstream = ""
     t_start = time.time()
-    for name, runner, stage_cfg, sections in plan(cfg):
-        dump = stage_cfg.model_dump(mode="json")
-        upstream = hashlib.sha256(json.dumps([upstream, {s: dump[s] for s in sections}], sort_keys=True)
-                                  .encode()).hexdigest()
-        stamp = stamps / f"{name}.json"
-        if stamp.is_file() and json.loads(stamp.read_text())["fingerprint"] == upstream:
-            wall[name] = json.loads(stamp.read_text())["seconds"]
-            print(f"demo: {name}: up to date, reused ({wall[name]:.0f} s when it ran)")
-            continue
-        print(f"demo: {name} ...", flush=True)
-        t0 = time.time()
-        runner(stage_cfg)
-        wall[name] = round(time.time() - t0, 1)
-        atomic_write_json(stamp, {"fingerprint": upstream, "seconds": wall[name]})
-    wall["total"] = round(sum(v for k, v in wall.items()), 1)
+    wall = run_cached(cfg, plan(cfg), "demo")
     return report(cfg, wall, time.time() - t_start)
 
 

@@ -10,7 +10,7 @@ from halluray.eval.report import fmt
 from halluray.io import atomic_dir, atomic_write_json, write_jsonl
 from halluray.layout import require
 from halluray.models.generation import SamplingParams
-from halluray.reward_models.models import TwoStageRewardModel, load_reward_model
+from halluray.reward_models.models import TextTwoStageRewardModel, TwoStageRewardModel, load_reward_model
 from halluray.stages.common import prepare
 from halluray.stages.heldout import eval_bin_edges, heldout_samples, long_form_scores
 
@@ -36,7 +36,7 @@ def run(cfg: ExperimentConfig) -> dict:
         for r, p in zip(labeled, predicted):
             r[f"predicted_{source}"] = p
         result["rm_reward_by_unfamiliarity"][source] = means_by_bin(predicted, scores, edges)
-        if isinstance(rm, TwoStageRewardModel):
+        if isinstance(rm, (TwoStageRewardModel, TextTwoStageRewardModel)):
             result["verifier_accuracy"][source] = verifier_accuracy(rm, labeled, unfamiliarity)
     with atomic_dir(layout.rm_eval_dir) as tmp:
         write_jsonl(tmp / "samples.jsonl", labeled)
@@ -52,15 +52,17 @@ def run(cfg: ExperimentConfig) -> dict:
     return result
 
 
-def verifier_accuracy(rm: TwoStageRewardModel, labeled: list[dict], unfamiliarity: dict[str, dict]) -> dict:
+def verifier_accuracy(rm: TwoStageRewardModel | TextTwoStageRewardModel, labeled: list[dict],
+                      unfamiliarity: dict[str, dict]) -> dict:
     """Accuracy of P(true) > 0.5 on the held-out samples' atomic facts, split by the entity's familiarity."""
     out = {}
     for group, unfamiliar in (("familiar", False), ("unfamiliar", True)):
-        facts = [(text, value, label) for r in labeled if unfamiliarity[r["topic"]]["unfamiliar"] == unfamiliar
+        facts = [({"prompt": r["prompt"], "topic": r["topic"], "text": text, "value": value}, label)
+                 for r in labeled if unfamiliarity[r["topic"]]["unfamiliar"] == unfamiliar
                  for text, value, label in r["facts"]]
         if not facts:
             out[group] = None
             continue
-        p = rm.p_true([(t, v) for t, v, _ in facts])
-        out[group] = sum((pi > 0.5) == (label == "true") for pi, (_, _, label) in zip(p, facts)) / len(facts)
+        p = rm.p_true_facts([item for item, _ in facts])
+        out[group] = sum((pi > 0.5) == (label == "true") for pi, (_, label) in zip(p, facts)) / len(facts)
     return out

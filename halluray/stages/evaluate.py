@@ -1,4 +1,5 @@
-"""`halluray eval`: SFT, RL + standard RM and RL + conservative RM on held-out prompts, with the exact checker."""
+"""`halluray eval`: SFT, and RL + standard RM / RL + conservative RM where this run has them, on held-out prompts,
+labeled by the run's fact checker."""
 
 from __future__ import annotations
 
@@ -15,13 +16,21 @@ from halluray.models.generation import SamplingParams
 from halluray.stages.common import prepare
 from halluray.stages.heldout import eval_bin_edges, heldout_samples, long_form_scores
 
-METHODS = ("sft", "rl_standard_rm", "rl_conservative_rm")
 
 
 def method_models(layout: RunLayout) -> dict[str, Path]:
+    """Every method's model directory; the RL ones are the PPO runs named `ppo-<source>-rm`."""
     return {"sft": layout.sft_model("standard", "long_form"),
             "rl_standard_rm": layout.ppo_model(layout.ppo_name_with_rm("standard")),
             "rl_conservative_rm": layout.ppo_model(layout.ppo_name_with_rm("conservative"))}
+
+
+def present_methods(layout: RunLayout) -> dict[str, Path]:
+    """The SFT model (required) and whichever RL models this run directory holds (the demo has both; one
+    llama2 config trains one)."""
+    models = method_models(layout)
+    require(models["sft"], "sft")
+    return {m: path for m, path in models.items() if m == "sft" or (path / "config.json").is_file()}
 
 
 def run(cfg: ExperimentConfig) -> dict:
@@ -33,8 +42,8 @@ def run(cfg: ExperimentConfig) -> dict:
                "true_facts_by_unfamiliarity": {}, "false_facts_by_unfamiliarity": {}, "mean_true_facts": {},
                "mean_false_facts": {}, "abstain_rate": {}, "examples": {}}
     samples = {}
-    for method, model in method_models(layout).items():
-        require(model, "sft" if method == "sft" else "ppo")
+    methods = present_methods(layout)
+    for method, model in methods.items():
         labeled = heldout_samples(cfg, model, e.samples_per_prompt,
                                   SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens), cfg.seed + 31)
         scores = [unfamiliarity[r["topic"]]["score"] for r in labeled]
@@ -51,11 +60,11 @@ def run(cfg: ExperimentConfig) -> dict:
         for method, labeled in samples.items():
             write_jsonl(tmp / f"{method}.jsonl", labeled)
         atomic_write_json(tmp / "results.json", results)
-        series = {f"{m} true": results["true_facts_by_unfamiliarity"][m] for m in METHODS}
-        series.update({f"{m} false": results["false_facts_by_unfamiliarity"][m] for m in METHODS})
+        series = {f"{m} true": results["true_facts_by_unfamiliarity"][m] for m in methods}
+        series.update({f"{m} false": results["false_facts_by_unfamiliarity"][m] for m in methods})
         lines_by_bin(series, tmp / "fig7.png", "True and false facts per response by unfamiliarity",
                      "facts per response", results["bin_labels"])
-    for method in METHODS:
+    for method in methods:
         print(f"eval: {method:>18s} fraction true facts {fmt(results['fraction_true_facts'][method], 3)} "
               f"(true {results['mean_true_facts'][method]:.2f}, false {results['mean_false_facts'][method]:.2f} per response)")
     return results

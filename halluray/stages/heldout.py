@@ -1,5 +1,5 @@
 """Held-out long-form evaluation pieces shared by `eval-rm` (Fig. 5) and `eval` (Figs. 6, 7): the prompts'
-unfamiliarity scores, their tercile edges, and a model's responses labeled by the world's exact checker."""
+unfamiliarity scores, their tercile edges, and a model's responses labeled by the run's fact checker."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from halluray.io import read_jsonl
 from halluray.layout import RunLayout, require
 from halluray.models.generation import SamplingParams
 from halluray.reward_models.data import label_responses
-from halluray.stages.common import sample_with_rollouts
-from halluray.world import ExactChecker, World
+from halluray.stages.common import checker_for, sample_with_rollouts
 
 N_BINS = 3
 
@@ -31,9 +30,8 @@ def eval_bin_edges(cfg: ExperimentConfig, unfamiliarity: dict[str, dict]) -> lis
 
 def heldout_samples(cfg: ExperimentConfig, model: Path, samples_per_prompt: int, params: SamplingParams,
                     seed: int) -> list[dict]:
-    """Responses of `model` to every held-out prompt, labeled by the exact checker."""
-    world = World.load(require(RunLayout(cfg).world_json, "world"))
+    """Responses of `model` to every held-out prompt, labeled by the run's fact checker."""
     records = [r for r in prompts_for(cfg, "eval") for _ in range(samples_per_prompt)]
     responses = sample_with_rollouts(cfg, str(model), [r["prompt"] for r in records], params, seed)
     scheme = RewardScheme.from_config(cfg.ppo.reward)
-    return label_responses(ExactChecker(world), records, responses, scheme)
+    return label_responses(checker_for(cfg), records, responses, scheme)

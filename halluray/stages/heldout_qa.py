@@ -26,15 +26,17 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from halluray.config import ExperimentConfig
+from halluray.data import prompts_for
 from halluray.errors import InputError
 from halluray.eval.qa import LABELS, bin_counts, bin_labels, bucket_edges, fractions_by_bin
 from halluray.factuality import unfamiliarity as unf
+from halluray.factuality.relabel import item_key
 from halluray.io import atomic_dir, atomic_write_json, read_jsonl, write_jsonl
-from halluray.layout import RunLayout, require
+from halluray.layout import WORLD_DATASETS, RunLayout, require
 from halluray.logging import RunLogger
 from halluray.models.build import load_model
 from halluray.models.generation import continuation_logprobs, sample
-from halluray.stages.common import prepare
+from halluray.stages.common import checker_for, prepare
 from halluray.world import ExactChecker, World
 from halluray.world.corpus import MCQItem, QAItem
 from halluray.world.entities import Person
@@ -44,6 +46,8 @@ from halluray.world.vocab import ATTRIBUTE_VALUES, ATTRIBUTES
 N_BINS = 3
 MAX_NEW_TOKENS = 4
 """New tokens of a sampled short answer: one word and " ." ("I do not know" fills all four)."""
+REAL_MAX_NEW_TOKENS = 24
+"""New tokens of a real model's answer: a sentence ("The capital of Burkina Faso is Ouagadougou.")."""
 MCQ_RESERVE = 2
 """Context an MCQ few-shot prompt leaves for the scored continuation (a choice and " .")."""
 
@@ -88,7 +92,8 @@ def qa_items(cfg: ExperimentConfig, layout: RunLayout, world: World,
     """Every attribute of every held-out person as a QA item {name, attribute, answer, score}; and how many of
     them were scored here (the world stores one per person)."""
     stored = stored_scores(layout, "short_qa")
-    items = [{"name": p.name, "attribute": a, "answer": p.facts[a]} for p in eval_people(world) for a in ATTRIBUTES]
+    items = [{"name": p.name, "attribute": a, "answer": p.facts[a], "prompt": qa_prompt(p.name, a)}
+             for p in eval_people(world) for a in ATTRIBUTES]
     todo = [i for i in items if _key(i) not in stored]
     return _with_scores(items, stored, todo, lambda todo: score_qa_items(cfg, layout, world, checker, todo))
 
@@ -159,14 +164,18 @@ def score_mcq_items(cfg: ExperimentConfig, layout: RunLayout, world: World, item
 
 @dataclass
 class HeldOut:
-    """One task's held-out items with their scores, the world's checker, and the bucket edges every model shares."""
+    """One task's held-out items with their scores, how answers are sampled and labeled, and the bucket edges
+    every model shares."""
 
-    world: World
-    checker: ExactChecker
+    label_fn: Callable[[dict, str], str]
+    """(item, answer) -> correct / incorrect / abstain."""
     items: list[dict]
     n_scored_here: int
     edges: list[float]
     bin_method: str
+    max_new_tokens: int = MAX_NEW_TOKENS
+    cut: Callable[[str], str] = unf.answer_of
+    """A sampled response -> the answer that is labeled (the world's answers end at " .")."""
 
     @property
     def scores(self) -> list[float]:
@@ -180,8 +189,7 @@ class HeldOut:
 
     def label(self, answers: list[list[str]]) -> list[list[str]]:
         """correct / incorrect / abstain of each answer (answers[j]: the answers to items[j])."""
-        return [[self.checker.check_answer(i["name"], i["attribute"], a) for a in per_item]
-                for i, per_item in zip(self.items, answers)]
+        return [[self.label_fn(i, a) for a in per_item] for i, per_item in zip(self.items, answers)]
 
     def distribution(self, labels: list[list[str]]) -> dict:
         """{"bins", "correct", "incorrect", "abstain", "samples"}: label fractions and answer counts per bucket."""
@@ -199,6 +207,8 @@ class HeldOut:
 
 def load_heldout(cfg: ExperimentConfig, layout: RunLayout, task: str) -> HeldOut:
     """The held-out items of `task` (short_qa or mcq), scored, with their bucket edges."""
+    if cfg.data.dataset not in WORLD_DATASETS:
+        return _real_heldout(cfg, layout, task)
     world = World.load(require(layout.world_json, "world"))
     checker = ExactChecker(world)
     if task == "short_qa":
@@ -208,7 +218,33 @@ def load_heldout(cfg: ExperimentConfig, layout: RunLayout, task: str) -> HeldOut
     else:
         raise ValueError(f"unknown held-out task {task!r} (short_qa or mcq)")
     edges, method = bucket_edges([i["score"] for i in items], N_BINS)
-    return HeldOut(world, checker, items, n_scored_here, edges, method)
+    return HeldOut(lambda i, a: checker.check_answer(i["name"], i["attribute"], a), items, n_scored_here, edges,
+                   method)
+
+
+def _real_heldout(cfg: ExperimentConfig, layout: RunLayout, task: str) -> HeldOut:
+    """Real data: the "eval" split's records with the unfamiliarity stage's scores, labeled by the fact checker
+    from the whole (first-line) response."""
+    if task != "short_qa":
+        raise InputError(f"the {task} experiment runs on the world only; real data has short QA (fact tables, "
+                         f"TriviaQA)")
+    path = require(layout.unfamiliarity_scores, "unfamiliarity")
+    stored = {item_key(r["name"], r.get("attribute")): r for r in read_jsonl(path) if r["task"] == task}
+    records = list(prompts_for(cfg, "eval"))
+    missing = [item_key(r["topic"], r.get("attribute")) for r in records
+               if item_key(r["topic"], r.get("attribute")) not in stored]
+    if missing:
+        raise InputError(f"{path}: no {task} score for {len(missing)} eval queries (e.g. {missing[0]!r}); run "
+                         f"`halluray unfamiliarity` with 'eval' in unfamiliarity.splits")
+    items = [dict(r, name=r["topic"], score=stored[item_key(r["topic"], r.get("attribute"))]["score"])
+             for r in records]
+    edges, method = bucket_edges([i["score"] for i in items], N_BINS)
+    checker = checker_for(cfg)
+    return HeldOut(checker.label_answer, items, 0, edges, method, REAL_MAX_NEW_TOKENS, first_line)
+
+
+def first_line(response: str) -> str:
+    return response.strip().split("\n")[0]
 
 
 # --- one experiment run --------------------------------------------------------------------------------------
@@ -255,18 +291,19 @@ def experiment(cfg: ExperimentConfig, stage: str, task: str) -> Iterator[Experim
 # --- answers of a model under test ------------------------------------------------------------------------------
 
 
-def sample_answers(model, tokenizer, prompts: list[str], cfg: ExperimentConfig) -> list[list[str]]:
-    """`eval.samples_per_prompt` sampled answers per prompt, each cut at its first full stop."""
+def sample_answers(model, tokenizer, prompts: list[str], cfg: ExperimentConfig, max_new_tokens: int = MAX_NEW_TOKENS,
+                   cut: Callable[[str], str] = unf.answer_of) -> list[list[str]]:
+    """`eval.samples_per_prompt` sampled answers per prompt, each `cut` (the world's: at its first full stop)."""
     k = cfg.eval.samples_per_prompt
-    responses = sample(model, tokenizer, [p for p in prompts for _ in range(k)], max_new_tokens=MAX_NEW_TOKENS,
+    responses = sample(model, tokenizer, [p for p in prompts for _ in range(k)], max_new_tokens=max_new_tokens,
                        temperature=cfg.eval.temperature, batch_size=64, seed=cfg.seed)
-    return [[unf.answer_of(r) for r in responses[j * k:(j + 1) * k]] for j in range(len(prompts))]
+    return [[cut(r) for r in responses[j * k:(j + 1) * k]] for j in range(len(prompts))]
 
 
-def qa_answers(model_dir: Path, items: list[dict], cfg: ExperimentConfig) -> list[list[str]]:
-    """The short-QA answers of the model in `model_dir` to each item (see `sample_answers`)."""
+def qa_answers(model_dir: Path, held: HeldOut, cfg: ExperimentConfig) -> list[list[str]]:
+    """The short-QA answers of the model in `model_dir` to each held-out item (see `sample_answers`)."""
     model, tokenizer = load_model(model_dir, cfg.model.trust_remote_code)
-    return sample_answers(model, tokenizer, [qa_prompt(i["name"], i["attribute"]) for i in items], cfg)
+    return sample_answers(model, tokenizer, [i["prompt"] for i in held.items], cfg, held.max_new_tokens, held.cut)
 
 
 def overall_fractions(labels: list[list[str]]) -> dict[str, float]:

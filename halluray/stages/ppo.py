@@ -2,7 +2,7 @@
 
 The iteration itself is `PPODriver.step` (halluray/driver.py); this stage owns the run: where it writes
 (run_dir/<ppo.name>/: config.yaml, checkpoints/step_*/, model/), one run per directory, resuming, held-out
-evaluation when the prompts come from the synthetic world, and restarts: when a training rank (policy, critic)
+evaluation when the prompts are long-form (the world, WikiBios, WikiPlots: the run's fact checker), and restarts: when a training rank (policy, critic)
 fails, every group is torn down and rebuilt from the last complete checkpoint, up to `actors.max_restarts`
 times (a dying stateless worker is handled inside the driver).
 """
@@ -16,17 +16,17 @@ from actors.group import init_ray
 from actors.reward import RewardSpec
 from halluray import checkpoints
 from halluray.config import ExperimentConfig
-from halluray.data import prompts_for
+from halluray.data import LONG_FORM_DATASETS, prompts_for
 from halluray.driver import PPODriver
 from halluray.errors import ActorFailure, InputError
 from halluray.eval.factuality import factuality_metrics
+from halluray.factuality.checking import Checker
 from halluray.factuality.reward_functions import RewardScheme
 from halluray.io import atomic_write_text
 from halluray.layout import RunLayout
 from halluray.logging import RunLogger, progress
 from halluray.models.generation import SamplingParams
-from halluray.stages.common import prepare
-from halluray.world import ExactChecker, World
+from halluray.stages.common import checker_for, prepare
 
 EVAL_SEED_OFFSET = 7
 DETERMINISTIC = {"NonFiniteError", "InputError", "ValueError", "TypeError", "KeyError", "FileNotFoundError"}
@@ -34,12 +34,15 @@ DETERMINISTIC = {"NonFiniteError", "InputError", "ValueError", "TypeError", "Key
 
 
 def reward_spec(cfg: ExperimentConfig) -> RewardSpec:
-    """What the reward actors score with; the checker kinds default to the run's own world."""
-    r = cfg.ppo.reward
-    target = r.target or (str(RunLayout(cfg).world_json) if r.kind in ("fact_checker", "qa_checker") else None)
-    if target is None:
+    """What the reward actors score with; the checker kinds use the run's fact checker (and its own world)."""
+    r, layout = cfg.ppo.reward, RunLayout(cfg)
+    if r.kind in ("fact_checker", "qa_checker"):
+        records = tuple(prompts_for(cfg, "ppo")) if r.kind == "qa_checker" else ()
+        return RewardSpec(r.kind, r.target or str(layout.world_json), RewardScheme.from_config(r),
+                          cfg.model.trust_remote_code, cfg, records, str(layout.fact_checker_cache))
+    if r.target is None:
         raise InputError(f"ppo.reward.target must be set for reward kind '{r.kind}'")
-    return RewardSpec(r.kind, target, RewardScheme.from_config(r), cfg.model.trust_remote_code)
+    return RewardSpec(r.kind, r.target, RewardScheme.from_config(r), cfg.model.trust_remote_code)
 
 
 def policy_init(cfg: ExperimentConfig) -> str:
@@ -47,7 +50,7 @@ def policy_init(cfg: ExperimentConfig) -> str:
     return cfg.ppo.init_model or str(RunLayout(cfg).default_policy_init())
 
 
-def evaluate(driver: PPODriver, cfg: ExperimentConfig, records: list[dict], checker: ExactChecker) -> dict:
+def evaluate(driver: PPODriver, cfg: ExperimentConfig, records: list[dict], checker: Checker) -> dict:
     """Held-out factuality of the current policy, `eval.samples_per_prompt` samples per prompt."""
     e = cfg.eval
     prompts = [r["prompt"] for r in records for _ in range(e.samples_per_prompt)]
@@ -81,7 +84,7 @@ def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None
         shutil.rmtree(out, ignore_errors=True)
     spec, init = reward_spec(cfg), init or policy_init(cfg)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())  # this PPO run's resolved config
-    checker = ExactChecker(World.load(layout.world_json)) if cfg.data.dataset == "world" else None
+    checker = checker_for(cfg) if cfg.data.dataset in LONG_FORM_DATASETS else None
     eval_records = list(prompts_for(cfg, "eval")) if checker else []
     prompts = list(prompts_for(cfg, "ppo"))
     init_ray(cfg)

@@ -30,7 +30,7 @@ def run(cfg: ExperimentConfig, strategies: tuple[str, ...] = STRATEGIES) -> dict
     with experiment(cfg, "qa-experiment", "short_qa") as ex:
         held = ex.held
         for step, strategy, summary, model in sft_arms(cfg, strategies, "short_qa", sft.run):
-            answers = qa_answers(model, held.items, cfg)
+            answers = qa_answers(model, held, cfg)
             labels = held.label(answers)
             dist = held.distribution(labels)
             ex.results[strategy] = {**dist, **sft_outcome(summary)}

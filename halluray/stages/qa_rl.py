@@ -18,8 +18,10 @@ tokens); answers are labeled correct / incorrect / abstain and grouped into buck
 unfamiliarity score (edges computed once from the held-out scores, shared by every model).
 
 PPO settings come from the config's `ppo` section except what the stage fixes: name, reward kind and
-abstain value, `data.dataset=world_qa`, `ppo.max_new_tokens=5` and `ppo.stop=["."]` (an answer is one word
-and a full stop; "I do not know ." is five tokens).
+abstain value, and on the world `data.dataset=world_qa`, `ppo.max_new_tokens=5` and `ppo.stop=["."]` (an answer
+is one word and a full stop; "I do not know ." is five tokens). On real data (fact tables, TriviaQA) the prompts
+are the config's own "ppo" split, an answer is one sentence (at most 24 new tokens, ended by the model's
+end-of-turn token), and the run's fact checker labels it (`label_answer`).
 
 Writes run_dir/qa_rl/{results.json, answers.jsonl, heldout_items.jsonl, rl_short_qa.png}.
 Needs `halluray world` and `halluray unfamiliarity` (short_qa in unfamiliarity.tasks) on the same run directory.
@@ -35,10 +37,10 @@ from halluray.eval.plots import OutcomePanel, outcome_figure
 from halluray.factuality.relabel import STRATEGIES
 from halluray.factuality.reward_functions import RewardScheme, short_answer_reward
 from halluray.io import read_jsonl
-from halluray.layout import RunLayout
+from halluray.layout import WORLD_DATASETS, RunLayout
 from halluray.stages import sft
-from halluray.stages.heldout_qa import (HeldOut, bucket_line, bucket_metrics, experiment, overall_fractions,
-                                        qa_answers, sft_variant, short_qa_score_note)
+from halluray.stages.heldout_qa import (REAL_MAX_NEW_TOKENS, HeldOut, bucket_line, bucket_metrics, experiment,
+                                        overall_fractions, qa_answers, sft_variant, short_qa_score_note)
 from halluray.stages.ppo import run_ppo
 
 PPO_MAX_NEW_TOKENS = 5
@@ -55,10 +57,15 @@ def plan_runs(cfg: ExperimentConfig, strategies=STRATEGIES, control=CONTROL_STRA
 
 
 def ppo_config(cfg: ExperimentConfig, run: dict) -> ExperimentConfig:
+    """The PPO config of one run. The world's answers are one word and " ." (data: every attribute of every
+    PPO-split person); a real model's answer is one sentence ending with its end-of-turn token."""
     reward = cfg.ppo.reward.model_copy(update={"kind": "qa_checker", "target": None, "abstain": run["abstain"]})
-    ppo = cfg.ppo.model_copy(update={"name": run["name"], "reward": reward, "max_new_tokens": PPO_MAX_NEW_TOKENS,
-                                     "stop": ["."]})
-    data = cfg.data.model_copy(update={"dataset": "world_qa", "path": None, "fields": {}})
+    if cfg.data.dataset in WORLD_DATASETS:
+        data = cfg.data.model_copy(update={"dataset": "world_qa", "path": None, "fields": {}})
+        answer = {"max_new_tokens": PPO_MAX_NEW_TOKENS, "stop": ["."]}
+    else:
+        data, answer = cfg.data, {"max_new_tokens": REAL_MAX_NEW_TOKENS, "stop": []}
+    ppo = cfg.ppo.model_copy(update={"name": run["name"], "reward": reward, **answer})
     return cfg.model_copy(update={"ppo": ppo, "data": data})
 
 
@@ -88,7 +95,7 @@ def ppo_curve(cfg: ExperimentConfig, name: str) -> dict:
 def _evaluate(model_dir: Path, held: HeldOut, cfg: ExperimentConfig,
               scheme: RewardScheme) -> tuple[dict, list[list[str]], list[list[str]]]:
     """Bucket fractions, overall fractions and mean reward of the model's held-out answers; answers; labels."""
-    answers = qa_answers(model_dir, held.items, cfg)
+    answers = qa_answers(model_dir, held, cfg)
     labels = held.label(answers)
     rewards = [short_answer_reward(label, scheme) for per_item in labels for label in per_item]
     out = {**held.distribution(labels), "overall": overall_fractions(labels),
@@ -127,7 +134,8 @@ def run(cfg: ExperimentConfig, strategies: tuple[str, ...] = STRATEGIES,
                          reward={"correct": rw.correct, "incorrect": rw.incorrect, "abstain": rw.abstain},
                          ppo={k: getattr(ppo, k) for k in ("steps", "batch_size", "minibatch_size", "ppo_epochs",
                                                            "cliprange", "kl_coef")}
-                         | {"lr": ppo.policy_optimizer.lr, "max_new_tokens": PPO_MAX_NEW_TOKENS},
+                         | {"lr": ppo.policy_optimizer.lr,
+                            "max_new_tokens": ppo_config(cfg, runs[0]).ppo.max_new_tokens},
                          score=short_qa_score_note(cfg))
 
 

@@ -14,9 +14,9 @@ from halluray.config import ExperimentConfig, OptimizerConfig
 from halluray.data import prompts_for
 from halluray.data.sft import sft_tensors
 from halluray.errors import InputError
-from halluray.factuality.relabel import relabel
+from halluray.factuality.relabel import REAL_ABSTENTION, item_key, relabel
 from halluray.io import atomic_write_json, read_jsonl, write_jsonl
-from halluray.layout import RunLayout, require
+from halluray.layout import WORLD_DATASETS, RunLayout, require
 from halluray.logging import RunLogger, progress
 from halluray.stages.common import prepare
 from halluray.world.templates import ABSTAIN_ANSWER, ABSTAIN_BIO, mcq_prompt, qa_prompt
@@ -25,7 +25,7 @@ from halluray.world.templates import ABSTAIN_ANSWER, ABSTAIN_BIO, mcq_prompt, qa
 def sft_records(cfg: ExperimentConfig, split: str) -> list[dict]:
     """Prompt/target records of the SFT task: bios from the data config, or the world's short-QA / MCQ items."""
     layout = RunLayout(cfg)
-    if cfg.sft.task == "long_form":
+    if cfg.sft.task == "long_form" or cfg.data.dataset not in WORLD_DATASETS:
         return list(prompts_for(cfg, split))
     if cfg.sft.task == "mcq":
         items = read_jsonl(require(layout.world_mcq_items, "world"))
@@ -41,14 +41,24 @@ def unfamiliar_flags(cfg: ExperimentConfig) -> dict[str, bool]:
     path = RunLayout(cfg).unfamiliarity_scores
     if not path.is_file():
         return {}
-    return {r["name"]: r["unfamiliar"] for r in read_jsonl(path) if r["task"] == cfg.sft.task}
+    return {item_key(r["name"], r.get("attribute")): r["unfamiliar"] for r in read_jsonl(path)
+            if r["task"] == cfg.sft.task}
+
+
+def abstention(cfg: ExperimentConfig) -> str:
+    """The target that replaces an unfamiliar example's answer."""
+    if cfg.sft.abstention is not None:
+        return cfg.sft.abstention
+    if cfg.data.dataset not in WORLD_DATASETS:
+        return REAL_ABSTENTION
+    return ABSTAIN_BIO if cfg.sft.task == "long_form" else f"{ABSTAIN_ANSWER} ."
 
 
 def run(cfg: ExperimentConfig) -> dict:
     layout = prepare(cfg, "sft")
     s, out = cfg.sft, layout.sft_dir()
-    abstention = ABSTAIN_BIO if s.task == "long_form" else f"{ABSTAIN_ANSWER} ."
-    records, n_relabeled = relabel(sft_records(cfg, "sft"), unfamiliar_flags(cfg), s.strategy, abstention, cfg.seed)
+    records, n_relabeled = relabel(sft_records(cfg, "sft"), unfamiliar_flags(cfg), s.strategy, abstention(cfg),
+                                   cfg.seed)
     if not records:
         raise InputError("the SFT split is empty")
     model_path = str(require(layout.base_model, "world"))

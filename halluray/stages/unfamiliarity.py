@@ -12,11 +12,12 @@ from halluray.eval.plots import unfamiliarity_histogram
 from halluray.eval.report import fmt
 from halluray.factuality import unfamiliarity as unf
 from halluray.io import atomic_dir, atomic_write_json, write_jsonl
-from halluray.layout import require
+from halluray.layout import WORLD_DATASETS, require
 from halluray.logging import RunLogger, progress
 from halluray.models.build import load_model
 from halluray.models.generation import continuation_logprobs, sample
-from halluray.stages.common import prepare
+from halluray.stages.common import checker_for, prepare
+from halluray.stages.unfamiliarity_records import score_records, summarize_records, summary_lines
 from halluray.world.checker import ExactChecker
 from halluray.world.corpus import mcq_items, qa_items
 from halluray.world.entities import World
@@ -117,18 +118,29 @@ def _mean(xs: list[float]) -> float | None:
 def run(cfg: ExperimentConfig) -> dict:
     layout = prepare(cfg, "unfamiliarity")
     t0 = time.time()
-    world = World.load(require(layout.world_json, "world"))
-    model, tokenizer = load_model(require(layout.base_model, "world"), cfg.model.trust_remote_code)
-    records = score_world(cfg, world, model, tokenizer)
-    summary = summarize(records, cfg.world.fact_frequencies)
+    is_world = cfg.data.dataset in WORLD_DATASETS
+    model, tokenizer = load_model(require(layout.base_model, "world" if is_world else "import-model"),
+                                  cfg.model.trust_remote_code)
+    if is_world:
+        world = World.load(require(layout.world_json, "world"))
+        records = score_world(cfg, world, model, tokenizer)
+        summary = summarize(records, cfg.world.fact_frequencies)
+    else:
+        records = score_records(cfg, model, tokenizer, checker_for(cfg))
+        summary = summarize_records(records, cfg.unfamiliarity.short_qa_samples)
     summary["seconds"] = round(time.time() - t0, 1)
     with atomic_dir(layout.unfamiliarity_dir) as tmp:
         write_jsonl(tmp / layout.unfamiliarity_scores.name, records)
         atomic_write_json(tmp / "summary.json", summary)
         unfamiliarity_histogram(records, tmp / "histogram.png")
     with RunLogger(layout.run_dir, cfg, "unfamiliarity") as logger:
-        logger.log(0, **{f"{t}/auroc": s["auroc_never_vs_top_third"] for t, s in summary.items()
-                         if isinstance(s, dict)})
+        logger.log(0, **{f"{t}/{k}": s[k] for t, s in summary.items() if isinstance(s, dict)
+                         for k in ("auroc_never_vs_top_third", "unfamiliar_rate", "corr_p_gold_sampled_accuracy")
+                         if k in s})
+    if not is_world:
+        for line in summary_lines(summary):
+            print(line)
+        return summary
     for task, s in summary.items():
         if isinstance(s, dict):
             means = {f: fmt(v, 3) for f, v in s["mean_score_by_frequency"].items()}

@@ -10,7 +10,7 @@ export RAY_AUTH_MODE ?= disabled
 export OMP_WAIT_POLICY ?= PASSIVE
 
 REAL_STAMP := $(VENV)/.installed-real
-REAL_MODEL := runs/models/smollm2-135m-instruct
+REAL_MODEL := runs/models/smollm2-135m-instruct-bf16
 
 .PHONY: venv real-venv demo demo-real test test-all bench clean
 
@@ -39,7 +39,7 @@ demo: venv
 
 # Imports the model once (cached in $(REAL_MODEL)), then runs every step not already up to date.
 demo-real: real-venv
-	$(BIN)/halluray import-model --out $(REAL_MODEL)
+	$(BIN)/halluray import-model --out $(REAL_MODEL) --dtype bfloat16
 	$(BIN)/halluray demo-real --config configs/real/demo-real.yaml
 
 # RC_FILE (used by .ci/run) receives pytest's own exit status; make itself only says 2 on failure.

@@ -29,6 +29,11 @@ from halluray.models.lora import is_adapter_param
 from halluray.ppo.batches import minibatches
 from halluray.ppo.optim import warmup_cosine_schedule
 
+WIRE_DTYPE = torch.float32
+"""The dtype of every tensor a weight broadcast sends. Sender and receiver may hold one parameter in different
+dtypes (peft keeps LoRA adapters in fp32 under a bf16 base model, DeepSpeed's bf16 engine casts them to bf16),
+and a broadcast of mismatched dtypes hands the receiver garbage bytes, not an error."""
+
 
 class NonFiniteError(RuntimeError):
     """A loss that is NaN or infinite: the update is stopped before the optimizer steps."""
@@ -211,7 +216,7 @@ class TrainableActor(RankActor):
         sent = 0
         for _, tensor in self._gathered(adapters_only):
             if self.rank == 0:
-                self.sync_group.broadcast(tensor.contiguous(), 0).wait()
+                self.sync_group.broadcast(tensor.detach().to(WIRE_DTYPE).contiguous(), 0).wait()
                 sent += tensor.numel()
         return sent
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from actors.base import RankActor, new_sync_group
+from actors.base import WIRE_DTYPE, RankActor, new_sync_group
 from halluray.config import LoRAConfig
 from halluray.models.build import load_model
 from halluray.models.generation import SamplingParams, generate_rollout
@@ -49,7 +49,7 @@ class RolloutActor(RankActor):
         for name, p in self.model.named_parameters():
             if adapters_only and not is_adapter_param(name):
                 continue
-            buffer = torch.empty_like(p)
+            buffer = torch.empty(p.shape, dtype=WIRE_DTYPE, device=p.device)
             self.sync_group.broadcast(buffer, 0).wait()
             p.copy_(buffer)
             received += p.numel()

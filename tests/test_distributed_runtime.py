@@ -46,8 +46,10 @@ def _rollout_logits(rollout: ActorGroup, probe: dict) -> torch.Tensor:
     return ray.get(rollout.actors[0].__ray_call__.remote(logits, probe))
 
 
-def policy_group(model_dir, stage: int, total_steps: int = 5, lora: LoRAConfig | None = None, n: int = 2):
-    spec = EngineSpec(model_path=str(model_dir), ds=DeepSpeedConfig(zero_stage=stage, gradient_clipping=1.0),
+def policy_group(model_dir, stage: int, total_steps: int = 5, lora: LoRAConfig | None = None, n: int = 2,
+                 precision: str = "auto"):
+    spec = EngineSpec(model_path=str(model_dir),
+                      ds=DeepSpeedConfig(zero_stage=stage, gradient_clipping=1.0, precision=precision),
                       optim=OPTIM, total_steps=total_steps, micro_batch_size=2, lora=lora)
     group = ActorGroup(PolicyActor, "policy", RoleResources(num_actors=n), call_timeout_s=180,
                        collective_timeout_s=60)
@@ -119,6 +121,15 @@ def _rollout(model_dir, lora=None):
     return group
 
 
+def _broadcast(policy: ActorGroup, rollout: ActorGroup, adapters_only: bool = False) -> tuple[int, int]:
+    """Policy rank 0 -> the rollout worker over a fresh sync group; (elements sent, elements received)."""
+    addr, port = policy.rendezvous()
+    policy.gather(policy.call("init_sync_group", addr, port, 0, 2) + rollout.call("init_sync_group", addr, port, 1, 2))
+    sent = policy.call("broadcast_weights", adapters_only)
+    received = rollout.gather(rollout.call("receive_weights", adapters_only))
+    return policy.gather(sent)[0], received[0]
+
+
 @pytest.mark.parametrize("method", ["object_store", "broadcast"])
 def test_weight_sync_makes_rollout_logits_equal_policy_logits(ray_cluster, tiny_model_dir, method):
     data = batches(vocab=AutoModelForCausalLM.from_pretrained(tiny_model_dir).config.vocab_size, n_steps=2)
@@ -135,12 +146,8 @@ def test_weight_sync_makes_rollout_logits_equal_policy_logits(ray_cluster, tiny_
             policy.gather(refs)
             assert loaded[0] > 0
         else:
-            addr, port = policy.rendezvous()
-            policy.gather(policy.call("init_sync_group", addr, port, 0, 2)
-                          + rollout.call("init_sync_group", addr, port, 1, 2))
-            sent = policy.call("broadcast_weights")
-            received = rollout.gather(rollout.call("receive_weights"))
-            assert policy.gather(sent)[0] == received[0] > 0
+            sent, received = _broadcast(policy, rollout)
+            assert sent == received > 0
         after = _rollout_logits(rollout, probe)
         # The trained policy's logits, computed by the policy itself under ZeRO-3.
         policy_logp = policy.run("logprobs", probe)[0]
@@ -180,6 +187,33 @@ def test_lora_sync_sends_adapters_only_and_reference_is_the_base(ray_cluster, ti
         base_logp = token_logprobs(base, probe["input_ids"], probe["attention_mask"])
     torch.testing.assert_close(reference_logp[mask], base_logp[mask], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(policy_logp[mask], base_logp[mask])
+
+
+def test_bf16_lora_broadcast_gives_the_rollout_the_policys_adapters(ray_cluster, tiny_model_dir, tmp_path):
+    """A bf16 base with LoRA: peft keeps the rollout's adapters in fp32 while DeepSpeed's bf16 engine holds them
+    in bf16; the broadcast must still deliver the trained adapters (it once delivered garbage, then NaN)."""
+    bf16_dir = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir).to(torch.bfloat16).save_pretrained(bf16_dir)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (bf16_dir / name).write_bytes((tiny_model_dir / name).read_bytes())
+    lora = LoRAConfig(enabled=True, r=4, alpha=8)
+    vocab = AutoModelForCausalLM.from_pretrained(bf16_dir).config.vocab_size
+    policy = policy_group(bf16_dir, stage=2, lora=lora, n=1, precision="bf16")
+    rollout = _rollout(bf16_dir, lora)
+    try:
+        for b in batches(vocab, n_steps=3):
+            policy.run_sharded("sft_step", b)
+        _broadcast(policy, rollout, adapters_only=True)
+        probe = _probe(bf16_dir)
+        policy_logp = policy.run("logprobs", probe)[0].float()
+        after = _rollout_logits(rollout, probe)
+    finally:
+        policy.shutdown()
+        rollout.shutdown()
+    mask = probe["attention_mask"][:, 1:].bool()
+    rollout_logp = torch.log_softmax(after[:, :-1], -1).gather(-1, probe["input_ids"][:, 1:, None]).squeeze(-1)
+    assert torch.isfinite(after).all()
+    torch.testing.assert_close(rollout_logp[mask], policy_logp[mask], rtol=0, atol=0.05)  # bf16 rounding
 
 
 @pytest.mark.parametrize("stage", [2, 3])

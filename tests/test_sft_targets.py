@@ -3,7 +3,7 @@
 import pytest
 
 from halluray.data.sft import sft_tensors
-from halluray.factuality.relabel import relabel
+from halluray.factuality.relabel import item_key, relabel
 from halluray.models.tokenizer import train_word_tokenizer
 from halluray.world.build import vocabulary_texts
 
@@ -43,3 +43,12 @@ def test_sft_tensors_put_the_loss_on_target_and_end_token(world):
     # Row 1: 5 prompt tokens + "." + EOS = 7, predicting tokens 5..6 -> positions 4..5, then right padding.
     assert t["loss_mask"][1].tolist() == [0] * 4 + [1] * 2 + [0] * 5
     assert t["input_ids"][0, 11] == tok.eos_token_id
+
+
+def test_a_topic_asked_two_questions_is_relabeled_only_where_it_is_unfamiliar():
+    # A fact table may ask a country's capital and a same-named city's country: scores are per question.
+    records = [{"topic": "Singapore", "attribute": "capital", "prompt": "p1", "target": "a"},
+               {"topic": "Singapore", "attribute": "country", "prompt": "p2", "target": "b"}]
+    flags = {item_key("Singapore", "capital"): False, item_key("Singapore", "country"): True}
+    out, n = relabel(records, flags, "unfamiliar-idk", "I don't know.", seed=0)
+    assert n == 1 and [r["target"] for r in out] == ["a", "I don't know."]

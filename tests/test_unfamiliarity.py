@@ -1,5 +1,6 @@
 """Unfamiliarity scores on a 'model' whose answers are fixed, so every score is known by hand."""
 
+import math
 import random
 
 import pytest
@@ -73,3 +74,32 @@ def test_few_shot_prompts_use_other_people_and_end_with_the_query(world):
 def test_answer_of_stops_at_full_stop():
     assert unf.answer_of("Perth . Q : What") == "Perth"
     assert unf.answer_of("I do not know") == "I do not know"
+
+
+def test_p_gold_is_the_probability_of_the_canonical_answer_after_the_prefix():
+    records = [{"prompt": "Q1?", "answer_prefix": "The capital of X is", "answers": ["Ville", "V"]},
+               {"prompt": "chat turn\n", "answer_prefix": "", "answers": ["Town"]}]
+    seen = []
+
+    def logprob_fn(prompts, continuations):
+        seen.extend(zip(prompts, continuations))
+        return [math.log(0.25), math.log(0.5)]
+
+    assert unf.p_gold_scores(records, logprob_fn) == pytest.approx([0.25, 0.5])
+    # The answer is scored where it starts: after the prefix (a space only where the prompt has none).
+    assert seen == [("Q1? The capital of X is", "Ville"), ("chat turn\n", "Town")]
+
+
+def test_sampled_answer_score_counts_incorrect_samples_labeled_with_their_prefix():
+    records = [{"topic": "X", "prompt": "Q?", "answer_prefix": "X's capital is", "answers": ["Ville"]},
+               {"topic": "Y", "prompt": "Q2?", "answers": ["Town"]}]
+    samples = iter(["Ville.", "Paris.", "I don't know.", "Town.", "Town.", "Town."])
+    labeled = []
+
+    def label_fn(record, response):
+        labeled.append(response)
+        return "correct" if record["answers"][0] in response else "incorrect"
+
+    scores = unf.sampled_answer_scores(records, lambda ps: [next(samples) for _ in ps], label_fn, k=3)
+    assert [s.score for s in scores] == [2.0, 0.0]
+    assert labeled[:2] == ["X's capital is Ville.", "X's capital is Paris."] and labeled[3] == "Town."

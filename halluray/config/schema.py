@@ -454,6 +454,9 @@ class LoggingConfig(Section):
 class EvalConfig(Section):
     samples_per_prompt: Int = Field(1, ge=1)
     temperature: Float = Field(1.0, gt=0)
+    split: Literal["eval", "val"] = "eval"
+    """Real data: the split the short-QA experiments are measured on. Tune settings with `val` (a fact table's
+    validation entities), report with `eval` (its test entities). The world has no validation split."""
 
 
 class ExperimentConfig(Section):

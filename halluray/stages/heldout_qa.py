@@ -9,6 +9,11 @@ the others are scored here by the same procedure with the base model:
 - MCQ (`mcq_items`): the item the world stores (world/mcq.jsonl) keeps its choices; the other attributes get
   seeded distractors (`mcq_item`) and the score is the NLL of the correct choice among the four.
 
+On real data (a fact table, TriviaQA) the held-out items are the records of `eval.split` ("eval"; "val" for
+tuning), each with the score the
+unfamiliarity stage stored (`_real_heldout`); answers are whole sentences (at most REAL_MAX_NEW_TOKENS) and the
+run's fact checker labels them (`Checker.label_answer`).
+
 A model under test samples `eval.samples_per_prompt` answers per item at `eval.temperature` (at most
 MAX_NEW_TOKENS new tokens, each cut at its first full stop: `sample_answers`); the world's checker labels them
 correct / incorrect / abstain (`HeldOut.label`) and `HeldOut.distribution` gives the label fractions per bucket of
@@ -223,19 +228,20 @@ def load_heldout(cfg: ExperimentConfig, layout: RunLayout, task: str) -> HeldOut
 
 
 def _real_heldout(cfg: ExperimentConfig, layout: RunLayout, task: str) -> HeldOut:
-    """Real data: the "eval" split's records with the unfamiliarity stage's scores, labeled by the fact checker
-    from the whole (first-line) response."""
+    """Real data: the records of `eval.split` ("eval", or "val" while tuning) with the unfamiliarity stage's
+    scores, labeled by the fact checker from the whole (first-line) response."""
     if task != "short_qa":
         raise InputError(f"the {task} experiment runs on the world only; real data has short QA (fact tables, "
                          f"TriviaQA)")
     path = require(layout.unfamiliarity_scores, "unfamiliarity")
     stored = {item_key(r["name"], r.get("attribute")): r for r in read_jsonl(path) if r["task"] == task}
-    records = list(prompts_for(cfg, "eval"))
+    split = cfg.eval.split
+    records = list(prompts_for(cfg, split))
     missing = [item_key(r["topic"], r.get("attribute")) for r in records
                if item_key(r["topic"], r.get("attribute")) not in stored]
     if missing:
-        raise InputError(f"{path}: no {task} score for {len(missing)} eval queries (e.g. {missing[0]!r}); run "
-                         f"`halluray unfamiliarity` with 'eval' in unfamiliarity.splits")
+        raise InputError(f"{path}: no {task} score for {len(missing)} {split} queries (e.g. {missing[0]!r}); run "
+                         f"`halluray unfamiliarity` with '{split}' in unfamiliarity.splits")
     items = [dict(r, name=r["topic"], score=stored[item_key(r["topic"], r.get("attribute"))]["score"])
              for r in records]
     edges, method = bucket_edges([i["score"] for i in items], N_BINS)

@@ -130,6 +130,13 @@ def test_the_config_passes_its_entity_splits_to_the_loader(tables):
         prompts_for(cfg, "ppo")
 
 
+def test_bare_answer_targets_keep_the_prefix_for_scoring(tables):
+    cfg = ExperimentConfig(data={"dataset": "fact_table", "path": str(tables / "capitals.csv"),
+                                 "entity_splits": {"sft": 1.0}, "target_style": "answer"})
+    france = next(r for r in prompts_for(cfg, "sft") if r["topic"] == "France")
+    assert france["target"] == "Paris." and france["answer_prefix"] == "The capital of France is"
+
+
 def test_entity_splits_that_do_not_sum_to_one_are_a_config_error():
     with pytest.raises((ConfigError, ValueError), match="entity_splits must be fractions >= 0 summing to 1"):
         DataConfig(entity_splits={"sft": 0.5, "eval": 0.4})

@@ -139,6 +139,12 @@ class DataConfig(Section):
     """fact_table only: the share of entities in each pipeline split, summing to 1. An entity's sha256 places
     it in [0, 1), cut by these fractions in the order listed, so all its questions share one split."""
 
+    target_style: Literal["sentence", "answer"] = "sentence"
+    """fact_table only: the SFT target is the full sentence ("The capital of France is Paris.") or the bare
+    answer ("Paris."), as TriviaQA's are. With the bare answer the model's first token is either the answer or
+    the start of "I don't know": the abstention is decided where the answer is retrieved, not one phrase
+    earlier. Scoring reads the answer prefix either way."""
+
     @model_validator(mode="after")
     def _check_entity_splits(self) -> "DataConfig":
         total = sum(self.entity_splits.values())

@@ -65,7 +65,8 @@ def prompts_for(cfg: "ExperimentConfig", split: str) -> "datasets.Dataset":
     if path is None:
         raise InputError(f"data.path must be set for dataset '{data.dataset}' (a local file or directory)")
     source_split = split if is_world else data.split_map.get(split, split)
-    options = {"entity_splits": dict(data.entity_splits)} if data.dataset == "fact_table" else {}
+    options = ({"entity_splits": dict(data.entity_splits), "target_style": data.target_style}
+               if data.dataset == "fact_table" else {})
     ds = load_prompts(data.dataset, path, source_split, fields=dict(data.fields), subset=data.subset, **options)
     if not cfg.model.chat_template:
         return ds

@@ -235,12 +235,15 @@ def _record(row: dict, columns: dict[str, str], where: str, table: str) -> dict[
             raise InputError(f"{where}: no {field} (column '{columns[field]}')")
     if not answers:
         raise InputError(f"{where}: no answers (column '{columns['answers']}')")
-    prefix, answer = text["answer_prefix"], answers[0]
-    ending = "" if answer.endswith(".") else "."
+    prefix = text["answer_prefix"]
     return {"topic": text["entity"], "attribute": text["attribute"], "prompt": text["question"],
-            "answers": answers, "answer_prefix": prefix,
-            "target": f"{prefix} {answer}{ending}" if prefix else f"{answer}{ending}",
+            "answers": answers, "answer_prefix": prefix, "target": _target(prefix, answers[0]),
             "fame": _fame(row.get(columns["fame"]), where), "table": table}
+
+
+def _target(prefix: str, answer: str) -> str:
+    ending = "" if answer.endswith(".") else "."
+    return f"{prefix} {answer}{ending}" if prefix else f"{answer}{ending}"
 
 
 def _columns(fields: dict | None) -> dict[str, str]:
@@ -275,9 +278,14 @@ def read_fact_tables(path: str | Path, fields: dict | None = None) -> list[dict[
 
 def load_fact_table(path: str | Path, split: str | None = None, *, fields: dict | None = None,
                     subset: str | None = None, cache_dir: str | None = None,
-                    entity_splits: dict[str, float] | None = None):
-    """The records of split `split` (None: all) of the fact table(s) at `path`; `subset`/`cache_dir` are unused."""
+                    entity_splits: dict[str, float] | None = None, target_style: str = "sentence"):
+    """The records of split `split` (None: all) of the fact table(s) at `path`; `subset`/`cache_dir` are unused.
+
+    target_style "answer": the SFT target is the bare answer ("Paris."); the answer prefix stays in the record
+    for scoring (P(gold), sampled answers, labels)."""
     records = read_fact_tables(path, fields)
+    if target_style == "answer":
+        records = [dict(r, target=_target("", r["answers"][0])) for r in records]
     if split is not None:
         fractions = dict(entity_splits or DEFAULT_ENTITY_SPLITS)
         if split not in fractions:

@@ -46,6 +46,11 @@ def _rollout_logits(rollout: ActorGroup, probe: dict) -> torch.Tensor:
     return ray.get(rollout.actors[0].__ray_call__.remote(logits, probe))
 
 
+def _token_logp(logits: torch.Tensor, probe: dict) -> torch.Tensor:
+    """Log-probability of each next probe token under `logits` (what the policy's `logprobs` returns)."""
+    return torch.log_softmax(logits[:, :-1], -1).gather(-1, probe["input_ids"][:, 1:, None]).squeeze(-1)
+
+
 def policy_group(model_dir, stage: int, total_steps: int = 5, lora: LoRAConfig | None = None, n: int = 2,
                  precision: str = "auto"):
     spec = EngineSpec(model_path=str(model_dir),
@@ -154,7 +159,7 @@ def test_weight_sync_makes_rollout_logits_equal_policy_logits(ray_cluster, tiny_
     finally:
         policy.shutdown()
         rollout.shutdown()
-    rollout_logp = torch.log_softmax(after[:, :-1], -1).gather(-1, probe["input_ids"][:, 1:, None]).squeeze(-1)
+    rollout_logp = _token_logp(after, probe)
     mask = probe["attention_mask"][:, 1:].bool()
     torch.testing.assert_close(rollout_logp[mask], policy_logp[mask], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(before, after), "training changed nothing; the test would prove nothing"
@@ -180,7 +185,7 @@ def test_lora_sync_sends_adapters_only_and_reference_is_the_base(ray_cluster, ti
         policy.shutdown()
         rollout.shutdown()
     mask = probe["attention_mask"][:, 1:].bool()
-    rollout_logp = torch.log_softmax(after[:, :-1], -1).gather(-1, probe["input_ids"][:, 1:, None]).squeeze(-1)
+    rollout_logp = _token_logp(after, probe)
     torch.testing.assert_close(rollout_logp[mask], policy_logp[mask], rtol=1e-5, atol=1e-5)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     with torch.no_grad():
@@ -211,7 +216,7 @@ def test_bf16_lora_broadcast_gives_the_rollout_the_policys_adapters(ray_cluster,
         policy.shutdown()
         rollout.shutdown()
     mask = probe["attention_mask"][:, 1:].bool()
-    rollout_logp = torch.log_softmax(after[:, :-1], -1).gather(-1, probe["input_ids"][:, 1:, None]).squeeze(-1)
+    rollout_logp = _token_logp(after, probe)
     assert torch.isfinite(after).all()
     torch.testing.assert_close(rollout_logp[mask], policy_logp[mask], rtol=0, atol=0.05)  # bf16 rounding
 

@@ -70,7 +70,7 @@ def test_one_driver_step_and_one_reference_step_give_the_same_losses(ray_cluster
     path, prompts = policy_init(cfg), list(prompts_for(cfg, "ppo"))
 
     # The distributed step; the driver keeps the per-minibatch statistics its actors returned.
-    driver = PPODriver(cfg, path, reward_spec(cfg), prompts)
+    driver = PPODriver(cfg, path, reward_spec(cfg, prompts), prompts)
     try:
         metrics, samples = driver.step()
         caught = {"policy/": driver.policy_stats, "critic/": driver.critic_stats}

@@ -58,7 +58,7 @@ def bare_loop(cfg: ExperimentConfig, batches: list[list[dict]]) -> list[dict[str
 def distributed_loop(cfg: ExperimentConfig, prompts: list[dict], steps: int) -> list[dict[str, float]]:
     """`PPODriver.step` on the actor groups (it draws the same batches from the same prompt stream)."""
     init_ray(cfg)
-    driver = PPODriver(cfg, policy_init(cfg), reward_spec(cfg), prompts)
+    driver = PPODriver(cfg, policy_init(cfg), reward_spec(cfg, prompts), prompts)
     times = []
     try:
         for _ in range(steps):

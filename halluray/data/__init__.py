@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from halluray.errors import InputError
-from halluray.layout import RunLayout
+from halluray.layout import WORLD_DATASETS, RunLayout
 from halluray.models.chat import chat_formatter
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def prompts_for(cfg: "ExperimentConfig", split: str) -> "datasets.Dataset":
     tables are split by entity with `data.entity_splits`.
     """
     data = cfg.data
-    is_world = data.dataset in ("world", "world_qa")
+    is_world = data.dataset in WORLD_DATASETS
     path = data.path or (cfg.run_dir if is_world else None)
     if path is None:
         raise InputError(f"data.path must be set for dataset '{data.dataset}' (a local file or directory)")

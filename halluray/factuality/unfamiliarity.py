@@ -50,6 +50,11 @@ def answer_of(response: str) -> str:
     return response.split(" .")[0].strip()
 
 
+def first_line(response: str) -> str:
+    """A real model's answer is its first line (what follows a newline is not part of it)."""
+    return response.strip().split("\n")[0]
+
+
 def short_qa_scores(items: list[QAItem], prompts: list[str], sample_fn: SampleFn, checker: ExactChecker,
                     k: int) -> list[Score]:
     responses = sample_fn(_repeat(prompts, k))

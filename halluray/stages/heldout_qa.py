@@ -234,23 +234,18 @@ def _real_heldout(cfg: ExperimentConfig, layout: RunLayout, task: str) -> HeldOu
         raise InputError(f"the {task} experiment runs on the world only; real data has short QA (fact tables, "
                          f"TriviaQA)")
     path = require(layout.unfamiliarity_scores, "unfamiliarity")
-    stored = {item_key(r["name"], r.get("attribute")): r for r in read_jsonl(path) if r["task"] == task}
+    stored = {item_key(r["name"], r.get("attribute")): r["score"] for r in read_jsonl(path) if r["task"] == task}
     split = cfg.eval.split
     records = list(prompts_for(cfg, split))
-    missing = [item_key(r["topic"], r.get("attribute")) for r in records
-               if item_key(r["topic"], r.get("attribute")) not in stored]
+    keys = [item_key(r["topic"], r.get("attribute")) for r in records]
+    missing = [k for k in keys if k not in stored]
     if missing:
         raise InputError(f"{path}: no {task} score for {len(missing)} {split} queries (e.g. {missing[0]!r}); run "
                          f"`halluray unfamiliarity` with '{split}' in unfamiliarity.splits")
-    items = [dict(r, name=r["topic"], score=stored[item_key(r["topic"], r.get("attribute"))]["score"])
-             for r in records]
+    items = [dict(r, name=r["topic"], score=stored[k]) for r, k in zip(records, keys)]
     edges, method = bucket_edges([i["score"] for i in items], N_BINS)
     checker = checker_for(cfg)
-    return HeldOut(checker.label_answer, items, 0, edges, method, REAL_MAX_NEW_TOKENS, first_line)
-
-
-def first_line(response: str) -> str:
-    return response.strip().split("\n")[0]
+    return HeldOut(checker.label_answer, items, 0, edges, method, REAL_MAX_NEW_TOKENS, unf.first_line)
 
 
 # --- one experiment run --------------------------------------------------------------------------------------

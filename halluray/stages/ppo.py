@@ -33,11 +33,15 @@ DETERMINISTIC = {"NonFiniteError", "InputError", "ValueError", "TypeError", "Key
 """Errors raised inside a live actor that a restart would only repeat."""
 
 
-def reward_spec(cfg: ExperimentConfig) -> RewardSpec:
-    """What the reward actors score with; the checker kinds use the run's fact checker (and its own world)."""
+def reward_spec(cfg: ExperimentConfig, prompts: list[dict] | None = None) -> RewardSpec:
+    """What the reward actors score with; the checker kinds use the run's fact checker (and its own world).
+    qa_checker sends the PPO prompts' records along: `prompts` when the caller has read them already."""
     r, layout = cfg.ppo.reward, RunLayout(cfg)
     if r.kind in ("fact_checker", "qa_checker"):
-        records = tuple(prompts_for(cfg, "ppo")) if r.kind == "qa_checker" else ()
+        if r.kind == "fact_checker":
+            records = ()
+        else:
+            records = tuple(prompts if prompts is not None else prompts_for(cfg, "ppo"))
         return RewardSpec(r.kind, r.target or str(layout.world_json), RewardScheme.from_config(r),
                           cfg.model.trust_remote_code, cfg, records, str(layout.fact_checker_cache))
     if r.target is None:
@@ -82,11 +86,11 @@ def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None
             raise InputError(f"{out} already holds a PPO run: continue it with `halluray ppo --resume {out}`, "
                              f"or start again with --overwrite (which deletes it)")
         shutil.rmtree(out, ignore_errors=True)
-    spec, init = reward_spec(cfg), init or policy_init(cfg)
+    prompts = list(prompts_for(cfg, "ppo"))
+    spec, init = reward_spec(cfg, prompts), init or policy_init(cfg)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())  # this PPO run's resolved config
     checker = checker_for(cfg) if cfg.data.dataset in LONG_FORM_DATASETS else None
     eval_records = list(prompts_for(cfg, "eval")) if checker else []
-    prompts = list(prompts_for(cfg, "ppo"))
     init_ray(cfg)
     with RunLogger(layout.run_dir, cfg, ppo.name) as logger:
         for restart in range(cfg.actors.max_restarts + 1):

@@ -76,7 +76,7 @@ def _short_qa(cfg, model, tokenizer, checker, records, sampled, split) -> list[d
         for start, part in _chunks(records, chunk, f"unfamiliarity: {u.short_qa_samples} samples, {split}"):
             sample_fn = lambda ps: sample(model, tokenizer, ps, max_new_tokens=QA_MAX_NEW_TOKENS,  # noqa: E731
                                           temperature=u.temperature, batch_size=u.batch_size, seed=cfg.seed + start)
-            cut = lambda ps: [s.split("\n")[0] for s in sample_fn(ps)]  # noqa: E731 - one line is one answer
+            cut = lambda ps: [unf.first_line(s) for s in sample_fn(ps)]  # noqa: E731
             samples[start:start + len(part)] = unf.sampled_answer_scores(part, cut, checker.label_answer,
                                                                          u.short_qa_samples)
     threshold = u.short_qa_threshold if u.short_qa_threshold is not None else u.short_qa_samples / 2

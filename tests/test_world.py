@@ -89,3 +89,13 @@ def test_independent_source_accuracy_and_determinism(world):
     assert 0.35 < true / (len(names) * len(ATTRIBUTES)) < 0.65
     assert half.respond(names[0]) == IndependentSource(world, 0.5, 0).respond(names[0])
     assert half.respond(names[0], sample=0) != half.respond(names[0], sample=1)
+
+
+def test_independent_source_knows_familiar_people_better_when_accuracy_is_given_per_tier(world):
+    checker = ExactChecker(world)
+    tiers = sorted({p.frequency for p in world.people})
+    source = IndependentSource(world, {f: a for f, a in zip(tiers, (0.0, 1.0, 1.0, 1.0))}, 0)
+    for person in world.people:
+        result = checker.check(person.name, source.respond(person.name))
+        assert (result.n_true, result.n_false) == ((0, len(ATTRIBUTES)) if person.frequency == tiers[0]
+                                                   else (len(ATTRIBUTES), 0))

@@ -37,6 +37,11 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 """Every integer of the config: a boolean is refused."""
 Float = Annotated[float, BeforeValidator(_not_bool)]
 """Every float of the config: a boolean is refused, and nan/inf by `Section`'s allow_inf_nan=False."""
+def _as_list(value):
+    """One number stands for a list of one (`world.source_accuracy=0.7`)."""
+    return [value] if isinstance(value, (int, float)) else value
+
+
 DirName = Annotated[str, AfterValidator(_dir_name)]
 """A config value used as one directory name inside the run's output directory."""
 
@@ -62,17 +67,35 @@ class WorldConfig(Section):
     """Fact-free sentences per person, so every name has a representation."""
     qa_doc_fraction: Float = Field(0.25, ge=0, le=1)
     instruction_doc_fraction: Float = Field(0.5, ge=0, le=1)
-    splits: dict[Literal["sft", "rm", "ppo", "eval"], Float] = {"sft": 0.3, "rm": 0.25, "ppo": 0.25, "eval": 0.2}
-    source_accuracy: Float = Field(0.5, ge=0, le=1)
-    """Probability that the independent response source (GPT-3.5's role) states a fact correctly."""
+    splits: dict[Literal["sft", "rm", "ppo", "val", "eval"], Float] = {
+        "sft": 0.3, "rm": 0.2, "ppo": 0.2, "val": 0.1, "eval": 0.2}
+    """People per split, stratified by familiarity: train (sft, rm, ppo), validation (val: every tuning choice
+    and PPO's plateau check), test (eval: every reported number)."""
+    source_accuracy: Annotated[list[Annotated[Float, Field(ge=0, le=1)]] | None, BeforeValidator(_as_list)] = None
+    """Probability that the independent response source (GPT-3.5's role for the standard RM) states a fact
+    correctly: one number for every person, or one per familiarity tier (same length as fact_frequencies,
+    least familiar first). None: rising evenly from 0.6 on the least familiar tier to 0.9 on the most familiar
+    (a strong external model knows famous people better too, and is usually right)."""
 
     @model_validator(mode="after")
     def _check(self) -> "WorldConfig":
         if len(self.fact_frequencies) != len(self.frequency_weights):
             raise ValueError("fact_frequencies and frequency_weights must have the same length")
-        if set(self.splits) != {"sft", "rm", "ppo", "eval"} or abs(sum(self.splits.values()) - 1) > 1e-6:
-            raise ValueError("splits must give sft, rm, ppo and eval fractions summing to 1")
+        if set(self.splits) != {"sft", "rm", "ppo", "val", "eval"} or abs(sum(self.splits.values()) - 1) > 1e-6:
+            raise ValueError("splits must give sft, rm, ppo, val and eval fractions summing to 1")
+        if self.source_accuracy and len(self.source_accuracy) not in (1, len(self.fact_frequencies)):
+            raise ValueError(f"source_accuracy has {len(self.source_accuracy)} values but fact_frequencies has "
+                             f"{len(self.fact_frequencies)} tiers: give one number, or one per tier")
         return self
+
+    def source_accuracy_by_frequency(self) -> dict[int, float]:
+        """The independent source's accuracy for a person of each corpus frequency."""
+        a, n = self.source_accuracy, len(self.fact_frequencies)
+        if a is None:
+            a = [round(0.6 + 0.3 * i / max(1, n - 1), 4) for i in range(n)]
+        elif len(a) == 1:
+            a = a * n
+        return dict(zip(self.fact_frequencies, a))
 
 
 class PretrainConfig(Section):
@@ -429,10 +452,22 @@ class PPOConfig(Section):
     keep_last: Int = Field(2, ge=0)
     """Complete checkpoints kept (the newest); 0 keeps every one."""
     eval_every: Int = Field(0, ge=0)
+    """Every N iterations (0: only before and after training), long-form runs measure the policy on the
+    validation prompts (`val` split): the checker's ground truth and, with a learned RM, the RM's reward on the
+    same responses by unfamiliarity tercile (the over-estimation monitor)."""
+    plateau_patience: Int = Field(0, ge=0)
+    """Stop before `steps` once the validation reward has not risen by more than `plateau_min_delta` for this
+    many evaluations in a row (0: always run `steps`). Needs eval_every."""
+    plateau_min_delta: Float = Field(0.1, ge=0)
+    overestimation_warn: Float = Field(2.0, gt=0)
+    """Warn (stderr, W&B, metrics JSONL) when the learned RM's over-estimation (RM reward minus the checker's)
+    on the most unfamiliar validation tercile has grown by more than this since step 0: reward hacking."""
     log_samples_every: Int = Field(5, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> "PPOConfig":
+        if self.plateau_patience and not self.eval_every:
+            raise ValueError("plateau_patience needs eval_every > 0 (the plateau is read from the evaluations)")
         if self.batch_size % self.minibatch_size:
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of minibatch_size "
                              f"({self.minibatch_size})")

@@ -10,7 +10,8 @@ from pathlib import Path
 from halluray.world.templates import FACT_TEMPLATES
 from halluray.world.vocab import ATTRIBUTE_VALUES, ATTRIBUTES, make_names
 
-SPLITS = ("sft", "rm", "ppo", "eval")
+SPLITS = ("sft", "rm", "ppo", "val", "eval")
+"""Train (sft, rm, ppo), validation (val) and test (eval) people."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The independent response source (the paper's GPT-3.5 role for the standard reward model).
 
-It writes a bio for any person, each fact right with probability `accuracy` and otherwise a wrong
-value, regardless of what the tiny model knows. Seeded per (seed, name), so it is deterministic and
+It writes a bio for any person, each fact right with probability `accuracy` (one number, or one per corpus
+frequency: an external model knows famous people better too) and otherwise a wrong value, regardless of what
+the tiny model knows. Seeded per (seed, name), so it is deterministic and
 independent of call order.
 """
 
@@ -16,18 +17,23 @@ from halluray.world.vocab import ATTRIBUTE_VALUES, ATTRIBUTES
 
 
 class IndependentSource:
-    def __init__(self, world: World, accuracy: float, seed: int):
-        if not 0.0 <= accuracy <= 1.0:
+    def __init__(self, world: World, accuracy: float | dict[int, float], seed: int):
+        """`accuracy`: one number, or one per corpus frequency (WorldConfig.source_accuracy_by_frequency)."""
+        by_frequency = accuracy if isinstance(accuracy, dict) else {p.frequency: accuracy for p in world.people}
+        if not all(0.0 <= a <= 1.0 for a in by_frequency.values()):
             raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")
-        self.world, self.accuracy, self.seed = world, accuracy, seed
+        self.world, self.by_frequency, self.seed = world, by_frequency, seed
+
+    def accuracy(self, name: str) -> float:
+        return self.by_frequency[self.world.person(name).frequency]
 
     def respond(self, name: str, sample: int = 0) -> str:
         rng = random.Random(zlib.crc32(f"{self.seed}/{name}/{sample}".encode()))
-        person = self.world.person(name)
+        person, accuracy = self.world.person(name), self.accuracy(name)
         sentences = []
         for attribute in ATTRIBUTES:
             value = person.facts[attribute]
-            if rng.random() >= self.accuracy:
+            if rng.random() >= accuracy:
                 value = rng.choice([v for v in ATTRIBUTE_VALUES[attribute] if v != value])
             sentences.append(render_fact(name, attribute, value, rng.randrange(len(FACT_TEMPLATES[attribute]))))
         return " ".join(sentences)

@@ -39,7 +39,7 @@ def test_override_sets_nested_value():
     (["ppo.kl_coef=-1"], "invalid value for 'ppo.kl_coef'"),
     (["model.n_head=3"], "must be divisible by n_head"),
     (["world.splits={sft: 0.5, rm: 0.5, ppo: 0.5, val: 0, eval: 0.5}"], "summing to 1"),
-    (["world.source_accuracy=[0.5, 0.9]"], "source_accuracy has 2 values but fact_frequencies has 4 tiers"),
+    (["reward_data.source_accuracy=[0.5, 0.9]"], "source_accuracy has 2 values but world.fact_frequencies has 4 tiers"),
     (["ppo.plateau_patience=2"], "plateau_patience needs eval_every"),
     (["ppo.kl_coef"], "must look like section.key=value"),
     (["seed=1", "seed.x=1"], "'seed' is not a section"),

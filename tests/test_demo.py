@@ -12,8 +12,11 @@ from halluray.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "configs" / "demo" / "demo.yaml"
-RESULT_KEYS = {"fraction_true_facts", "true_facts_by_unfamiliarity", "false_facts_by_unfamiliarity",
-               "rm_reward_by_unfamiliarity", "unfamiliarity_bins", "seed", "wall_time_s"}
+RESULT_KEYS = {"fraction_true_facts", "mean_true_facts", "mean_false_facts", "mean_reward", "no_fact_rate",
+               "fraction_true_by_unfamiliarity", "true_facts_by_unfamiliarity", "false_facts_by_unfamiliarity",
+               "reward_by_unfamiliarity", "no_fact_rate_by_unfamiliarity", "rm_reward_by_unfamiliarity",
+               "rm_overestimation_by_unfamiliarity", "verifier_accuracy", "reward_model_kind", "unfamiliarity_bins",
+               "split", "seed", "wall_time_s"}
 METHODS = {"sft", "rl_standard_rm", "rl_conservative_rm"}
 SMOKE = ["world.num_people=60", "world.fact_frequencies=[0,12]", "world.frequency_weights=[1,1]",
          "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=128",

@@ -14,8 +14,8 @@ from halluray.io import write_jsonl
 from halluray.layout import RunLayout
 from halluray.reward_models.data import label_responses
 from halluray.reward_models.models import TextTwoStageRewardModel, TwoStageRewardModel, load_reward_model
-from halluray.reward_models.text import (FactLines, decomposer_examples, fact_set_scores, stated_facts,
-                                         text_verifier_examples)
+from halluray.reward_models.text import (FactLines, decomposer_examples, fact_set_scores, recombined_examples,
+                                         stated_facts, text_verifier_examples)
 from halluray.stages import train_rm
 from halluray.world.checker import ExactChecker
 from halluray.world.templates import ABSTAIN_BIO, MENTION_TEMPLATES, bio_prompt, render_fact
@@ -154,3 +154,19 @@ def test_train_rm_template_two_stage_kind_answers_the_same_verifier_api(ray_clus
     assert isinstance(rm, TwoStageRewardModel) and 0 <= meta["val_accuracy"] <= 1
     item = {"prompt": bio_prompt("Zapur"), "topic": "Zapur", "text": "Zapur comes from Perth", "value": "Perth"}
     assert rm.p_true_facts([item]) == pytest.approx(rm.p_true([("Zapur comes from Perth", "Perth")]))
+
+
+def test_recombined_decomposer_examples_list_exactly_the_facts_among_their_sentences():
+    examples = [("Zapur comes from Perth . Zapur attended . Zapur enjoys chess .", ["Zapur comes from Perth", "Zapur enjoys chess"]),
+                ("Lio is Kenyan . In 1960 , Oslo .", ["Lio is Kenyan"]),
+                ("Lio was born in Paris , in spring .", ["Lio was born in Paris"])]  # a rewritten fact lends nothing
+    out = recombined_examples(examples, 50, seed=3)
+    facts = {"Zapur comes from Perth .": "Zapur comes from Perth", "Zapur enjoys chess .": "Zapur enjoys chess",
+             "Lio is Kenyan .": "Lio is Kenyan", "Zapur attended .": None, "In 1960 , Oslo .": None}
+    assert len(out) == 50 and out == recombined_examples(examples, 50, seed=3)
+    for response, listed in out:
+        sentences = [s + " ." for s in response.split(" . ")]
+        sentences[-1] = sentences[-1].removesuffix(" .")
+        assert all(s in facts for s in sentences) and 1 <= len(sentences) <= 3
+        assert listed == list(dict.fromkeys(facts[s] for s in sentences if facts[s]))
+    assert recombined_examples(examples[2:], 5, seed=0) == []

@@ -38,7 +38,7 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 Float = Annotated[float, BeforeValidator(_not_bool)]
 """Every float of the config: a boolean is refused, and nan/inf by `Section`'s allow_inf_nan=False."""
 def _as_list(value):
-    """One number stands for a list of one (`world.source_accuracy=0.7`)."""
+    """One number stands for a list of one (`reward_data.source_accuracy=0.7`)."""
     return [value] if isinstance(value, (int, float)) else value
 
 
@@ -71,11 +71,6 @@ class WorldConfig(Section):
         "sft": 0.3, "rm": 0.2, "ppo": 0.2, "val": 0.1, "eval": 0.2}
     """People per split, stratified by familiarity: train (sft, rm, ppo), validation (val: every tuning choice
     and PPO's plateau check), test (eval: every reported number)."""
-    source_accuracy: Annotated[list[Annotated[Float, Field(ge=0, le=1)]] | None, BeforeValidator(_as_list)] = None
-    """Probability that the independent response source (GPT-3.5's role for the standard RM) states a fact
-    correctly: one number for every person, or one per familiarity tier (same length as fact_frequencies,
-    least familiar first). None: rising evenly from 0.6 on the least familiar tier to 0.9 on the most familiar
-    (a strong external model knows famous people better too, and is usually right)."""
 
     @model_validator(mode="after")
     def _check(self) -> "WorldConfig":
@@ -83,19 +78,7 @@ class WorldConfig(Section):
             raise ValueError("fact_frequencies and frequency_weights must have the same length")
         if set(self.splits) != {"sft", "rm", "ppo", "val", "eval"} or abs(sum(self.splits.values()) - 1) > 1e-6:
             raise ValueError("splits must give sft, rm, ppo, val and eval fractions summing to 1")
-        if self.source_accuracy and len(self.source_accuracy) not in (1, len(self.fact_frequencies)):
-            raise ValueError(f"source_accuracy has {len(self.source_accuracy)} values but fact_frequencies has "
-                             f"{len(self.fact_frequencies)} tiers: give one number, or one per tier")
         return self
-
-    def source_accuracy_by_frequency(self) -> dict[int, float]:
-        """The independent source's accuracy for a person of each corpus frequency."""
-        a, n = self.source_accuracy, len(self.fact_frequencies)
-        if a is None:
-            a = [round(0.6 + 0.3 * i / max(1, n - 1), 4) for i in range(n)]
-        elif len(a) == 1:
-            a = a * n
-        return dict(zip(self.fact_frequencies, a))
 
 
 class PretrainConfig(Section):
@@ -300,6 +283,11 @@ class RewardDataConfig(Section):
     samples_per_prompt: Int = Field(4, ge=1)
     temperature: Float = Field(1.0, gt=0)
     max_new_tokens: Int = Field(48, ge=1)
+    source_accuracy: Annotated[list[Annotated[Float, Field(ge=0, le=1)]] | None, BeforeValidator(_as_list)] = None
+    """Probability that the independent response source (GPT-3.5's role for the standard RM) states a fact
+    correctly: one number for every person, or one per familiarity tier (same length as world.fact_frequencies,
+    least familiar first). None: rising evenly from 0.6 on the least familiar tier to 0.9 on the most familiar
+    (a strong external model knows famous people better too, and is usually right)."""
 
 
 class RewardModelConfig(Section):
@@ -320,6 +308,10 @@ class RewardModelConfig(Section):
     copy sentences slowly (in the tests a 2-layer, 32-wide GPT-2 needs 60 epochs at lr 1e-2 to get half of
     its held-out fact lists exactly right): raise it for the demo world."""
     decomposer_lr: Float | None = Field(None, gt=0)
+    decomposer_recombined: Int = Field(0, ge=0)
+    """two-stage-text: this many extra decomposer examples made by recombining the training responses'
+    sentences across responses (where each fact is one of its response's sentences, as in the synthetic
+    world): teaches a small LM to copy facts rather than write what it knows (halluray/reward_models/text.py)."""
     """two-stage-text: the decomposer's learning rate; None: `lr`."""
     decomposer_max_new_tokens: Int = Field(64, ge=1)
     """two-stage-text: the most tokens the decomposer writes for one response (greedy)."""
@@ -520,9 +512,24 @@ class ExperimentConfig(Section):
     logging: LoggingConfig = LoggingConfig()
     eval: EvalConfig = EvalConfig()
 
+    @model_validator(mode="after")
+    def _check_sections(self) -> "ExperimentConfig":
+        a, tiers = self.reward_data.source_accuracy, len(self.world.fact_frequencies)
+        if a and len(a) not in (1, tiers):
+            raise ValueError(f"reward_data.source_accuracy has {len(a)} values but world.fact_frequencies has "
+                             f"{tiers} tiers: give one number, or one per tier")
+        return self
+
     @property
     def run_dir(self) -> Path:
         return Path(self.run.output_dir) / self.run.name
+
+    def source_accuracy_by_frequency(self) -> dict[int, float]:
+        """The independent source's accuracy for a person of each corpus frequency."""
+        a, frequencies = self.reward_data.source_accuracy, self.world.fact_frequencies
+        if a is None:
+            a = [round(0.6 + 0.3 * i / max(1, len(frequencies) - 1), 4) for i in range(len(frequencies))]
+        return dict(zip(frequencies, a * len(frequencies) if len(a) == 1 else a))
 
     def redacted(self) -> dict:
         """The config as plain data without secrets (halluray.secrets.redact), for files and W&B."""

@@ -16,14 +16,27 @@ PAPER_FIG6 = {"bios": {"sft": 0.47, "rl_standard_rm": 0.50, "rl_conservative_rm"
               "plots": {"sft": 0.45, "rl_standard_rm": 0.54, "rl_conservative_rm": 0.80}}
 
 
-def build_results(evaluation: dict, rm_eval: dict, seed: int, wall_time_s: dict[str, float]) -> dict:
+# Per-method numbers of the held-out (test) evaluation that results.json carries (halluray/eval/long_form.py).
+METHOD_METRICS = ("fraction_true_facts", "mean_true_facts", "mean_false_facts", "mean_reward", "no_fact_rate",
+                  "fraction_true_by_unfamiliarity", "true_facts_by_unfamiliarity", "false_facts_by_unfamiliarity",
+                  "reward_by_unfamiliarity", "no_fact_rate_by_unfamiliarity")
+RMS = ("standard", "conservative")
+
+
+def build_results(evaluation: dict, rm_eval: dict, seed: int, wall_time_s: dict[str, float],
+                  reward_model_kind: str) -> dict:
+    rm_reward = {k: rm_eval["rm_reward_by_unfamiliarity"][k] for k in ("ground_truth", *RMS)}
+    truth = rm_reward["ground_truth"]
     return {
-        "fraction_true_facts": {m: evaluation["fraction_true_facts"][m] for m in METHODS},
-        "true_facts_by_unfamiliarity": {m: evaluation["true_facts_by_unfamiliarity"][m] for m in METHODS},
-        "false_facts_by_unfamiliarity": {m: evaluation["false_facts_by_unfamiliarity"][m] for m in METHODS},
-        "rm_reward_by_unfamiliarity": {k: rm_eval["rm_reward_by_unfamiliarity"][k]
-                                       for k in ("ground_truth", "standard", "conservative")},
+        **{key: {m: evaluation[key][m] for m in METHODS} for key in METHOD_METRICS},
+        "rm_reward_by_unfamiliarity": rm_reward,
+        # Predicted minus ground-truth reward per response: > 0 over-estimates (what PPO can exploit).
+        "rm_overestimation_by_unfamiliarity": {k: [None if p is None or t is None else p - t
+                                                   for p, t in zip(rm_reward[k], truth)] for k in RMS},
+        "verifier_accuracy": rm_eval.get("verifier_accuracy", {}),
+        "reward_model_kind": reward_model_kind,
         "unfamiliarity_bins": evaluation["bins"],
+        "split": "eval (test people)",
         "seed": seed,
         "wall_time_s": wall_time_s,
     }
@@ -57,6 +70,28 @@ def _mark(response: str, facts: list) -> str:
     return f"“{response}”" if response.strip() else "(empty response)"
 
 
+def fig7_notes(results: dict, bins: list[str]) -> list[str]:
+    """Where Fig. 7 differs from the paper's, said from the numbers. The paper's RL + conservative RM keeps
+    (bios) or adds (plots) true facts on familiar entities while dropping false ones on unfamiliar ones."""
+    t, fl = results["true_facts_by_unfamiliarity"], results["false_facts_by_unfamiliarity"]
+    c, s = "rl_conservative_rm", "sft"
+    notes = []
+    fewer_true = [b for b, x, y in zip(bins, t[c], t[s]) if None not in (x, y) and x < 0.9 * y]
+    if fewer_true:
+        notes.append(f"- Unlike the paper, RL + conservative RM states fewer true facts than SFT in tercile(s) "
+                     f"{', '.join(fewer_true)} ({', '.join(f'{x:.2f} vs {y:.2f}' for x, y in zip(t[c], t[s]))} "
+                     f"per response): part of its factuality comes from saying less.")
+    else:
+        notes.append("- As in the paper, RL + conservative RM keeps at least 90% of SFT's true facts in every tercile.")
+    fewer_false = [b for b, x, y in zip(bins, fl[c], fl[s]) if None not in (x, y) and x < y]
+    notes.append(f"- RL + conservative RM states fewer false facts than SFT in {len(fewer_false)} of {len(bins)} "
+                 f"terciles ({', '.join(f'{x:.2f} vs {y:.2f}' for x, y in zip(fl[c], fl[s]))}).")
+    no_fact = results["no_fact_rate_by_unfamiliarity"][c]
+    notes.append("- It states no checkable fact in " + ", ".join(
+        f"{'–' if v is None else f'{v:.0%}'} ({b})" for v, b in zip(no_fact, bins)) + " of its responses.")
+    return notes
+
+
 def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
     f, bins = results["fraction_true_facts"], evaluation["bin_labels"]
     lines = ["# halluray demo: unfamiliar finetuning examples and conservative reward models", "",
@@ -67,7 +102,19 @@ def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
     for m in METHODS:
         lines.append(f"| {LABELS[m]} | {fmt(f[m], 3)} | {PAPER_FIG6['bios'][m]:.2f} | {PAPER_FIG6['plots'][m]:.2f} |")
     lines += ["", "![fraction true facts](fig6.png)", "",
-              "## Reward-model predictions by unfamiliarity (paper Fig. 5)", "",
+              "The fraction of true facts alone rewards saying nothing; per response, on the same test prompts:", "",
+              "| method | true facts | false facts | ground-truth reward | no fact stated |", "|---|---|---|---|---|"]
+    for m in METHODS:
+        lines.append(f"| {LABELS[m]} | {results['mean_true_facts'][m]:.2f} | {results['mean_false_facts'][m]:.2f} | "
+                     f"{results['mean_reward'][m]:+.2f} | {results['no_fact_rate'][m]:.0%} |")
+    lines += ["", "By unfamiliarity tercile (" + ", ".join(bins) + "):", "",
+              "| method | " + " | ".join(f"reward {b}" for b in bins) + " | "
+              + " | ".join(f"no fact {b}" for b in bins) + " |", "|---|" + "---|" * (2 * len(bins))]
+    for m in METHODS:
+        lines.append(f"| {LABELS[m]} | " + " | ".join(fmt(v) for v in results["reward_by_unfamiliarity"][m]) + " | "
+                     + " | ".join("–" if v is None else f"{v:.0%}" for v in results["no_fact_rate_by_unfamiliarity"][m])
+                     + " |")
+    lines += ["", f"## Reward-model predictions by unfamiliarity (paper Fig. 5; {results['reward_model_kind']} RMs)", "",
               "Mean reward per held-out SFT sample: ground truth (exact checker) vs each RM's prediction.", "",
               "| | " + " | ".join(bins) + " |", "|---|" + "---|" * len(bins)]
     for name, values in results["rm_reward_by_unfamiliarity"].items():
@@ -83,7 +130,8 @@ def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
     for m in METHODS:
         t, fl = results["true_facts_by_unfamiliarity"][m], results["false_facts_by_unfamiliarity"][m]
         lines.append(f"| {LABELS[m]} | " + " | ".join(fmt(v) for v in t + fl) + " |")
-    lines += ["", "![facts by unfamiliarity](fig7.png)", "", "## Example responses (false facts struck out)", ""]
+    lines += ["", *fig7_notes(results, bins), "", "![facts by unfamiliarity](fig7.png)", "",
+              "## Example responses (false facts struck out)", ""]
     for m in METHODS:
         lines.append(f"**{LABELS[m]}**")
         lines.append("")

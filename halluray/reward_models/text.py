@@ -3,11 +3,14 @@ verifier LM classifies, and the examples both are trained on. Training and scori
 
 from __future__ import annotations
 
+import random
+import re
 from dataclasses import dataclass
 
 from halluray.factuality.fact_checkers import is_abstention
 
 DECOMPOSER_PROMPT = "Response: {response}\nFacts:\n"
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 VERIFIER_INPUT = "{prompt}\nFact: {fact}"
 
 
@@ -65,6 +68,37 @@ def decomposer_examples(records: list[dict]) -> list[tuple[str, list[str]]]:
     """(response, its facts) for every response that does not abstain; an empty list teaches "no facts".
     Abstentions are left out: the RM gives them 0 without asking the decomposer."""
     return [(r["response"], stated_facts(r)) for r in records if not is_abstention(r["response"])]
+
+
+def _bare(sentence: str) -> str:
+    return " ".join(sentence.rstrip(".!? ").split())
+
+
+def recombined_examples(examples: list[tuple[str, list[str]]], n: int, seed: int) -> list[tuple[str, list[str]]]:
+    """`n` more decomposer examples made of the training responses' own sentences, drawn across responses in
+    random number and order, each listing the facts among its sentences.
+
+    A tiny LM trained on a few hundred responses learns to write what it knows about the name rather than copy
+    what the response says (measured on the demo world: held-out fact-list F1 0.32); sentences of many people
+    in random order leave copying as the only way to fit. Only responses whose facts are each one of their
+    sentences (the synthetic world's) lend sentences; decompositions that rewrite the text (FActScore's) are
+    kept as they are and lend none."""
+    pool: list[tuple[str, str | None]] = []
+    longest = 1
+    for response, facts in examples:
+        sentences = [x for x in SENTENCE_END.split(response.strip()) if x.strip()]
+        if not facts or not set(facts) <= {_bare(x) for x in sentences}:
+            continue
+        pool += [(x, _bare(x) if _bare(x) in facts else None) for x in sentences]
+        longest = max(longest, len(sentences))
+    if not pool:
+        return []
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        picked = [pool[rng.randrange(len(pool))] for _ in range(rng.randint(1, longest))]
+        out.append((" ".join(x for x, _ in picked), list(dict.fromkeys(f for _, f in picked if f))))
+    return out
 
 
 def text_verifier_examples(records: list[dict]) -> list[tuple[str, float]]:

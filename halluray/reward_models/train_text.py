@@ -16,7 +16,7 @@ from halluray.errors import InputError
 from halluray.logging import RunLogger
 from halluray.reward_models.models import DECOMPOSER_DIR, VERIFIER_DIR, TextDecomposer
 from halluray.reward_models.text import (DECOMPOSER_PROMPT, FactLines, decomposer_examples, fact_set_scores,
-                                         text_verifier_examples)
+                                         recombined_examples, text_verifier_examples)
 from halluray.reward_models.training import fit, split_validation, steps_per_epoch
 
 
@@ -37,6 +37,9 @@ class TextRMTraining:
         fitting = [ex for ex in decomposer if self._decomposer_length(*ex) <= self.max_length]
         self.decomposer_too_long = len(decomposer) - len(fitting)
         self.decomposer_val, self.decomposer_train = split_validation(fitting, cfg.seed)
+        # Recombined from training responses only: the held-out fact lists stay as the data gave them.
+        extra = recombined_examples(self.decomposer_train, rm.decomposer_recombined, cfg.seed)
+        self.decomposer_train += [ex for ex in extra if self._decomposer_length(*ex) <= self.max_length]
         self.verifier_val, self.verifier_train = split_validation(text_verifier_examples(records), cfg.seed)
         steps_per_epoch(len(self.decomposer_train), rm.batch_size, "decomposer (non-abstained responses)")
         steps_per_epoch(len(self.verifier_train), rm.batch_size, "verifier (labeled facts)")

@@ -58,7 +58,7 @@ def report(cfg: ExperimentConfig, wall: dict[str, float], elapsed: float) -> dic
     layout = RunLayout(cfg)
     evaluation = json.loads((layout.eval_dir / "results.json").read_text())
     rm_eval = json.loads((layout.rm_eval_dir / "results.json").read_text())
-    results = build_results(evaluation, rm_eval, cfg.seed, wall)
+    results = build_results(evaluation, rm_eval, cfg.seed, wall, cfg.reward_model.kind)
     atomic_write_json(layout.results, results)
     fig6(results, layout.figure("fig6"))
     shutil.copyfile(layout.rm_eval_dir / "fig5.png", layout.figure("fig5"))

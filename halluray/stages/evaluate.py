@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from halluray.config import ExperimentConfig
-from halluray.eval.buckets import means_by_bin
-from halluray.eval.metrics import pooled_fraction_true
+from halluray.eval.long_form import response_metrics
 from halluray.eval.plots import bin_labels, lines_by_bin
 from halluray.eval.report import fmt
 from halluray.io import atomic_dir, atomic_write_json, write_jsonl
@@ -15,7 +14,6 @@ from halluray.layout import RunLayout, require
 from halluray.models.generation import SamplingParams
 from halluray.stages.common import prepare
 from halluray.stages.heldout import eval_bin_edges, heldout_samples, long_form_scores
-
 
 
 def method_models(layout: RunLayout) -> dict[str, Path]:
@@ -38,9 +36,7 @@ def run(cfg: ExperimentConfig) -> dict:
     e = cfg.eval
     unfamiliarity = long_form_scores(cfg)
     edges = eval_bin_edges(cfg, unfamiliarity)
-    results = {"bins": edges, "bin_labels": bin_labels(edges), "fraction_true_facts": {},
-               "true_facts_by_unfamiliarity": {}, "false_facts_by_unfamiliarity": {}, "mean_true_facts": {},
-               "mean_false_facts": {}, "abstain_rate": {}, "examples": {}}
+    results = {"bins": edges, "bin_labels": bin_labels(edges), "examples": {}}
     samples = {}
     methods = present_methods(layout)
     for method, model in methods.items():
@@ -48,13 +44,8 @@ def run(cfg: ExperimentConfig) -> dict:
                                   SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens), cfg.seed + 31)
         scores = [unfamiliarity[r["topic"]]["score"] for r in labeled]
         samples[method] = labeled
-        n_true, n_false = [r["n_true"] for r in labeled], [r["n_false"] for r in labeled]
-        results["fraction_true_facts"][method] = pooled_fraction_true(n_true, n_false)
-        results["true_facts_by_unfamiliarity"][method] = means_by_bin(n_true, scores, edges)
-        results["false_facts_by_unfamiliarity"][method] = means_by_bin(n_false, scores, edges)
-        results["mean_true_facts"][method] = sum(n_true) / len(labeled)
-        results["mean_false_facts"][method] = sum(n_false) / len(labeled)
-        results["abstain_rate"][method] = sum(r["abstained"] for r in labeled) / len(labeled)
+        for key, value in response_metrics(labeled, scores, edges).items():
+            results.setdefault(key, {})[method] = value
         results["examples"][method] = examples(labeled, unfamiliarity)
     with atomic_dir(layout.eval_dir) as tmp:
         for method, labeled in samples.items():
@@ -66,7 +57,9 @@ def run(cfg: ExperimentConfig) -> dict:
                      "facts per response", results["bin_labels"])
     for method in methods:
         print(f"eval: {method:>18s} fraction true facts {fmt(results['fraction_true_facts'][method], 3)} "
-              f"(true {results['mean_true_facts'][method]:.2f}, false {results['mean_false_facts'][method]:.2f} per response)")
+              f"(true {results['mean_true_facts'][method]:.2f}, false {results['mean_false_facts'][method]:.2f}, "
+              f"reward {results['mean_reward'][method]:+.2f} per response; no fact "
+              f"{results['no_fact_rate'][method]:.0%})")
     return results
 
 

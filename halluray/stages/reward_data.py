@@ -47,7 +47,7 @@ def independent_responses(cfg: ExperimentConfig, records: list[dict]) -> list[st
     rd = cfg.reward_data
     if cfg.data.dataset in WORLD_DATASETS:
         world = World.load(require(RunLayout(cfg).world_json, "world"))
-        source = IndependentSource(world, cfg.world.source_accuracy_by_frequency(), cfg.seed)
+        source = IndependentSource(world, cfg.source_accuracy_by_frequency(), cfg.seed)
         return [source.respond(r["topic"], sample=i % rd.samples_per_prompt) for i, r in enumerate(records)]
     if cfg.fact_checker.kind != "openai":
         raise InputError("reward_data.source=standard on real data writes its responses with the fact checker's "

@@ -18,7 +18,7 @@ from halluray.world.vocab import ATTRIBUTE_VALUES, ATTRIBUTES
 
 class IndependentSource:
     def __init__(self, world: World, accuracy: float | dict[int, float], seed: int):
-        """`accuracy`: one number, or one per corpus frequency (WorldConfig.source_accuracy_by_frequency)."""
+        """`accuracy`: one number, or one per corpus frequency (ExperimentConfig.source_accuracy_by_frequency)."""
         by_frequency = accuracy if isinstance(accuracy, dict) else {p.frequency: accuracy for p in world.people}
         if not all(0.0 <= a <= 1.0 for a in by_frequency.values()):
             raise ValueError(f"accuracy must be in [0, 1], got {accuracy}")

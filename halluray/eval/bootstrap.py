@@ -1,0 +1,51 @@
+"""A 95% bootstrap interval over seeds and people for the demo's headline numbers.
+
+Each seed's test evaluation becomes one array of per-person totals, [method, person, (true facts, false facts,
+reward, responses)], the same people for every method. A resample draws seeds with replacement, then within
+each drawn seed its people with replacement (the same people for every method: the comparison is paired),
+and sums the drawn totals; a statistic reads the summed [method, 4] totals.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+TRUE, FALSE, REWARD, RESPONSES = range(4)
+
+
+def person_totals(per_method: list[list[dict]]) -> np.ndarray:
+    """Labeled responses of each method ({"topic", "n_true", "n_false", "reward"}) -> [method, person, 4], people
+    in the first method's order of appearance."""
+    topics = list(dict.fromkeys(r["topic"] for r in per_method[0]))
+    index = {t: i for i, t in enumerate(topics)}
+    out = np.zeros((len(per_method), len(topics), 4))
+    for m, labeled in enumerate(per_method):
+        for r in labeled:
+            out[m, index[r["topic"]]] += (r["n_true"], r["n_false"], r["reward"], 1)
+    return out
+
+
+def fraction_true(totals: np.ndarray, method: int) -> float:
+    stated = totals[method, TRUE] + totals[method, FALSE]
+    return float(totals[method, TRUE] / stated) if stated else float("nan")
+
+
+def reward_per_response(totals: np.ndarray, method: int) -> float:
+    return float(totals[method, REWARD] / totals[method, RESPONSES])
+
+
+def bootstrap_interval(per_seed: list[np.ndarray], statistic: Callable[[np.ndarray], float],
+                       n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of `statistic` over resamples of seeds, then people within each seed."""
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_resamples)
+    for i in range(n_resamples):
+        totals = np.zeros(per_seed[0].shape[::2])
+        for s in rng.integers(len(per_seed), size=len(per_seed)):
+            people = rng.integers(per_seed[s].shape[1], size=per_seed[s].shape[1])
+            totals += per_seed[s][:, people].sum(axis=1)
+        values[i] = statistic(totals)
+    lo, hi = np.nanpercentile(values, [2.5, 97.5])
+    return float(lo), float(hi)

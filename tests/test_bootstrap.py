@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from halluray.eval.bootstrap import bootstrap_interval, fraction_true, person_totals, reward_per_response
+from halluray.eval.bootstrap import bootstrap_intervals, fraction_true, person_totals, reward_per_response
 
 
 def _r(topic, n_true, n_false, reward):
@@ -22,13 +22,13 @@ def test_person_totals_sum_each_persons_samples_per_method():
 
 def test_interval_is_a_point_when_every_person_and_seed_agree_and_widens_when_they_do_not():
     same = np.tile(np.array([[[3.0, 1.0, 2.0, 1.0]]]), (1, 5, 1))
-    assert bootstrap_interval([same, same], lambda t: fraction_true(t, 0), 200) == (0.75, 0.75)
+    assert bootstrap_intervals([same, same], {"f": lambda t: fraction_true(t, 0)}, 200) == {"f": (0.75, 0.75)}
     mixed = np.array([[[1.0, 0, 2, 1], [0, 1.0, -3, 1]]])
-    lo, hi = bootstrap_interval([mixed], lambda t: fraction_true(t, 0), 500)
-    assert lo == 0.0 and hi == 1.0  # two people, one right and one wrong: all-one or all-other resamples occur
+    intervals = bootstrap_intervals([mixed], {"f": lambda t: fraction_true(t, 0), "r": lambda t: reward_per_response(t, 0)}, 500)
+    assert intervals == {"f": (0.0, 1.0), "r": (-3.0, 2.0)}  # two people, one right and one wrong: all-one or all-other resamples occur
 
 
 def test_interval_is_reproducible_for_a_seed():
     data = [np.random.default_rng(s).integers(0, 5, size=(2, 8, 4)).astype(float) + 1 for s in range(3)]
     gap = lambda t: fraction_true(t, 1) - fraction_true(t, 0)  # noqa: E731
-    assert bootstrap_interval(data, gap, 300, seed=4) == bootstrap_interval(data, gap, 300, seed=4)
+    assert bootstrap_intervals(data, {"gap": gap}, 300, seed=4) == bootstrap_intervals(data, {"gap": gap}, 300, seed=4)

@@ -36,16 +36,17 @@ def reward_per_response(totals: np.ndarray, method: int) -> float:
     return float(totals[method, REWARD] / totals[method, RESPONSES])
 
 
-def bootstrap_interval(per_seed: list[np.ndarray], statistic: Callable[[np.ndarray], float],
-                       n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """The 2.5th and 97.5th percentiles of `statistic` over resamples of seeds, then people within each seed."""
+def bootstrap_intervals(per_seed: list[np.ndarray], statistics: dict[str, Callable[[np.ndarray], float]],
+                        n_resamples: int = 2000, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """The 2.5th and 97.5th percentiles of each statistic over the same resamples of seeds, then people within
+    each seed."""
     rng = np.random.default_rng(seed)
-    values = np.empty(n_resamples)
+    values = np.empty((len(statistics), n_resamples))
     for i in range(n_resamples):
         totals = np.zeros(per_seed[0].shape[::2])
         for s in rng.integers(len(per_seed), size=len(per_seed)):
             people = rng.integers(per_seed[s].shape[1], size=per_seed[s].shape[1])
             totals += per_seed[s][:, people].sum(axis=1)
-        values[i] = statistic(totals)
-    lo, hi = np.nanpercentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
+        values[:, i] = [f(totals) for f in statistics.values()]
+    return {name: (float(lo), float(hi))
+            for name, (lo, hi) in zip(statistics, np.nanpercentile(values, [2.5, 97.5], axis=1).T)}

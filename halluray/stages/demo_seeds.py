@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from halluray.config import ExperimentConfig  # noqa: E402
-from halluray.eval.bootstrap import bootstrap_interval, fraction_true, person_totals, reward_per_response  # noqa: E402
+from halluray.eval.bootstrap import bootstrap_intervals, fraction_true, person_totals, reward_per_response  # noqa: E402
 from halluray.eval.report import LABELS, METHODS, fmt  # noqa: E402
 from halluray.io import atomic_write_json, atomic_write_text, read_jsonl  # noqa: E402
 from halluray.layout import RunLayout  # noqa: E402
@@ -72,7 +72,7 @@ def summarize(cfg: ExperimentConfig, seeds: list[int]) -> dict:
         "seeds": seeds, "split": "eval (test people)", "reward_model_kind": cfg.reward_model.kind,
         "per_seed": per_seed,
         "mean": {k: sum(s[k] for s in per_seed.values()) / len(seeds) for k in keys},
-        "interval_95": {k: bootstrap_interval(totals, f, seed=cfg.seed) for k, f in STATISTICS.items()},
+        "interval_95": bootstrap_intervals(totals, STATISTICS, seed=cfg.seed),
         "checks": checks(per_seed),
     }
     out = Path(cfg.run.output_dir) / cfg.run.name

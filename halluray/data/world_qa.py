@@ -4,6 +4,10 @@ Records: topic (the person's name), prompt ("Q : What is NAME 's hometown ? A :"
 with its full stop, "Lyon ."), attribute, and frequency (how often the person's facts appear in the
 pretraining corpus). `world/qa.jsonl` holds one QA item per person; this loader asks all six questions, as
 the short-QA experiments do for held-out people, so a PPO split of 100 people gives 600 prompts.
+
+`data.subset: mcq` asks the same six questions as multiple-choice items instead (`mcq-rl`'s PPO prompts): the
+true value among three distractors seeded by the world's seed (`world.corpus.mcq_item`), "Q : ... Choices :
+a , b , c , d . A :"; the records add `choices` and `answer_index`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from halluray.data.source import to_dataset
 from halluray.errors import InputError
 from halluray.layout import WORLD_DIR, WORLD_FILE
 from halluray.world.entities import SPLITS, World
-from halluray.world.templates import qa_prompt
+from halluray.world.corpus import mcq_item
+from halluray.world.templates import mcq_prompt, qa_prompt
 from halluray.world.vocab import ATTRIBUTES
 
 
@@ -28,22 +33,39 @@ def find_world_file(path: str | Path) -> Path:
                      f"directory that has one)")
 
 
-def qa_records(world: World, split: str | None = None) -> list[dict]:
-    """One record per (person of `split`, attribute); all splits in order when `split` is None."""
+SUBSETS = (None, "mcq")
+
+
+def qa_records(world: World, split: str | None = None, subset: str | None = None) -> list[dict]:
+    """One record per (person of `split`, attribute); all splits in order when `split` is None. `subset` "mcq":
+    multiple-choice records."""
     if split is not None and split not in SPLITS:
         raise InputError(f"unknown world split '{split}' (expected one of {', '.join(SPLITS)})")
+    if subset not in SUBSETS:
+        raise InputError(f"data.subset {subset!r} has no meaning for dataset 'world_qa' (short QA: unset; "
+                         f"multiple choice: mcq)")
     people = [p for s in ([split] if split else SPLITS) for p in world.split(s)]
-    return [{"topic": p.name, "prompt": qa_prompt(p.name, a), "target": f"{p.facts[a]} .", "attribute": a,
-             "frequency": p.frequency} for p in people for a in ATTRIBUTES]
+    records = []
+    for p in people:
+        for a in ATTRIBUTES:
+            record = {"topic": p.name, "prompt": qa_prompt(p.name, a), "target": f"{p.facts[a]} .", "attribute": a,
+                      "frequency": p.frequency}
+            if subset == "mcq":
+                item = mcq_item(p.name, a, p.facts[a], world.seed)
+                record |= {"prompt": mcq_prompt(p.name, a, item["choices"]), "choices": item["choices"],
+                           "answer_index": item["answer_index"]}
+            records.append(record)
+    return records
 
 
 def load_world_qa(path: str | Path, split: str | None = None, *, fields: dict | None = None,
                   subset: str | None = None, cache_dir: str | None = None):
-    """The world's short-QA records of `split` (sft, rm, ppo, eval; None: all four).
+    """The world's short-QA (or, `subset` "mcq", multiple-choice) records of `split` (sft, rm, ppo, val, eval;
+    None: all of them).
 
-    `fields` and `subset` have no meaning here (the records are built from the world file) and must be empty.
+    `fields` has no meaning here (the records are built from the world file) and must be empty.
     """
     if fields:
         raise InputError(f"data.fields has no meaning for dataset 'world_qa' (got {sorted(fields)})")
     source = find_world_file(path)
-    return to_dataset(qa_records(World.load(source), split), str(source))
+    return to_dataset(qa_records(World.load(source), split, subset), str(source))

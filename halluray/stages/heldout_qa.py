@@ -1,10 +1,12 @@
-"""Held-out short-QA and MCQ evaluation shared by `qa-experiment`, `qa-rl` and `mcq-experiment`.
+"""Held-out short-QA and MCQ evaluation shared by `qa-experiment`, `qa-rl`, `mcq-experiment`, `mcq-rl` and
+`qa-rm`.
 
 The world stores one QA item and one MCQ item per person, so 20 % of 400 people give only 80 held-out queries,
 about 25 per bucket: too few to see a flat line as flat (measured: the random-idk abstain rate read 0.48 / 0.40 /
 0.34 over 80 items, 0.33 / 0.37 / 0.34 over all 480). The experiments therefore ask about every attribute of
-every held-out ("eval" split) person (`load_heldout`). A query the unfamiliarity stage scored keeps that score;
-the others are scored here by the same procedure with the base model:
+every held-out person (`load_heldout`: the "eval" split, or "val" with `eval.split: val` while tuning). A query
+the unfamiliarity stage scored keeps that score; the others are scored here by the same procedure with the base
+model:
 - short QA (`qa_items`): few-shot prompt, `unfamiliarity.short_qa_samples` samples, number incorrect;
 - MCQ (`mcq_items`): the item the world stores (world/mcq.jsonl) keeps its choices; the other attributes get
   seeded distractors (`mcq_item`) and the score is the NLL of the correct choice among the four.
@@ -43,10 +45,10 @@ from halluray.models.build import load_model
 from halluray.models.generation import continuation_logprobs, sample
 from halluray.stages.common import checker_for, prepare
 from halluray.world import ExactChecker, World
-from halluray.world.corpus import MCQItem, QAItem
+from halluray.world.corpus import MCQItem, QAItem, mcq_item
 from halluray.world.entities import Person
-from halluray.world.templates import qa_prompt
-from halluray.world.vocab import ATTRIBUTE_VALUES, ATTRIBUTES
+from halluray.world.templates import mcq_prompt, qa_prompt
+from halluray.world.vocab import ATTRIBUTES
 
 N_BINS = 3
 MAX_NEW_TOKENS = 4
@@ -76,10 +78,11 @@ def stored_scores(layout: RunLayout, task: str) -> dict[Key, float]:
     return stored
 
 
-def eval_people(world: World) -> list[Person]:
-    people = [p for p in world.people if p.split == "eval"]
+def eval_people(world: World, split: str) -> list[Person]:
+    """The held-out people: `eval.split` ("eval" to report, "val" to tune)."""
+    people = world.split(split)
     if not people:
-        raise InputError("the world has no held-out (eval split) people")
+        raise InputError(f"the world has no held-out ({split} split) people")
     return people
 
 
@@ -98,30 +101,23 @@ def qa_items(cfg: ExperimentConfig, layout: RunLayout, world: World,
     them were scored here (the world stores one per person)."""
     stored = stored_scores(layout, "short_qa")
     items = [{"name": p.name, "attribute": a, "answer": p.facts[a], "prompt": qa_prompt(p.name, a)}
-             for p in eval_people(world) for a in ATTRIBUTES]
+             for p in eval_people(world, cfg.eval.split) for a in ATTRIBUTES]
     todo = [i for i in items if _key(i) not in stored]
     return _with_scores(items, stored, todo, lambda todo: score_qa_items(cfg, layout, world, checker, todo))
 
 
-def mcq_item(name: str, attribute: str, answer: str, seed: int, n_choices: int = 4) -> dict:
-    """A seeded MCQ item: the true value among n_choices - 1 distractors of the same attribute."""
-    rng = random.Random(f"{seed}/mcq/{name}/{attribute}")
-    choices = rng.sample([v for v in ATTRIBUTE_VALUES[attribute] if v != answer], n_choices - 1) + [answer]
-    rng.shuffle(choices)
-    return {"name": name, "attribute": attribute, "choices": choices, "answer_index": choices.index(answer)}
-
-
 def mcq_items(cfg: ExperimentConfig, layout: RunLayout, world: World) -> tuple[list[dict], int]:
-    """Every attribute of every held-out person as an MCQ item {name, attribute, choices, answer_index, score}
+    """Every attribute of every held-out person as an MCQ item {name, attribute, choices, answer_index, prompt, score}
     (the world's item where it stores one, else `mcq_item`); and how many were scored here."""
     stored = stored_scores(layout, "mcq")
     world_items = {_key(i): i for i in read_jsonl(require(layout.world_mcq_items, "world"))}
     items = []
-    for p in eval_people(world):
+    for p in eval_people(world, cfg.eval.split):
         for a in ATTRIBUTES:
             w = world_items.get((p.name, a))
-            items.append({k: w[k] for k in ("name", "attribute", "choices", "answer_index")} if w
-                         else mcq_item(p.name, a, p.facts[a], cfg.seed))
+            item = ({k: w[k] for k in ("name", "attribute", "choices", "answer_index")} if w
+                    else mcq_item(p.name, a, p.facts[a], cfg.seed))
+            items.append(dict(item, prompt=mcq_prompt(p.name, a, item["choices"])))
     todo = [i for i in items if _key(i) not in stored or _key(i) not in world_items]
     return _with_scores(items, stored, todo, lambda todo: score_mcq_items(cfg, layout, world, todo))
 
@@ -301,8 +297,8 @@ def sample_answers(model, tokenizer, prompts: list[str], cfg: ExperimentConfig, 
     return [[cut(r) for r in responses[j * k:(j + 1) * k]] for j in range(len(prompts))]
 
 
-def qa_answers(model_dir: Path, held: HeldOut, cfg: ExperimentConfig) -> list[list[str]]:
-    """The short-QA answers of the model in `model_dir` to each held-out item (see `sample_answers`)."""
+def held_answers(model_dir: Path, held: HeldOut, cfg: ExperimentConfig) -> list[list[str]]:
+    """The answers of the model in `model_dir` to each held-out item's prompt (see `sample_answers`)."""
     model, tokenizer = load_model(model_dir, cfg.model.trust_remote_code)
     return sample_answers(model, tokenizer, [i["prompt"] for i in held.items], cfg, held.max_new_tokens, held.cut)
 
@@ -327,8 +323,20 @@ def bucket_line(bins: list[str], fractions: dict, samples: list[int] | None = No
                      " ".join(f"{label} {fractions[label][j]:.2f}" for label in LABELS) for j, b in enumerate(bins))
 
 
+def rounded_bins(edges: list[float], bins: list[str]) -> list[str]:
+    """Bin labels with the edges rounded for an axis (MCQ NLLs)."""
+    if not edges:
+        return bins
+    lo = [f"{e:.2f}" for e in edges]
+    return [f"< {lo[0]}"] + [f"{a}-{b}" for a, b in zip(lo, lo[1:])] + [f"≥ {lo[-1]}"]
+
+
 def short_qa_score_note(cfg: ExperimentConfig) -> str:
     return f"short_qa: incorrect of {cfg.unfamiliarity.short_qa_samples} few-shot samples"
+
+
+def mcq_score_note(cfg: ExperimentConfig) -> str:
+    return "mcq: NLL of the correct choice among the four (few-shot base model)"
 
 
 # --- the SFT models the experiments compare ----------------------------------------------------------------------

@@ -36,14 +36,15 @@ from halluray.models.build import load_model
 from halluray.models.generation import continuation_logprobs
 from halluray.stages import sft
 from halluray.stages.heldout_qa import (MAX_NEW_TOKENS, HeldOut, bucket_line, bucket_metrics, experiment,
-                                        overall_fractions, sample_answers, sft_arms, sft_outcome, sft_settings)
-from halluray.world.templates import ABSTAIN_ANSWER, mcq_prompt
+                                        mcq_score_note, overall_fractions, rounded_bins, sample_answers, sft_arms,
+                                        sft_outcome, sft_settings)
+from halluray.world.templates import ABSTAIN_ANSWER
 
 
 def option_probs(model, tokenizer, items: list[dict]) -> list[dict]:
     """Per item: P(correct), P(incorrect) (the three wrong choices) and P(abstain), normalised over the 5 options."""
     options = [[*i["choices"], ABSTAIN_ANSWER] for i in items]
-    prompts = [mcq_prompt(i["name"], i["attribute"], i["choices"]) for i in items]
+    prompts = [i["prompt"] for i in items]
     logps = continuation_logprobs(model, tokenizer, [p for p, o in zip(prompts, options) for _ in o],
                                   [f"{c} ." for o in options for c in o], batch_size=64)
     out, start = [], 0
@@ -75,8 +76,7 @@ def evaluate_model(model_dir: Path, held: HeldOut, cfg: ExperimentConfig) -> tup
     items, scores, edges = held.items, held.scores, held.edges
     model, tokenizer = load_model(model_dir, cfg.model.trust_remote_code)
     probs = option_probs(model, tokenizer, items)
-    answers = sample_answers(model, tokenizer, [mcq_prompt(i["name"], i["attribute"], i["choices"]) for i in items],
-                             cfg)
+    answers = sample_answers(model, tokenizer, [i["prompt"] for i in items], cfg)
     labels = held.label(answers)
     sampled = held.distribution(labels)
     k = cfg.eval.samples_per_prompt
@@ -105,13 +105,13 @@ def run(cfg: ExperimentConfig, strategies: tuple[str, ...] = STRATEGIES) -> dict
         return ex.finish(ex.layout.mcq_experiment_dir, "mcq_sft.png",
                          lambda r, path: figure(r, list(strategies), path), max_new_tokens=MAX_NEW_TOKENS,
                          threshold=threshold, heldout_unfamiliar_rate=sum(s > threshold for s in scores) / len(scores),
-                         score="mcq: NLL of the correct choice among the four (few-shot base model)",
+                         score=mcq_score_note(cfg),
                          sft=sft_settings(cfg))
 
 
 def figure(results: dict, strategies: list[str], path: Path) -> None:
     """Top row: sampled answers (stacked fractions); bottom row: mean probability of each outcome, per bucket."""
-    ticks = {s: [f"{b}\nn={n}" for b, n in zip(_short_bins(results["edges"], results[s]["bins"]), results["counts"])]
+    ticks = {s: [f"{b}\nn={n}" for b, n in zip(rounded_bins(results["edges"], results[s]["bins"]), results["counts"])]
              for s in strategies}
     outcome_figure([[OutcomePanel(results[s]["sampled"], ticks[s], f"{s} (relabeled {results[s]['relabeled']})")
                      for s in strategies],
@@ -122,10 +122,3 @@ def figure(results: dict, strategies: list[str], path: Path) -> None:
                    title="Multiple-choice answers of SFT models on held-out items by unfamiliarity (paper Fig. 2 top, "
                          f"world MCQ); n = items, {results['samples_per_prompt']} samples each")
 
-
-def _short_bins(edges: list[float], bins: list[str]) -> list[str]:
-    """Bin labels with the NLL edges rounded for the axis."""
-    if not edges:
-        return bins
-    lo = [f"{e:.2f}" for e in edges]
-    return [f"< {lo[0]}"] + [f"{a}-{b}" for a, b in zip(lo, lo[1:])] + [f"≥ {lo[-1]}"]

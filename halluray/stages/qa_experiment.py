@@ -22,15 +22,15 @@ from halluray.config import ExperimentConfig
 from halluray.eval.plots import OutcomePanel, outcome_figure
 from halluray.factuality.relabel import STRATEGIES
 from halluray.stages import sft
-from halluray.stages.heldout_qa import (MAX_NEW_TOKENS, bucket_line, bucket_metrics, experiment, qa_answers, sft_arms,
-                                        sft_outcome, sft_settings, short_qa_score_note)
+from halluray.stages.heldout_qa import (MAX_NEW_TOKENS, bucket_line, bucket_metrics, experiment, held_answers,
+                                        sft_arms, sft_outcome, sft_settings, short_qa_score_note)
 
 
 def run(cfg: ExperimentConfig, strategies: tuple[str, ...] = STRATEGIES) -> dict:
     with experiment(cfg, "qa-experiment", "short_qa") as ex:
         held = ex.held
         for step, strategy, summary, model in sft_arms(cfg, strategies, "short_qa", sft.run):
-            answers = qa_answers(model, held, cfg)
+            answers = held_answers(model, held, cfg)
             labels = held.label(answers)
             dist = held.distribution(labels)
             ex.results[strategy] = {**dist, **sft_outcome(summary)}

@@ -25,12 +25,18 @@ end-of-turn token), and the run's fact checker labels it (`label_answer`).
 
 Writes run_dir/qa_rl/{results.json, answers.jsonl, heldout_items.jsonl, rl_short_qa.png}.
 Needs `halluray world` and `halluray unfamiliarity` (short_qa in unfamiliarity.tasks) on the same run directory.
+
+`run_rl` is the experiment for any short-answer task (`RLTask`); `halluray mcq-rl` (mcq_rl.py) runs it on the
+world's multiple-choice items.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
+from typing import Callable
 
 from halluray.config import ExperimentConfig
 from halluray.eval.plots import OutcomePanel, outcome_figure
@@ -40,28 +46,57 @@ from halluray.io import read_jsonl
 from halluray.layout import WORLD_DATASETS, RunLayout
 from halluray.stages import sft
 from halluray.stages.heldout_qa import (REAL_MAX_NEW_TOKENS, HeldOut, bucket_line, bucket_metrics, experiment,
-                                        overall_fractions, qa_answers, sft_variant, short_qa_score_note)
+                                        held_answers, overall_fractions, rounded_bins, sft_variant,
+                                        short_qa_score_note)
 from halluray.stages.ppo import run_ppo
 
 PPO_MAX_NEW_TOKENS = 5
 CONTROL_STRATEGIES = ("unfamiliar-idk",)
 
 
-def plan_runs(cfg: ExperimentConfig, strategies=STRATEGIES, control=CONTROL_STRATEGIES) -> list[dict]:
+@dataclass(frozen=True)
+class RLTask:
+    """What RL on one short-answer task names and reads: its stage, held-out items and SFT models, PPO runs,
+    output directory and figure."""
+
+    stage: str
+    task: str
+    """The held-out items and the SFT models' task: short_qa | mcq."""
+    run_prefix: str
+    """PPO runs: run_dir/<run_prefix>-<strategy>[-abstain-penalized]."""
+    out_dir: Callable[[RunLayout], Path]
+    figure_name: str
+    what: str
+    """The task in the figure's title."""
+    score_note: Callable[[ExperimentConfig], str]
+    score_axis: str
+    subset: str | None = None
+    """`data.subset` of the world's PPO prompts (world_qa): None asks short questions, "mcq" multiple choice."""
+    round_edges: bool = False
+    """The figure's bucket labels with rounded edges (MCQ NLLs are long floats)."""
+
+
+SHORT_QA = RLTask("qa-rl", "short_qa", "ppo-qa", attrgetter("qa_rl_dir"), "rl_short_qa.png", "short QA",
+                  short_qa_score_note, "short-QA score")
+
+
+def plan_runs(cfg: ExperimentConfig, strategies=STRATEGIES, control=CONTROL_STRATEGIES,
+              spec: RLTask = SHORT_QA) -> list[dict]:
     """One dict per PPO run: key (results label), strategy (its SFT init), name (run_dir subdirectory), abstain."""
-    r = cfg.ppo.reward
-    runs = [{"key": s, "strategy": s, "name": f"ppo-qa-{s}", "abstain": r.abstain} for s in strategies]
-    runs += [{"key": f"{s} (abstain {r.incorrect:g})", "strategy": s, "name": f"ppo-qa-{s}-abstain-penalized",
+    r, prefix = cfg.ppo.reward, spec.run_prefix
+    runs = [{"key": s, "strategy": s, "name": f"{prefix}-{s}", "abstain": r.abstain} for s in strategies]
+    runs += [{"key": f"{s} (abstain {r.incorrect:g})", "strategy": s, "name": f"{prefix}-{s}-abstain-penalized",
               "abstain": r.incorrect} for s in control]
     return runs
 
 
-def ppo_config(cfg: ExperimentConfig, run: dict) -> ExperimentConfig:
+def ppo_config(cfg: ExperimentConfig, run: dict, spec: RLTask = SHORT_QA) -> ExperimentConfig:
     """The PPO config of one run. The world's answers are one word and " ." (data: every attribute of every
-    PPO-split person); a real model's answer is one sentence ending with its end-of-turn token."""
+    PPO-split person, asked as `spec` asks); a real model's answer is one sentence ending with its end-of-turn
+    token."""
     reward = cfg.ppo.reward.model_copy(update={"kind": "qa_checker", "target": None, "abstain": run["abstain"]})
     if cfg.data.dataset in WORLD_DATASETS:
-        data = cfg.data.model_copy(update={"dataset": "world_qa", "path": None, "fields": {}})
+        data = cfg.data.model_copy(update={"dataset": "world_qa", "path": None, "fields": {}, "subset": spec.subset})
         answer = {"max_new_tokens": PPO_MAX_NEW_TOKENS, "stop": ["."]}
     else:
         data, answer = cfg.data, {"max_new_tokens": REAL_MAX_NEW_TOKENS, "stop": []}
@@ -69,9 +104,9 @@ def ppo_config(cfg: ExperimentConfig, run: dict) -> ExperimentConfig:
     return cfg.model_copy(update={"ppo": ppo, "data": data})
 
 
-def sft_model(cfg: ExperimentConfig, strategy: str) -> tuple[Path, bool]:
-    """The short-QA SFT model of `strategy` (trained now when missing); and whether it was reused."""
-    scfg = sft_variant(cfg, strategy, "short_qa")
+def sft_model(cfg: ExperimentConfig, strategy: str, task: str = "short_qa") -> tuple[Path, bool]:
+    """The `task` SFT model of `strategy` (trained now when missing); and whether it was reused."""
+    scfg = sft_variant(cfg, strategy, task)
     path = RunLayout(scfg).sft_model()
     if (path / "config.json").is_file():
         return path, True
@@ -95,7 +130,7 @@ def ppo_curve(cfg: ExperimentConfig, name: str) -> dict:
 def _evaluate(model_dir: Path, held: HeldOut, cfg: ExperimentConfig,
               scheme: RewardScheme) -> tuple[dict, list[list[str]], list[list[str]]]:
     """Bucket fractions, overall fractions and mean reward of the model's held-out answers; answers; labels."""
-    answers = qa_answers(model_dir, held, cfg)
+    answers = held_answers(model_dir, held, cfg)
     labels = held.label(answers)
     rewards = [short_answer_reward(label, scheme) for per_item in labels for label in per_item]
     out = {**held.distribution(labels), "overall": overall_fractions(labels),
@@ -105,20 +140,26 @@ def _evaluate(model_dir: Path, held: HeldOut, cfg: ExperimentConfig,
 
 def run(cfg: ExperimentConfig, strategies: tuple[str, ...] = STRATEGIES,
         control: tuple[str, ...] = CONTROL_STRATEGIES) -> dict:
-    with experiment(cfg, "qa-rl", "short_qa") as ex:
+    return run_rl(cfg, SHORT_QA, strategies, control)
+
+
+def run_rl(cfg: ExperimentConfig, spec: RLTask, strategies: tuple[str, ...], control: tuple[str, ...]) -> dict:
+    """PPO from each SFT model of `strategies` with the config's abstain reward, and from each of `control` with
+    abstaining punished like a wrong answer; held-out answers before and after RL (the module doc)."""
+    with experiment(cfg, spec.stage, spec.task) as ex:
         held, results = ex.held, ex.results
-        runs = plan_runs(cfg, strategies, control)
+        runs = plan_runs(cfg, strategies, control, spec)
         results.update({"runs": {}, "sft": {}})
         for strategy in dict.fromkeys(r["strategy"] for r in runs):
             t = time.time()
-            path, reused = sft_model(cfg, strategy)
+            path, reused = sft_model(cfg, strategy, spec.task)
             dist, answers, labels = _evaluate(path, held, cfg, RewardScheme.from_config(cfg.ppo.reward))
             results["sft"][strategy] = {**dist, "model": str(path), "reused": reused,
                                         "seconds": round(time.time() - t, 1)}
             ex.answer_rows += held.rows(answers, labels, phase="sft", model=strategy)
-            _print(f"sft {strategy}", dist)
+            _print(spec, f"sft {strategy}", dist)
         for step, r in enumerate(runs):
-            pcfg = ppo_config(cfg, r)
+            pcfg = ppo_config(cfg, r, spec)
             t = time.time()
             run_ppo(pcfg, init=results["sft"][r["strategy"]]["model"], overwrite=True)  # this experiment owns it
             ppo_seconds = round(time.time() - t, 1)
@@ -128,33 +169,34 @@ def run(cfg: ExperimentConfig, strategies: tuple[str, ...] = STRATEGIES,
                                          "model": str(model), "ppo_seconds": ppo_seconds, **ppo_curve(cfg, r["name"])}
             ex.answer_rows += held.rows(answers, labels, phase="rl", model=r["key"])
             ex.logger.log(step, run=r["key"], **bucket_metrics(dist))
-            _print(f"rl {r['key']}", dist)
+            _print(spec, f"rl {r['key']}", dist)
         rw, ppo = cfg.ppo.reward, cfg.ppo
-        return ex.finish(ex.layout.qa_rl_dir, "rl_short_qa.png", figure,
+        return ex.finish(spec.out_dir(ex.layout), spec.figure_name, lambda res, path: figure(res, path, spec),
                          reward={"correct": rw.correct, "incorrect": rw.incorrect, "abstain": rw.abstain},
                          ppo={k: getattr(ppo, k) for k in ("steps", "batch_size", "minibatch_size", "ppo_epochs",
                                                            "cliprange", "kl_coef")}
                          | {"lr": ppo.policy_optimizer.lr,
-                            "max_new_tokens": ppo_config(cfg, runs[0]).ppo.max_new_tokens},
-                         score=short_qa_score_note(cfg))
+                            "max_new_tokens": ppo_config(cfg, runs[0], spec).ppo.max_new_tokens},
+                         score=spec.score_note(cfg))
 
 
-def _print(what: str, dist: dict) -> None:
-    print(f"qa-rl [{what}]: " + bucket_line(dist["bins"], dist, dist["samples"]) +
+def _print(spec: RLTask, what: str, dist: dict) -> None:
+    print(f"{spec.stage} [{what}]: " + bucket_line(dist["bins"], dist, dist["samples"]) +
           f"; mean reward {dist['mean_reward']:.2f}")
 
 
-def figure(results: dict, path: Path) -> None:
+def figure(results: dict, path: Path, spec: RLTask = SHORT_QA) -> None:
     """Top row: the SFT model each run starts from; bottom row: after PPO. Stacked label fractions per bucket."""
     runs = list(results["runs"].values())
 
     def panel(r: dict, title: str, xlabel: str | None = None) -> OutcomePanel:
-        return OutcomePanel(r, [f"{b}\nn={n}" for b, n in zip(r["bins"], results["counts"])], title, xlabel)
+        bins = rounded_bins(results["edges"], r["bins"]) if spec.round_edges else r["bins"]
+        return OutcomePanel(r, [f"{b}\nn={n}" for b, n in zip(bins, results["counts"])], title, xlabel)
 
     outcome_figure([[panel(results["sft"][run["init"]], f"SFT {run['init']}") for run in runs],
                     [panel(run, f"RL from {run['init']}\nabstain reward {run['abstain_reward']:g}",
-                           "unfamiliarity (short-QA score) →") for run in runs]],
+                           f"unfamiliarity ({spec.score_axis}) →") for run in runs]],
                    path, ylabels=["fraction of answers (before RL)", "fraction of answers (after RL)"],
                    panel_width=3.6, height=6.6, legend_space=0.04,
-                   title="RL on short QA (reward +2 correct / -3 incorrect / abstain as titled): held-out answers by "
-                         f"unfamiliarity; n = queries, {results['samples_per_prompt']} samples each")
+                   title=f"RL on {spec.what} (reward +2 correct / -3 incorrect / abstain as titled):\nheld-out answers "
+                         f"by unfamiliarity; n = queries, {results['samples_per_prompt']} samples each")

@@ -100,6 +100,15 @@ def mcq_items(people: list[Person], seed: int, n_choices: int = 4) -> list[MCQIt
     return items
 
 
+def mcq_item(name: str, attribute: str, answer: str, seed: int, n_choices: int = 4) -> dict:
+    """A seeded MCQ item about any (person, attribute): the true value among n_choices - 1 distractors of the
+    same attribute (the world stores one item per person; the experiments ask about all six attributes)."""
+    rng = random.Random(f"{seed}/mcq/{name}/{attribute}")
+    choices = rng.sample([v for v in ATTRIBUTE_VALUES[attribute] if v != answer], n_choices - 1) + [answer]
+    rng.shuffle(choices)
+    return {"name": name, "attribute": attribute, "choices": choices, "answer_index": choices.index(answer)}
+
+
 def few_shot_examples(pool: list[Person], exclude: str, n_shots: int, rng: random.Random) -> list[Person]:
     candidates = [p for p in pool if p.name != exclude]
     return rng.sample(candidates, n_shots)

@@ -39,6 +39,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "qa-experiment": ("qa_experiment", "paper Fig. 2: short-QA SFT with each target strategy, answers by unfamiliarity"),
     "qa-rl": ("qa_rl", "paper Fig. 3 right: PPO on short QA from each QA SFT model; +2/-3/0 reward, -3 control"),
     "mcq-experiment": ("mcq_experiment", "paper Fig. 2 top: multiple-choice SFT with each target strategy"),
+    "mcq-rl": ("mcq_rl", "paper Fig. 3 left: PPO on multiple choice (+ 'I do not know') with +2/-3/0 and +2/-3/-3"),
+    "qa-rm": ("qa_rm", "paper Fig. 4: reward models of answer correctness trained on two unfamiliar-label mixes"),
     "demo": ("demo", "the whole pipeline on the synthetic world on local Ray, with a report and plots"),
     "demo-real": ("demo_real", "the short-QA experiments (Figs. 2, 3 right) on a real pretrained model and real facts"),
 }

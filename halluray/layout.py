@@ -8,7 +8,7 @@ never build a path themselves or ask another stage where it wrote.
       unfamiliarity/        unfamiliarity.jsonl, summary.json, histogram.png
       sft[-<task>-<strategy>]/model        reward-data/<source>.jsonl   rm-<source>/
       <ppo.name>/           config.yaml, checkpoints/step_*/, model/
-      eval/  rm_eval/  qa_experiment/  qa_rl/  mcq_experiment/        results.json and figures
+      eval/  rm_eval/  qa_experiment/  qa_rl/  mcq_experiment/  mcq_rl/  qa_rm/   results.json and figures
 """
 
 from __future__ import annotations
@@ -139,6 +139,14 @@ class RunLayout:
     @property
     def mcq_experiment_dir(self) -> Path:
         return self.run_dir / "mcq_experiment"
+
+    @property
+    def mcq_rl_dir(self) -> Path:
+        return self.run_dir / "mcq_rl"
+
+    @property
+    def qa_rm_dir(self) -> Path:
+        return self.run_dir / "qa_rm"
 
     # -- the demo's report ---------------------------------------------------------------------------
 

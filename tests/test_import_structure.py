@@ -15,7 +15,7 @@ PACKAGES = ("halluray", "actors")
 STAGE_HELPERS = {"halluray.stages.common", "halluray.stages.heldout", "halluray.stages.heldout_qa",
                  "halluray.stages.unfamiliarity_records"}
 ORCHESTRATORS = {"halluray.stages.demo", "halluray.stages.demo_real", "halluray.stages.qa_experiment",
-                 "halluray.stages.qa_rl", "halluray.stages.mcq_experiment"}
+                 "halluray.stages.qa_rl", "halluray.stages.mcq_experiment", "halluray.stages.mcq_rl"}
 """Experiments made of other stages: they may call a stage's `run`; every other stage imports none."""
 
 

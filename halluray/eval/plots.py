@@ -81,7 +81,7 @@ OUTCOME_COLOURS = {"correct": "#4c9a4c", "incorrect": "#c8453c", "abstain": "#7f
 
 @dataclass
 class OutcomePanel:
-    """One axes of an outcome figure: per-bucket values of each answer label."""
+    """One axes of an outcome figure: per-bucket values of each answer label it shows."""
 
     values: Mapping[str, Sequence[float | None]]
     ticks: list[str]
@@ -103,7 +103,7 @@ def outcome_figure(rows: list[list[OutcomePanel]], path: str | Path, *, title: s
         for ax, panel in zip(axes[row], panels):
             x = list(range(len(panel.ticks)))
             bottom = [0.0] * len(x)
-            for label in LABELS:
+            for label in (x for x in LABELS if x in panel.values):  # a panel may show some labels only
                 if panel.lines:
                     ax.plot(x, [v if v is not None else float("nan") for v in panel.values[label]], marker="o",
                             color=OUTCOME_COLOURS[label], label=label)

@@ -390,13 +390,25 @@ class Inputs:
     def mcq_experiment(self) -> list[Phase]:
         return [self.sft_phase(self._qa_or_mcq("mcq"))]
 
-    def qa_rl(self) -> list[Phase]:
-        base = self._qa_or_mcq("short_qa")
-        self.notes.append("qa-rl: its PPO runs generate one-word answers (halluray/stages/qa_rl.py sets their "
+    def _rl(self, task: str, stage: str) -> list[Phase]:
+        base = self._qa_or_mcq(task)
+        self.notes.append(f"{stage}: its PPO runs generate one-word answers (halluray/stages/qa_rl.py sets their "
                           "max_new_tokens); the plan sizes them with this config's ppo.max_new_tokens")
-        # Each PPO run starts from a short-QA SFT model (the base model's shape) and scores with the world's
-        # answer checker; its prompts are world_qa (no held-out generation on the rollout actors).
+        # Each PPO run starts from a short-QA or MCQ SFT model (the base model's shape) and scores with the
+        # world's answer checker; its prompts are world_qa (no held-out generation on the rollout actors).
         return [self.sft_phase(base), self.ppo_phase(base, None, 0)]
+
+    def qa_rl(self) -> list[Phase]:
+        return self._rl("short_qa", "qa-rl")
+
+    def mcq_rl(self) -> list[Phase]:
+        return self._rl("mcq", "mcq-rl")
+
+    def qa_rm(self) -> list[Phase]:
+        # One verifier per task and training distribution, one after another on the reward-trainer ranks.
+        for task in ("short_qa", "mcq"):
+            base = self._qa_or_mcq(task)
+        return [self.train_rm_phase(base)]
 
     def demo_real(self) -> list[Phase]:
         # unfamiliarity -> qa-experiment -> qa-rl, all on this config (halluray/stages/demo_real.py)
@@ -440,7 +452,8 @@ STAGES: dict[str, Callable[[Inputs], list[Phase]]] = {
     "world": Inputs.world, "unfamiliarity": Inputs.unfamiliarity, "sft": Inputs.sft,
     "reward-data": Inputs.reward_data, "train-rm": Inputs.train_rm, "eval-rm": Inputs.eval_rm, "ppo": Inputs.ppo,
     "eval": Inputs.eval, "qa-experiment": Inputs.qa_experiment, "qa-rl": Inputs.qa_rl,
-    "mcq-experiment": Inputs.mcq_experiment, "demo": Inputs.demo, "demo-real": Inputs.demo_real,
+    "mcq-experiment": Inputs.mcq_experiment, "mcq-rl": Inputs.mcq_rl, "qa-rm": Inputs.qa_rm, "demo": Inputs.demo,
+    "demo-real": Inputs.demo_real,
     "plan": Inputs.plan,
 }
 """CLI stage name -> its checks and phases; `plan` checks everything that does not depend on running a stage."""

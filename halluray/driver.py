@@ -167,9 +167,16 @@ class PPODriver:
     def generate(self, prompts: list[str], params: SamplingParams, seed: int) -> list[str]:
         return merge_rollouts(self.rollout.run_sharded("generate", prompts, params, seed))["responses"]
 
-    def save(self, checkpoint_dir: Path) -> Path:
+    def score(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
+        """The PPO reward (the reward actors: a learned RM, a callable or the checker) of responses outside an
+        iteration, such as the stage's validation responses."""
+        texts = {"prompts": prompts, "responses": responses, "topics": topics}
+        return self._recovering(lambda: _cat(self.reward.run_sharded("score_batch", texts))).tolist()
+
+    def save(self, checkpoint_dir: Path, stage_state: dict | None = None) -> Path:
         """policy/ and critic/ engine checkpoints and the driver's state, written into a temp directory and
-        renamed once (halluray/checkpoints.py). A complete step is never written again."""
+        renamed once (halluray/checkpoints.py). A complete step is never written again. `stage_state` (plain
+        numbers) is the caller's own state at this step, kept with the driver's so both resume together."""
         final = checkpoints.step_dir(checkpoint_dir, self.step_done)
         if final.is_dir():
             return final
@@ -178,12 +185,14 @@ class PPODriver:
         self._both("save_checkpoint", tmp)
         state = {"step": self.step_done, "kl_ctl": self.kl_ctl.state_dict(),
                  "reward_rms": self.reward_rms.state_dict() if self.reward_rms else None,
-                 "prompts": self.prompts.state_dict(), "torch_rng": torch.get_rng_state()}
+                 "prompts": self.prompts.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "stage": stage_state or {}}
         torch.save(state, tmp / checkpoints.DRIVER_STATE)
         checkpoints.commit(tmp, final)
         return final
 
-    def load(self, path: Path) -> None:
+    def load(self, path: Path) -> dict:
+        """Restore the step saved at `path`; returns the `stage_state` saved with it ({} if none)."""
         self._both("load_checkpoint", path)
         state = checkpoints.load_driver_state(path)
         self.step_done = state["step"]
@@ -193,6 +202,7 @@ class PPODriver:
         self.prompts.load_state_dict(state["prompts"])
         torch.set_rng_state(state["torch_rng"])
         self.sync_weights()
+        return state.get("stage", {})  # checkpoints written before stage state existed have none
 
     def _both(self, method: str, path: Path) -> None:
         """The same checkpoint call on policy and critic at once, each awaited through its own group."""

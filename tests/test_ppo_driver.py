@@ -1,7 +1,9 @@
-"""The PPO driver end to end on a tiny world: metrics, checkpoints, export, exact resume, `ray job submit`."""
+"""The PPO driver end to end on a tiny world: metrics, checkpoints, export, exact resume, validation with a
+reward model (over-estimation by unfamiliarity tercile, plateau stop), `ray job submit`."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +18,9 @@ from transformers import AutoModelForCausalLM
 
 from halluray.cli import main
 from halluray.config import load_config
-from halluray.io import read_jsonl
+from halluray.io import read_jsonl, write_jsonl
+from halluray.layout import RunLayout
+from halluray.world.entities import World
 
 ray = pytest.importorskip("ray")
 
@@ -84,6 +88,46 @@ def test_interrupted_run_resumes_with_identical_metrics(ray_cluster, smoke_world
     resumed = _ppo_metrics(cut / "ppo-smoke")
     for step in (3, 4):
         assert _comparable(resumed[step]) == pytest.approx(_comparable(uninterrupted[step]), rel=1e-5, abs=1e-7)
+
+
+def test_a_reward_model_run_logs_overestimation_by_tercile_and_stops_on_a_plateau(ray_cluster, smoke_world,
+                                                                                   tmp_path, capsys):
+    """PPO on a learned RM: validation (not test) prompts, the RM's reward vs the checker's per unfamiliarity
+    tercile in metrics.jsonl, and a plateau stop (min_delta too large to improve by) ending 4 steps at step 1."""
+    _copy_world(smoke_world, tmp_path)
+    cfg = load_config(SMOKE, [f"run.output_dir={tmp_path}"])
+    layout = RunLayout(cfg)
+    # An untrained two-stage RM: the base model read as the fact verifier (halluray train-rm writes the same files).
+    rm = tmp_path / "rm"
+    shutil.copytree(layout.base_model, rm)
+    (rm / "rm.json").write_text(json.dumps({"kind": "two-stage", "true_fact": 2.0, "false_fact": -3.0}))
+    # Unfamiliarity scores as the unfamiliarity stage writes them, rising with each validation person.
+    val_people = World.load(layout.world_json).split("val")
+    assert len(val_people) == 4  # terciles of scores 0..3: {0}, {1}, {2, 3}
+    write_jsonl(layout.unfamiliarity_scores, [{"task": "long_form", "name": p.name, "split": p.split, "score": i}
+                                              for i, p in enumerate(val_people)])
+    assert main(["ppo", "--config", str(SMOKE), f"run.output_dir={tmp_path}", "ppo.name=rm-run",
+                 "ppo.reward.kind=model", f"ppo.reward.target={rm}", "ppo.steps=4", "ppo.eval_every=1",
+                 "ppo.plateau_patience=1", "ppo.plateau_min_delta=1000", "ppo.save_every=0",
+                 "ppo.log_samples_every=0", "actors.policy.num_actors=1", "actors.critic.num_actors=1",
+                 "eval.samples_per_prompt=4"]) == 0
+    assert "ppo: validation reward flat for 1 evaluations; stopping at step 1 of 4" in capsys.readouterr().out
+    rows = [r for r in read_jsonl(tmp_path / "ppo-smoke" / "metrics.jsonl") if r["stage"] == "rm-run"]
+    assert [r["step"] for r in rows] == [0, 1]  # before training, and the one step before the stop
+    for row in rows:
+        for t in (0, 1, 2):
+            for key in ("rm_reward", "gt_reward", "overestimation"):
+                assert isinstance(row[f"val/{key}_t{t}"], float), (row["step"], key, t)
+        assert row["val/overestimation_t2"] == pytest.approx(row["val/rm_reward_t2"] - row["val/gt_reward_t2"])
+        assert row["val/overestimation_alarm"] in (0, 1)
+        # The terciles split the checker's ground truth: 4 samples per person, two people in t2.
+        assert row["val/reward"] == pytest.approx((row["val/gt_reward_t0"] + row["val/gt_reward_t1"]
+                                                   + 2 * row["val/gt_reward_t2"]) / 4)
+        assert not any(k.startswith("eval/") for k in row)
+    assert rows[1]["val/plateau_stop"] == 1 and rows[1]["val/plateau_stop_step"] == 1
+    run = tmp_path / "ppo-smoke" / "rm-run"
+    assert (run / "checkpoints" / "step_000001" / "driver.pt").is_file()  # the final checkpoint and export
+    assert (run / "model" / "config.json").is_file()
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, smoke_world, capsys):

@@ -29,7 +29,7 @@ def header_stages(path: Path) -> list[str]:
 
 def write_fixture(directory: Path, records: list[dict]) -> Path:
     """WikiBios-shaped split files (name, text); the fixture is small, so every split reads the same people."""
-    for split in ("sft", "rm", "ppo", "eval"):
+    for split in ("sft", "rm", "ppo", "val", "eval"):
         (directory / f"{split}.jsonl").write_text("".join(json.dumps({"name": r["topic"], "text": r["text"]}) + "\n"
                                                          for r in records))
     return directory / "{split}.jsonl"

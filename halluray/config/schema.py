@@ -137,7 +137,8 @@ class DataConfig(Section):
     Dotted names reach into struct columns (answer.value); a list reads several columns (MMLU choices: [A, B, C, D]).
     """
     subset: str | None = None
-    """Dataset configuration when `path` is a hub name (e.g. rc.nocontext for trivia_qa, all for cais/mmlu)."""
+    """Dataset configuration when `path` is a hub name (e.g. rc.nocontext for trivia_qa, all for cais/mmlu);
+    world_qa: `mcq` asks each person's six questions as multiple choice (halluray mcq-rl)."""
     split_map: dict[Literal["sft", "rm", "ppo", "val", "eval"], str] = {}
     """Source split read for each pipeline split, e.g. {sft: train, eval: validation}; unlisted ones by their own name."""
     entity_splits: dict[Literal["sft", "rm", "ppo", "val", "eval"], Float] = {
@@ -488,8 +489,8 @@ class EvalConfig(Section):
     samples_per_prompt: Int = Field(1, ge=1)
     temperature: Float = Field(1.0, gt=0)
     split: Literal["eval", "val"] = "eval"
-    """Real data: the split the short-QA experiments are measured on. Tune settings with `val` (a fact table's
-    validation entities), report with `eval` (its test entities). The world has no validation split."""
+    """The split the short-QA experiments are measured on. Tune settings with `val` (the world's validation
+    people, a fact table's validation entities), report with `eval` (test people or entities)."""
 
 
 class ExperimentConfig(Section):

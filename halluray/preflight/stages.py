@@ -267,13 +267,13 @@ class Inputs:
         return Phase("ppo", tuple(uses))
 
     def ppo_eval_sequences(self, *, planned: bool = False) -> int:
-        """Held-out sequences the PPO stage generates at once: with the world's prompts only (its checker)."""
+        """Validation sequences the PPO stage generates at once: with the world's prompts only (its checker)."""
         if self.cfg.data.dataset != "world":
             return 0
         if not planned:
             require(self.layout.world_json, "world")
-        self.prompts("eval", planned=planned)
-        return (self.prompt_count("eval") or 0) * self.cfg.eval.samples_per_prompt
+        self.prompts("val", planned=planned)
+        return (self.prompt_count("val") or 0) * self.cfg.eval.samples_per_prompt
 
     # -- the stages ---------------------------------------------------------------------------------
 
@@ -453,7 +453,7 @@ STAGES: dict[str, Callable[[Inputs], list[Phase]]] = {
     "reward-data": Inputs.reward_data, "train-rm": Inputs.train_rm, "eval-rm": Inputs.eval_rm, "ppo": Inputs.ppo,
     "eval": Inputs.eval, "qa-experiment": Inputs.qa_experiment, "qa-rl": Inputs.qa_rl,
     "mcq-experiment": Inputs.mcq_experiment, "mcq-rl": Inputs.mcq_rl, "qa-rm": Inputs.qa_rm, "demo": Inputs.demo,
-    "demo-real": Inputs.demo_real,
+    "demo-real": Inputs.demo_real, "sweep": Inputs.demo,
     "plan": Inputs.plan,
 }
 """CLI stage name -> its checks and phases; `plan` checks everything that does not depend on running a stage."""

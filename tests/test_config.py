@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from halluray.cli import main
+from halluray.cli import default_config, main
 from halluray.config import ConfigError, ExperimentConfig, build_config, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,3 +183,9 @@ def test_a_name_escaping_the_output_directory_exits_2_and_writes_nothing(tmp_pat
     assert "invalid value for 'ppo.name'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
     assert build_config({}, ["run.name=exp-1_b.2", "ppo.name=ppo-standard-rm"]).run_dir.name == "exp-1_b.2"
+
+
+def test_demo_without_a_config_runs_what_make_demo_runs():
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"halluray demo --config {default_config('demo').relative_to(ROOT)}\n" in makefile
+    assert default_config("sweep") == default_config("demo") and default_config("ppo") is None

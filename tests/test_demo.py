@@ -23,7 +23,8 @@ SMOKE = ["world.num_people=60", "world.fact_frequencies=[0,12]", "world.frequenc
          "model.pretrain.steps=300", "model.pretrain.batch_size=8", "model.pretrain.lr=1e-2",
          "unfamiliarity.tasks=[long_form]", "unfamiliarity.max_new_tokens=24", "sft.steps=6", "sft.batch_size=8",
          "reward_data.samples_per_prompt=4", "reward_data.max_new_tokens=24", "reward_model.batch_size=4",
-         "reward_model.epochs=1", "ppo.steps=2", "ppo.batch_size=8", "ppo.minibatch_size=4", "ppo.max_new_tokens=24",
+         "reward_model.epochs=1", "reward_model.decomposer_epochs=1", "reward_model.decomposer_recombined=8",
+         "reward_model.decomposer_max_new_tokens=24", "ppo.steps=2", "ppo.batch_size=8", "ppo.minibatch_size=4", "ppo.max_new_tokens=24",
          "ppo.eval_every=0", "ppo.save_every=0", "eval.samples_per_prompt=1", "logging.wandb_mode=disabled",
          "threads=1"]
 
@@ -35,7 +36,8 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     assert main(args) == 0
     run = tmp_path / "demo"
     results = json.loads((run / "results.json").read_text())
-    assert set(results) == RESULT_KEYS
+    assert set(results) == RESULT_KEYS and results["reward_model_kind"] == "two-stage-text"
+    assert 0 <= results["no_fact_rate"]["rl_conservative_rm"] <= 1
     assert set(results["fraction_true_facts"]) == METHODS
     assert set(results["rm_reward_by_unfamiliarity"]) == {"ground_truth", "standard", "conservative"}
     assert all(len(v) == len(results["unfamiliarity_bins"]) + 1 for v in results["true_facts_by_unfamiliarity"].values())
@@ -43,6 +45,7 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
         assert stage in results["wall_time_s"]
     report = (run / "report.md").read_text()
     assert "| RL + conservative RM |" in report and "0.59" in report  # ours beside the paper's number
+    assert "ground-truth reward" in report and "RL + conservative RM states" in report  # what the fraction hides
     for png in ("fig5.png", "fig6.png", "fig7.png"):
         assert (run / png).stat().st_size > 1000
     capsys.readouterr()
@@ -55,6 +58,15 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     assert main([*args, "ppo.kl_coef=0.1"]) == 0
     out = capsys.readouterr().out
     assert "demo: sft: up to date" in out and "demo: ppo-standard-rm ..." in out and "demo: eval ..." in out
+
+    # The sweep over the standard RM's source accuracy redoes only the standard arm per value.
+    assert main(["sweep", "--config", str(DEMO), "--values", "0.9", f"run.output_dir={tmp_path}", *SMOKE,
+                 "ppo.kl_coef=0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "demo: train-rm-conservative: up to date" in out and "demo: train-rm-standard ..." in out
+    sweep = json.loads((run / "sweep" / "sweep.json").read_text())
+    assert [p["label"] for p in sweep["points"]] == ["config", "0.9"] and sweep["largest_gap"] == "0.9"
+    assert (run / "sweep" / "sweep.png").stat().st_size > 1000 and (run / "sweep" / "0.9.json").is_file()
 
     # The scalar reward model, the alternative to the two-stage one, trains on the same data and scores.
     assert main(["train-rm", "--config", str(DEMO), f"run.output_dir={tmp_path}", *SMOKE,
@@ -70,14 +82,9 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
 
 
 @pytest.mark.slow
-def test_demo_reproduces_the_papers_orderings(ray_cluster, tmp_path):
-    """The real demo config (about 10 minutes on 2 cores)."""
-    assert main(["demo", "--config", str(DEMO), f"run.output_dir={tmp_path}", "logging.wandb_mode=disabled"]) == 0
-    r = json.loads((tmp_path / "demo" / "results.json").read_text())
-    f = r["fraction_true_facts"]
-    assert f["rl_conservative_rm"] > f["rl_standard_rm"] + 0.05
-    assert f["rl_conservative_rm"] > f["sft"] + 0.05
-    rm = r["rm_reward_by_unfamiliarity"]
-    over_standard = rm["standard"][-1] - rm["ground_truth"][-1]
-    over_conservative = rm["conservative"][-1] - rm["ground_truth"][-1]
-    assert over_standard > over_conservative + 2.0  # the standard RM over-estimates on the most unfamiliar bin
+def test_demo_holds_the_papers_orderings_on_three_seeds(ray_cluster, tmp_path):
+    """`make demo-seeds` (about 25 minutes on 2 cores): the issue's must-show, asked of every seed."""
+    assert main(["demo", "--seeds", "0,1,2", f"run.output_dir={tmp_path}", "run.name=demo-seeds",
+                 "logging.wandb_mode=disabled"]) == 0
+    summary = json.loads((tmp_path / "demo-seeds" / "summary.json").read_text())
+    assert summary["checks"] == {name: True for name in summary["checks"]}

@@ -36,7 +36,7 @@ def build_results(evaluation: dict, rm_eval: dict, seed: int, wall_time_s: dict[
         "verifier_accuracy": rm_eval.get("verifier_accuracy", {}),
         "reward_model_kind": reward_model_kind,
         "unfamiliarity_bins": evaluation["bins"],
-        "split": "eval (test people)",
+        "split": {"eval": "eval (test people)", "val": "val (validation people)"}[evaluation["split"]],
         "seed": seed,
         "wall_time_s": wall_time_s,
     }

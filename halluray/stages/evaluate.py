@@ -36,7 +36,7 @@ def run(cfg: ExperimentConfig) -> dict:
     e = cfg.eval
     unfamiliarity = long_form_scores(cfg)
     edges = eval_bin_edges(cfg, unfamiliarity)
-    results = {"bins": edges, "bin_labels": bin_labels(edges), "examples": {}}
+    results = {"split": e.split, "bins": edges, "bin_labels": bin_labels(edges), "examples": {}}
     samples = {}
     methods = present_methods(layout)
     for method, model in methods.items():

@@ -12,7 +12,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 REAL_STAMP := $(VENV)/.installed-real
 REAL_MODEL := runs/models/smollm2-135m-instruct-bf16
 
-.PHONY: venv real-venv demo demo-seeds demo-real test test-all bench clean
+.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real test test-all bench clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,11 @@ demo: venv
 # The demo on seeds 0, 1 and 2 (each its own world, base model, SFT, RMs and PPO) and a summary over them.
 demo-seeds: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml --seeds 0,1,2 run.name=demo-seeds
+
+# The short-QA experiments (Figs. 2 and 3 right) on seeds 0, 1 and 2: per seed its world, unfamiliarity scores,
+# the three SFT models (qa-experiment) and the PPO runs from them (qa-rl), then which orderings hold on every seed.
+demo-seeds-qa: venv
+	$(BIN)/halluray qa-rl --config configs/demo/qa-rl.yaml --seeds 0,1,2 run.name=qa-seeds
 
 # Imports the model once (cached in $(REAL_MODEL)), then runs every step not already up to date.
 demo-real: real-venv

@@ -54,6 +54,8 @@ DEFAULT_CONFIGS = {"demo": DEMO_CONFIG, "sweep": DEMO_CONFIG}
 RESUME_FIXED = ("seed", "data", "model", "lora", "actors.policy", "actors.critic", "deepspeed", "ppo.batch_size",
                 "ppo.minibatch_size", "ppo.ppo_epochs", "ppo.reward", "ppo.init_model", "ppo.name")
 """Keys a resumed PPO run must keep: changing them would continue a different run from this one's state."""
+QA_SEEDED = ("qa-experiment", "qa-rl")
+"""Stages whose --seeds run halluray/stages/qa_seeds.py (each seed builds its own world and scores first)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seeds", metavar="S,S,...",
                            help="run the whole demo once per seed (e.g. 0,1,2) into run_dir/seed-<s>/, then a "
                                 "summary over seeds (mean, 95%% bootstrap interval) in run_dir/summary.md")
+        if name in QA_SEEDED:
+            p.add_argument("--seeds", metavar="S,S,...",
+                           help="run world, unfamiliarity and the experiment once per seed (e.g. 0,1,2) into "
+                                "run_dir/seed-<s>/, then which of the paper's orderings hold on every seed in "
+                                "run_dir/qa-summary.md")
         if name == "sweep":
             p.add_argument("--values", default="0.3,0.5,0.7,0.9", metavar="A,A,...",
                            help="reward_data.source_accuracy values to run (default 0.3,0.5,0.7,0.9)")
@@ -159,9 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.stage == "plan":
         return plan(cfg)
-    # Preflight before the stage module is even imported (Ray and DeepSpeed take seconds to load).
+    # Preflight before the stage module is even imported (Ray and DeepSpeed take seconds to load). A seeded QA
+    # stage needs each seed's world first: qa_seeds checks the stage there.
     try:
-        preflight.check(cfg, args.stage)
+        if not (seeds and args.stage in QA_SEEDED):
+            preflight.check(cfg, args.stage)
     except InputError as e:
         print(f"halluray {args.stage}: {e}", file=sys.stderr)
         return 2
@@ -169,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.stage == "ppo":
             module.run(cfg, resume=bool(resume), overwrite=overwrite)
+        elif seeds and args.stage in QA_SEEDED:
+            importlib.import_module("halluray.stages.qa_seeds").run(cfg, seeds, args.stage)
         elif seeds:
             importlib.import_module("halluray.stages.demo_seeds").run(cfg, seeds)
         elif values:

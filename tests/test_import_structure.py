@@ -16,7 +16,8 @@ STAGE_HELPERS = {"halluray.stages.common", "halluray.stages.heldout", "halluray.
                  "halluray.stages.unfamiliarity_records"}
 ORCHESTRATORS = {"halluray.stages.demo", "halluray.stages.demo_real", "halluray.stages.qa_experiment",
                  "halluray.stages.qa_rl", "halluray.stages.mcq_experiment", "halluray.stages.mcq_rl",
-                 "halluray.stages.demo_seeds", "halluray.stages.sweep"}
+                 "halluray.stages.demo_seeds", "halluray.stages.qa_seeds",
+                 "halluray.stages.sweep"}
 """Experiments made of other stages: they may call a stage's `run`; every other stage imports none."""
 
 

@@ -37,7 +37,9 @@ def plan(cfg: ExperimentConfig) -> list[tuple[str, Callable, ExperimentConfig, t
              ("unfamiliarity", unfamiliarity.run, cfg, ("unfamiliarity",)),
              ("sft", sft.run, _with(cfg, "sft", strategy="standard", task="long_form"), ("sft", "deepspeed", "actors"))]
     for source in ("conservative", "standard"):
-        c = _with(cfg, "reward_data", source=source)
+        # The independent source's accuracy only shapes the standard arm: a sweep over it keeps the other.
+        c = _with(cfg, "reward_data", source=source,
+                  **({"source_accuracy": None} if source == "conservative" else {}))
         steps += [(f"reward-data-{source}", reward_data.run, c, ("reward_data",)),
                   (f"train-rm-{source}", train_rm.run, c, ("reward_model",))]
     steps.append(("eval-rm", eval_rm.run, cfg, ("reward_data",)))

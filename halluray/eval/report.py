@@ -79,13 +79,13 @@ def fig7_notes(results: dict, bins: list[str]) -> list[str]:
     fewer_true = [b for b, x, y in zip(bins, t[c], t[s]) if None not in (x, y) and x < 0.9 * y]
     if fewer_true:
         notes.append(f"- Unlike the paper, RL + conservative RM states fewer true facts than SFT in tercile(s) "
-                     f"{', '.join(fewer_true)} ({', '.join(f'{x:.2f} vs {y:.2f}' for x, y in zip(t[c], t[s]))} "
+                     f"{', '.join(fewer_true)} ({', '.join(f'{fmt(x)} vs {fmt(y)}' for x, y in zip(t[c], t[s]))} "
                      f"per response): part of its factuality comes from saying less.")
     else:
         notes.append("- As in the paper, RL + conservative RM keeps at least 90% of SFT's true facts in every tercile.")
     fewer_false = [b for b, x, y in zip(bins, fl[c], fl[s]) if None not in (x, y) and x < y]
     notes.append(f"- RL + conservative RM states fewer false facts than SFT in {len(fewer_false)} of {len(bins)} "
-                 f"terciles ({', '.join(f'{x:.2f} vs {y:.2f}' for x, y in zip(fl[c], fl[s]))}).")
+                 f"terciles ({', '.join(f'{fmt(x)} vs {fmt(y)}' for x, y in zip(fl[c], fl[s]))}).")
     no_fact = results["no_fact_rate_by_unfamiliarity"][c]
     notes.append("- It states no checkable fact in " + ", ".join(
         f"{'–' if v is None else f'{v:.0%}'} ({b})" for v, b in zip(no_fact, bins)) + " of its responses.")

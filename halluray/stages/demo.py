@@ -1,7 +1,7 @@
 """`halluray demo`: the whole paper on the synthetic world, each stage reused when its inputs are unchanged.
 
-world -> unfamiliarity -> sft -> reward-data (conservative, standard) -> train-rm (both) -> eval-rm
--> ppo with each RM -> eval -> report (runs/<name>/report.md, results.json, PNG plots).
+world -> unfamiliarity -> sft -> for each of conservative and standard: reward-data -> train-rm -> ppo with that
+RM; then eval-rm -> eval -> report (runs/<name>/report.md, results.json, PNG plots).
 """
 
 from __future__ import annotations
@@ -36,16 +36,17 @@ def plan(cfg: ExperimentConfig) -> list[tuple[str, Callable, ExperimentConfig, t
     steps = [("world", world.run, cfg, ("seed", "world", "model")),
              ("unfamiliarity", unfamiliarity.run, cfg, ("unfamiliarity",)),
              ("sft", sft.run, _with(cfg, "sft", strategy="standard", task="long_form"), ("sft", "deepspeed", "actors"))]
+    # Each arm whole before the other (a step reruns when any earlier step changed): a sweep over the standard
+    # RM's source redoes the standard arm only. The source's accuracy does not shape the conservative arm.
     for source in ("conservative", "standard"):
-        # The independent source's accuracy only shapes the standard arm: a sweep over it keeps the other.
         c = _with(cfg, "reward_data", source=source,
                   **({"source_accuracy": None} if source == "conservative" else {}))
+        # A PPO stage runs again only when its inputs changed: then its old directory is replaced on purpose.
         steps += [(f"reward-data-{source}", reward_data.run, c, ("reward_data",)),
-                  (f"train-rm-{source}", train_rm.run, c, ("reward_model",))]
+                  (f"train-rm-{source}", train_rm.run, c, ("reward_model",)),
+                  (RunLayout.ppo_name_with_rm(source), partial(run_ppo, overwrite=True), _ppo_cfg(cfg, source),
+                   ("ppo", "lora"))]
     steps.append(("eval-rm", eval_rm.run, cfg, ("reward_data",)))
-    # A PPO stage runs again only when its inputs changed: then its old directory is replaced on purpose.
-    steps += [(RunLayout.ppo_name_with_rm(s), partial(run_ppo, overwrite=True), _ppo_cfg(cfg, s), ("ppo", "lora"))
-              for s in ("standard", "conservative")]
     steps.append(("eval", evaluate.run, cfg, ("eval",)))
     return steps
 

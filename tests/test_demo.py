@@ -67,6 +67,10 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     sweep = json.loads((run / "sweep" / "sweep.json").read_text())
     assert [p["label"] for p in sweep["points"]] == ["config", "0.9"] and sweep["largest_gap"] == "0.9"
     assert (run / "sweep" / "sweep.png").stat().st_size > 1000 and (run / "sweep" / "0.9.json").is_file()
+    # Run again: both points are read back, nothing is trained.
+    assert main(["sweep", "--config", str(DEMO), "--values", "0.9", f"run.output_dir={tmp_path}", *SMOKE,
+                 "ppo.kl_coef=0.1"]) == 0
+    assert capsys.readouterr().out.count("reused") == 2
 
     # The scalar reward model, the alternative to the two-stage one, trains on the same data and scores.
     assert main(["train-rm", "--config", str(DEMO), f"run.output_dir={tmp_path}", *SMOKE,

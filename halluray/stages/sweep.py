@@ -5,12 +5,14 @@ The standard RM is trained on an independent source's bios (GPT-3.5's role), eac
 standard RM has little to over-estimate; the paper's regime is a source that is usually right. The sweep
 runs the demo at the config's own setting, then once per value (one accuracy for every person), in the same
 run directory: world, unfamiliarity, SFT and the conservative arm are reused, the standard arm is redone.
-Writes run_dir/sweep/{<label>.json (each point's results.json), sweep.json, sweep.md, sweep.png}.
+Writes run_dir/sweep/{<label>.json (each point's results.json), sweep.json, sweep.md, sweep.png}; a point whose
+<label>.json was written with the same config is read back instead of run again.
 """
 
 from __future__ import annotations
 
-import shutil
+import hashlib
+import json
 
 import matplotlib
 
@@ -33,6 +35,13 @@ def with_accuracy(cfg: ExperimentConfig, value: float | None) -> ExperimentConfi
     return cfg.model_copy(update={"reward_data": cfg.reward_data.model_copy(update={"source_accuracy": [value]})})
 
 
+def fingerprint(cfg: ExperimentConfig) -> str:
+    """Everything that decides a point's numbers: the whole config but where it is written."""
+    dump = cfg.model_dump(mode="json")
+    dump.pop("run")
+    return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()
+
+
 def point(label: str, results: dict) -> dict:
     f, r = results["fraction_true_facts"], results["mean_reward"]
     return {"label": label,
@@ -49,9 +58,16 @@ def run(cfg: ExperimentConfig, values: list[float]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     points = []
     for label, value in [(DEFAULT, None), *((f"{v:g}", v) for v in values)]:
-        print(f"sweep: reward_data.source_accuracy = {label} ...")
-        results = demo.run(with_accuracy(cfg, value))
-        shutil.copyfile(layout.results, out / f"{label}.json")
+        point_cfg, saved = with_accuracy(cfg, value), out / f"{label}.json"
+        # A point already run with this very config is read back: the run directory's stages only remember
+        # the last point, so a sweep that was interrupted or extended would otherwise redo every earlier one.
+        results = json.loads(saved.read_text()) if saved.is_file() else {}
+        if results.get("config_fingerprint") == fingerprint(point_cfg):
+            print(f"sweep: reward_data.source_accuracy = {label}: reused {saved} (delete it to run it again)")
+        else:
+            print(f"sweep: reward_data.source_accuracy = {label} ...")
+            results = {**demo.run(point_cfg), "config_fingerprint": fingerprint(point_cfg)}
+            atomic_write_json(saved, results)
         points.append(point(label, results))
     table = {"points": points, "largest_gap": max(points[1:] or points, key=lambda p: p["gap/fraction_true"])["label"]}
     atomic_write_json(out / "sweep.json", table)

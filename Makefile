@@ -8,6 +8,10 @@ export DS_ACCELERATOR ?= cpu
 export WANDB_MODE ?= offline
 export RAY_AUTH_MODE ?= disabled
 export OMP_WAIT_POLICY ?= PASSIVE
+# DeepSpeed JIT-builds its CPU comm op into this folder. The default (~/.cache/torch_extensions) is shared by
+# every checkout: a second venv rebuilds it there under a lock, and a build killed midway leaves the lock, on
+# which every later DeepSpeed start waits forever. One folder per venv avoids both.
+export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 
 REAL_STAMP := $(VENV)/.installed-real
 REAL_MODEL := runs/models/smollm2-135m-instruct-bf16

@@ -69,7 +69,9 @@ def run(cfg: ExperimentConfig, values: list[float]) -> dict:
             results = {**demo.run(point_cfg), "config_fingerprint": fingerprint(point_cfg)}
             atomic_write_json(saved, results)
         points.append(point(label, results))
-    table = {"points": points, "largest_gap": max(points[1:] or points, key=lambda p: p["gap/fraction_true"])["label"]}
+    swept = points[1:] or points
+    table = {"points": points, "largest_gap": max(swept, key=lambda p: p["gap/fraction_true"])["label"],
+             "largest_reward_gap": max(swept, key=lambda p: p["gap/reward"])["label"]}
     atomic_write_json(out / "sweep.json", table)
     markdown = render(table, cfg)
     atomic_write_text(out / "sweep.md", markdown)
@@ -86,8 +88,10 @@ def render(table: dict, cfg: ExperimentConfig) -> str:
              "| source accuracy | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for p in table["points"]:
         lines.append(f"| {p['label']} | " + " | ".join(fmt(p[k], 3) for k in keys) + " |")
-    lines += ["", f"The fraction-true gap (RL + conservative RM minus RL + standard RM) is largest at source accuracy "
-              f"{table['largest_gap']} among the swept values."]
+    lines += ["", f"Among the swept values, the gap RL + conservative RM minus RL + standard RM is largest at source "
+              f"accuracy {table['largest_gap']} in the fraction of true facts and at {table['largest_reward_gap']} in "
+              f"ground-truth reward per response (a policy that states almost nothing has a high fraction of few "
+              f"facts: read both)."]
     return "\n".join(lines) + "\n"
 
 

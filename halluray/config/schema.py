@@ -294,9 +294,10 @@ class RewardDataConfig(Section):
 class RewardModelConfig(Section):
     """Reward models initialised from the pretrained base model (paper: batch 32, lr 2e-5)."""
     kind: Literal["two-stage", "two-stage-text", "scalar"] = "two-stage"
-    """two-stage: the world's template decomposer + a verifier reading the LM's belief in the stated value;
-    two-stage-text (paper §5, App. D): a decomposer LM writes the atomic facts, a verifier LM classifies each
-    given the prompt (works on any text); scalar: a head regressing the reward."""
+    """two-stage-text (paper §5, App. D; what the shipped demo and llama2 configs use): a decomposer LM writes the
+    atomic facts, a verifier LM classifies each given the prompt (works on any text); two-stage: the ablation with
+    the world's template decomposer + a linear verifier over three numbers of the LM's belief in the stated
+    value (the field default, cheap for small tests); scalar: a head regressing the reward."""
     batch_size: Int = Field(32, ge=1)
     lr: Float = Field(2e-5, gt=0)
     head_lr: Float | None = Field(None, gt=0)

@@ -59,14 +59,15 @@ def run(cfg: ExperimentConfig, values: list[float]) -> dict:
     points = []
     for label, value in [(DEFAULT, None), *((f"{v:g}", v) for v in values)]:
         point_cfg, saved = with_accuracy(cfg, value), out / f"{label}.json"
+        key = fingerprint(point_cfg)
         # A point already run with this very config is read back: the run directory's stages only remember
         # the last point, so a sweep that was interrupted or extended would otherwise redo every earlier one.
         results = json.loads(saved.read_text()) if saved.is_file() else {}
-        if results.get("config_fingerprint") == fingerprint(point_cfg):
+        if results.get("config_fingerprint") == key:
             print(f"sweep: reward_data.source_accuracy = {label}: reused {saved} (delete it to run it again)")
         else:
             print(f"sweep: reward_data.source_accuracy = {label} ...")
-            results = {**demo.run(point_cfg), "config_fingerprint": fingerprint(point_cfg)}
+            results = {**demo.run(point_cfg), "config_fingerprint": key}
             atomic_write_json(saved, results)
         points.append(point(label, results))
     swept = points[1:] or points

@@ -187,6 +187,14 @@ class TrainableActor(RankActor):
 
     # -- weights ------------------------------------------------------------------------------------
 
+    def _full_weights(self):
+        """Every parameter whole on this rank while the context lasts (a collective under ZeRO-3)."""
+        import deepspeed
+
+        if self.zero_stage != 3:
+            return nullcontext()
+        return deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()))
+
     def _gathered(self, adapters_only: bool):
         """(name, full parameter) in module order. Collective under ZeRO-3: every rank must iterate."""
         import deepspeed

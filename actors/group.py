@@ -31,7 +31,7 @@ def init_ray(cfg: ExperimentConfig) -> None:
     if ray.is_initialized():
         return
     env = {"DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu" if not torch.cuda.is_available() else "cuda"),
-           "OMP_NUM_THREADS": str(cfg.actors.threads_per_actor), "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": str(cfg.actors.threads(node_cores(), cfg.lora.enabled)), "TOKENIZERS_PARALLELISM": "false",
            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"), "WANDB_MODE": os.environ.get("WANDB_MODE", "")}
     address = os.environ.get("RAY_ADDRESS")
     if address:
@@ -42,6 +42,16 @@ def init_ray(cfg: ExperimentConfig) -> None:
         # Logical CPUs: actors mostly wait on each other, so more actors than cores is fine (1 thread each).
         ray.init(num_cpus=max(int(needed + 0.999), os.cpu_count() or 1), include_dashboard=False,
                  log_to_driver=False, runtime_env={"env_vars": env})
+
+
+def node_cores() -> int:
+    """The cores an actor's node has: this machine's for a local cluster, the smallest worker node's (with any
+    CPUs) on a Ray cluster named by RAY_ADDRESS."""
+    if os.environ.get("RAY_ADDRESS") and ray.is_initialized():
+        cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+        if any(cpus):
+            return int(min(c for c in cpus if c))
+    return os.cpu_count() or 1
 
 
 def _reachable(address: str, timeout_s: float) -> None:
@@ -113,7 +123,7 @@ class ActorGroup:
                                                              accumulation)
         if error:
             raise InputError(error)
-        return cls(role.actor_class, role.value, resources, threads=a.threads_per_actor,
+        return cls(role.actor_class, role.value, resources, threads=a.threads(node_cores(), cfg.lora.enabled),
                    strategy=a.placement_strategy, call_timeout_s=a.call_timeout_s,
                    collective_timeout_s=a.collective_timeout_s, accumulation_steps=accumulation,
                    max_restarts=0 if role.trains else a.max_restarts)

@@ -6,7 +6,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from actors.base import EngineSpec, TrainableActor
+from halluray.models.build import load_tokenizer
 from halluray.models.forward import logits_of, token_logprobs, token_logprobs_from_logits
+from halluray.models.generation import SamplingParams, generate_rollout
 from halluray.models.lora import apply_lora
 from halluray.ppo.losses import entropy_from_logits, policy_loss
 
@@ -22,6 +24,19 @@ class PolicyActor(TrainableActor):
         self.engine.eval()
         b = self._to_device(batch)
         return token_logprobs(self.engine, b["input_ids"], b["attention_mask"]).cpu()
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], params: SamplingParams, seed: int) -> dict:
+        """Colocated rollout (`actors.rollout_mode: colocated`): this rank samples its shard of the prompts with
+        its own weights, as a rollout worker would with synced ones. Under ZeRO-3 every rank gathers the full
+        weights once for the whole generation (a collective: all ranks are called together), rather than per
+        forward, where ranks whose responses end sooner would stop joining the gathers. The training RNG is
+        left as it was."""
+        if not hasattr(self, "tokenizer"):
+            self.tokenizer = load_tokenizer(self.spec.model_path, self.spec.trust_remote_code)
+        self.engine.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.on_gpu else []), self._full_weights():
+            return generate_rollout(self.engine.module, self.tokenizer, prompts, params, seed)
 
     @torch.no_grad()
     def reference_logprobs(self, batch: dict) -> torch.Tensor:

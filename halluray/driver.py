@@ -3,6 +3,9 @@ halluray/ppo; `halluray/ppo/reference_loop.py` is the same iteration in one proc
 no run management (the `ppo` stage owns the loop, evaluation, the run directory and restarts of the
 training roles). A stateless worker (rollout, reward, reference) that dies is restarted by Ray, re-initialised
 and re-synced here, and the interrupted phase is done again.
+
+`actors.rollout_mode` picks who generates: the rollout group after each sync (`separate`), the rollout group
+one batch ahead while policy and critic train (`one-step-off`), or the policy ranks themselves (`colocated`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -34,6 +38,19 @@ CRITIC_KEYS = ("input_ids", "attention_mask", "action_mask", "returns")
 T = TypeVar("T")
 
 
+@dataclass
+class PendingRollout:
+    """One-step-off mode: the next step's batch, being generated while this step trains."""
+    step: int
+    records: list[dict]
+    refs: list | None
+    """The generating calls; None before they start, and again once a worker died (generated again)."""
+    version: int
+    """Policy updates in the weights the workers generate with."""
+    stream_state: dict
+    """The prompt stream before these records were drawn: what a checkpoint saves, so a resume draws them again."""
+
+
 class PPODriver:
     def __init__(self, cfg: ExperimentConfig, policy_init: str, reward: RewardSpec, prompts: list[dict]):
         self.policy = self.critic = self.reference = self.reward = self.rollout = None
@@ -54,7 +71,9 @@ class PPODriver:
         # With LoRA the policy with its adapter disabled is the reference: no second copy of the weights.
         self.reference = None if self.lora else ActorGroup.from_config(Role.REFERENCE, cfg)
         self.reward = ActorGroup.from_config(Role.REWARD, cfg)
-        self.rollout = ActorGroup.from_config(Role.ROLLOUT, cfg)
+        self.mode = a.rollout_mode
+        self.rollout = None if self.mode == "colocated" else ActorGroup.from_config(Role.ROLLOUT, cfg)
+        self.generator = self.rollout or self.policy  # who samples responses
         updates = ppo.steps * ppo.ppo_epochs * (ppo.batch_size // ppo.minibatch_size)
         spec = dict(model_path=policy_init, ds=cfg.deepspeed, total_steps=updates,
                     trust_remote_code=cfg.model.trust_remote_code, seed=cfg.seed)
@@ -69,14 +88,18 @@ class PPODriver:
                 self._init_stateless(group)
         for group, refs in building:
             group.gather(refs)
-        self.sync_weights = WeightSync(self.policy, self.rollout, a.weight_sync, adapters_only=self.lora is not None)
-        self.sync_weights.connect()
+        self.weight_sync = (WeightSync(self.policy, self.rollout, a.weight_sync, adapters_only=self.lora is not None)
+                            if self.rollout else None)
+        if self.weight_sync:
+            self.weight_sync.connect()
         self.kl_ctl = (AdaptiveKLController(ppo.kl_coef, ppo.kl_target, ppo.kl_horizon) if ppo.adaptive_kl
                        else FixedKLController(ppo.kl_coef))
         self.reward_rms = RunningMeanStd() if ppo.normalize_rewards else None
         self.sampling = SamplingParams(ppo.temperature, ppo.top_p, ppo.max_new_tokens, tuple(ppo.stop))
         self.prompts = PromptStream(prompts, cfg.seed)
         self.step_done = 0
+        self.rollout_version = 0  # policy updates in the weights the generator holds
+        self.pending: PendingRollout | None = None
         # The last step's update statistics, one dict per rank and minibatch (what ppo_train/value_train return).
         self.policy_stats: list[dict] = []
         self.critic_stats: list[dict] = []
@@ -85,12 +108,15 @@ class PPODriver:
     def step(self) -> tuple[dict, list[dict]]:
         """One PPO iteration; returns its metrics and a few (prompt, response, reward) samples."""
         ppo, step, times = self.cfg.ppo, self.step_done + 1, {}
-        seed = self.cfg.seed * 100_003 + step
-        records = self.prompts.next_batch(ppo.batch_size)
-        # 1. rollout: the rollout workers sample responses to this batch's prompts
+        seed = self._seed(step)
+        # 1. rollout: responses to this batch's prompts (one-step-off: waits for those started last step)
+        if self.pending is None:  # not started during the previous step: drawn now, generated below
+            self.pending = self._draw(step)
         with _timed(times, "generate"):
-            rollout = self._recovering(lambda: merge_rollouts(self.rollout.run_sharded(
-                "generate", [r["prompt"] for r in records], self.sampling, seed)))
+            records, rollout, version = self._recovering(self._rollout)
+        if self.mode == "one-step-off" and step < ppo.steps:
+            self.pending = self._draw(step + 1)
+            self._launch(self.pending)  # generated while this batch is scored and trained on
         # 2. score: old log-probs, reference log-probs, values and rewards, all roles at once
         with _timed(times, "score"):
             seq = {"input_ids": rollout["input_ids"], "attention_mask": rollout["attention_mask"]}
@@ -113,14 +139,46 @@ class PPODriver:
                                          ppo.ppo_epochs, seed, ppo.cliprange_value)
             self.policy_stats = [s for rank in self.policy.gather(p) for s in rank]
             self.critic_stats = [s for rank in self.critic.gather(c) for s in rank]
-        # 5. sync: the rollout workers get the updated policy weights
+        # 5. sync: the rollout workers get the updated policy weights (one-step-off: after the next batch)
+        self.step_done = step
         with _timed(times, "sync"):
             self._recovering(self.sync_weights)
         self.kl_ctl.update(exp_stats["kl"], ppo.batch_size)
-        self.step_done = step
         metrics = iteration_metrics(scores, exp, exp_stats, self.kl_ctl.value, self.policy_stats, self.critic_stats,
                                     len(records), times)
+        metrics["rollout/policy_lag"] = float(step - 1 - version)  # updates the sampling policy was behind
         return metrics, sample_rows(texts["prompts"], texts["responses"], scores)
+
+    def _seed(self, step: int) -> int:
+        return self.cfg.seed * 100_003 + step
+
+    def _draw(self, step: int) -> PendingRollout:
+        """`step`'s prompt records, drawn from the stream (whose state before them a checkpoint keeps)."""
+        stream_state = self.prompts.state_dict()
+        return PendingRollout(step, self.prompts.next_batch(self.cfg.ppo.batch_size), None, self.rollout_version,
+                              stream_state)
+
+    def _launch(self, batch: PendingRollout) -> None:
+        """Start generating `batch` with the weights the generator holds now."""
+        batch.version = self.rollout_version
+        batch.refs = self.generator.call_sharded("generate", [r["prompt"] for r in batch.records], self.sampling,
+                                                 self._seed(batch.step))
+
+    def _rollout(self) -> tuple[list[dict], dict, int]:
+        """The pending batch's records, their rollout and the policy version that generated it: collected
+        when it was started during the previous step (one-step-off), else generated now."""
+        batch = self.pending
+        if batch.refs is None:
+            self._launch(batch)
+        rollout = merge_rollouts(self.generator.gather(batch.refs))
+        self.pending = None
+        return batch.records, rollout, batch.version
+
+    def sync_weights(self) -> None:
+        """The generator gets the policy's current weights (nothing to send when the policy generates)."""
+        if self.weight_sync:
+            self.weight_sync()
+        self.rollout_version = self.step_done
 
     def _score(self, seq: dict, texts: dict) -> list[torch.Tensor]:
         reference = (self.reference, "logprobs") if self.reference else (self.policy, "reference_logprobs")
@@ -158,14 +216,16 @@ class PPODriver:
                 group.wait_alive()
                 self._init_stateless(group)
                 if group is self.rollout:
-                    self.sync_weights.connect()  # the restarted worker was not in the old sync group
+                    if self.pending is not None:
+                        self.pending.refs = None  # lost with the worker: generated again when needed
+                    self.weight_sync.connect()  # the restarted worker was not in the old sync group
                     self.sync_weights()
         raise AssertionError("unreachable")
 
     # -- weights and checkpoints ---------------------------------------------------------------------
 
     def generate(self, prompts: list[str], params: SamplingParams, seed: int) -> list[str]:
-        return merge_rollouts(self.rollout.run_sharded("generate", prompts, params, seed))["responses"]
+        return merge_rollouts(self.generator.run_sharded("generate", prompts, params, seed))["responses"]
 
     def score(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
         """The PPO reward (the reward actors: a learned RM, a callable or the checker) of responses outside an
@@ -185,7 +245,7 @@ class PPODriver:
         self._both("save_checkpoint", tmp)
         state = {"step": self.step_done, "kl_ctl": self.kl_ctl.state_dict(),
                  "reward_rms": self.reward_rms.state_dict() if self.reward_rms else None,
-                 "prompts": self.prompts.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "prompts": self.pending.stream_state if self.pending else self.prompts.state_dict(), "torch_rng": torch.get_rng_state(),
                  "stage": stage_state or {}}
         torch.save(state, tmp / checkpoints.DRIVER_STATE)
         checkpoints.commit(tmp, final)
@@ -200,6 +260,7 @@ class PPODriver:
         if self.reward_rms:
             self.reward_rms.load_state_dict(state["reward_rms"])
         self.prompts.load_state_dict(state["prompts"])
+        self.pending = None  # a one-step-off batch in flight is drawn again from the restored stream
         torch.set_rng_state(state["torch_rng"])
         self.sync_weights()
         return state.get("stage", {})  # checkpoints written before stage state existed have none

@@ -189,3 +189,16 @@ def test_demo_without_a_config_runs_what_make_demo_runs():
     makefile = (ROOT / "Makefile").read_text()
     assert f"halluray demo --config {default_config('demo').relative_to(ROOT)}\n" in makefile
     assert default_config("sweep") == default_config("demo") and default_config("ppo") is None
+
+
+@pytest.mark.parametrize("overrides, cores, threads", [
+    ([], 2, 1),  # policy 2 + critic 2 + reference + reward score at once: 6 actors on 2 cores
+    ([], 16, 2),  # 16 // 6
+    (["lora.enabled=true"], 16, 3),  # no reference actor: 16 // 5
+    (["actors.rollout.num_actors=8"], 24, 3),  # 8 rollout workers generate at once: 24 // 8
+    (["actors.rollout.num_actors=8", "actors.rollout_mode=colocated"], 24, 4),  # no rollout group: 24 // 6
+    (["actors.threads_per_actor=4"], 2, 4),  # given: taken as is
+])
+def test_threads_per_actor_share_the_cores_among_actors_busy_at_once(overrides, cores, threads):
+    cfg = build_config({}, overrides)
+    assert cfg.actors.threads(cores, cfg.lora.enabled) == threads

@@ -338,8 +338,15 @@ class ActorsConfig(Section):
     rollout: RoleResources = RoleResources(num_actors=1)
     reward_trainer: RoleResources = RoleResources(num_actors=2)
     """The ranks that train reward models (`halluray train-rm`): the two-stage verifier or the scalar RM."""
-    threads_per_actor: Int = Field(1, ge=1)
-    """torch threads per actor: 1 when several actors share a CPU (docs/runtime.md#threads: more oversubscribes)."""
+    threads_per_actor: Int | None = Field(None, ge=1)
+    """torch threads per actor. None: a node's cores over the actors that compute at once (`busy_actors`), at
+    least 1; with more actors than cores, more threads only oversubscribe (docs/runtime.md#threads)."""
+    rollout_mode: Literal["separate", "one-step-off", "colocated"] = "separate"
+    """Who generates PPO's responses. `separate`: the rollout group, synced with the policy after every update
+    (on-policy). `one-step-off`: the rollout group generates batch t+1 while policy and critic train on batch t,
+    so each batch comes from the policy one update behind (logged as `rollout/policy_lag`; PPO's ratio is still
+    taken against the current policy's log-probs). `colocated`: the policy ranks generate themselves, no rollout
+    group and no weight sync (the hybrid-engine idea, for small clusters). docs/performance.md has the timings."""
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     call_timeout_s: Float = Field(600.0, gt=0)
     """Every ray.get the framework issues gives up after this and names the role and rank."""
@@ -352,6 +359,18 @@ class ActorsConfig(Section):
     weight_sync: Literal["object_store", "broadcast"] = "broadcast"
     """How the policy's weights reach rollout workers. `make bench` measured, 110M params, ZeRO-3 x 2 on
     2 CPU cores: gloo broadcast 0.60 s, object store 3.24 s."""
+
+    def busy_actors(self, lora: bool = False) -> int:
+        """The most actors that compute at the same moment in one run: PPO's scoring phase (policy, critic,
+        reference unless LoRA makes the policy its own reference, reward), its rollout, or reward training."""
+        scoring = self.policy.num_actors + self.critic.num_actors + self.reward.num_actors
+        scoring += 0 if lora else self.reference.num_actors
+        rollout = 0 if self.rollout_mode == "colocated" else self.rollout.num_actors
+        return max(scoring, rollout, self.reward_trainer.num_actors)
+
+    def threads(self, cores: int, lora: bool = False) -> int:
+        """`threads_per_actor`, or `cores` shared by the actors busy at once."""
+        return self.threads_per_actor or max(1, cores // self.busy_actors(lora))
 
 
 class LoRAConfig(Section):

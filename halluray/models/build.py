@@ -27,12 +27,18 @@ def load_model(path: str | Path, trust_remote_code: bool = False):
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"model directory not found: {path}")
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=True)
-    tokenizer.padding_side = "left"
+    tokenizer = load_tokenizer(path, trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         path, trust_remote_code=trust_remote_code, use_safetensors=True, local_files_only=True)
     model.eval()
     return model, tokenizer
+
+
+def load_tokenizer(path: str | Path, trust_remote_code: bool = False):
+    """The model directory's tokenizer, padding on the left as batched generation needs."""
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=True)
+    tokenizer.padding_side = "left"
+    return tokenizer
 
 
 def save_model(model, tokenizer, path: str | Path) -> None:

@@ -263,7 +263,8 @@ class Inputs:
         uses.append(Use("reward", reward, "forward", ppo.batch_size, "ppo.batch_size", seq))
         rollout_batch, key = ((eval_sequences, "eval.samples_per_prompt") if eval_sequences > ppo.batch_size
                               else (ppo.batch_size, "ppo.batch_size"))
-        uses.append(Use("rollout", policy, "generate", rollout_batch, key, seq, adapters))
+        if c.actors.rollout_mode != "colocated":  # colocated: the policy ranks generate, no rollout actors
+            uses.append(Use("rollout", policy, "generate", rollout_batch, key, seq, adapters))
         return Phase("ppo", tuple(uses))
 
     def ppo_eval_sequences(self, *, planned: bool = False) -> int:

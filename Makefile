@@ -16,7 +16,7 @@ export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 REAL_STAMP := $(VENV)/.installed-real
 REAL_MODEL := runs/models/smollm2-135m-instruct-bf16
 
-.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real test test-all bench clean
+.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real test test-all bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -62,8 +62,15 @@ test: venv
 test-all: venv
 	$(BIN)/python -m pytest -m '' $(PYTEST_ARGS)
 
-bench: venv
-	$(BIN)/python -m halluray.bench
+# Every benchmark (docs/performance.md#benchmark): the PPO step at three model sizes, ZeRO-3 memory at 135M and
+# weight sync; imports the real model first (cached). Tables on stdout, everything in runs/bench/bench.json.
+bench: real-venv
+	$(BIN)/halluray import-model --out $(REAL_MODEL) --dtype bfloat16
+	$(BIN)/python -m halluray.bench --real-model $(REAL_MODEL) --json runs/bench/bench.json $(BENCH_ARGS)
+
+# The tiny size's PPO step only, in every rollout mode (a few minutes, no real model).
+bench-quick: venv
+	$(BIN)/python -m halluray.bench --quick --json runs/bench/bench-quick.json
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,108 +1,262 @@
-"""PPO step time, ours (Ray actor groups + DeepSpeed) vs the bare single-process torch loop
-(halluray/ppo/reference_loop.py) doing the same math on the same model and prompt batches, in the same run on
-the same cores."""
+"""PPO step time at three model sizes: ours (`PPODriver.step`, Ray actor groups + DeepSpeed) in each rollout mode
+against the bare single-process torch loop (halluray/ppo/reference_loop.py, same math) on the same model and
+prompt batches, in the same run on the same cores; rollout tokens/s against raw HF `generate` (the bare loop's
+generate phase is exactly that); peak memory of every actor and of the bare process."""
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import ray
 import torch
 
-from actors.group import init_ray
+from halluray.bench.bare import PHASES, peak_rss_bytes, step_row
 from halluray.config import ExperimentConfig, build_config
 from halluray.data import prompts_for
 from halluray.data.stream import PromptStream
 from halluray.driver import PPODriver
-from halluray.factuality.fact_checkers import WorldFactChecker
-from halluray.factuality.reward_functions import FactCheckerReward, RewardScheme
-from halluray.layout import RunLayout
-from halluray.models.build import load_model
-from halluray.models.heads import ValueHeadModel
-from halluray.ppo.reference_loop import ReferencePPO
 from halluray.stages import world
 from halluray.stages.ppo import policy_init, reward_spec
-from halluray.world.entities import World
 
-PHASES = ("generate", "score", "train", "sync")
-
-
-def _config(tmp: Path, steps: int) -> ExperimentConfig:
-    return build_config({}, [f"run.output_dir={tmp}", "run.name=bench", "model.pretrain.steps=50",
-                             f"ppo.steps={steps}", "ppo.batch_size=32", "ppo.minibatch_size=16",
-                             "ppo.ppo_epochs=2", "ppo.cliprange=0.2", "ppo.kl_coef=0.05",
-                             "ppo.policy_optimizer.lr=1e-4", "ppo.critic_optimizer.lr=1e-4",
-                             "actors.rollout.num_actors=2", "deepspeed.zero_stage=2", "logging.wandb_mode=disabled"])
+MODES = ("separate", "one-step-off", "colocated")
+ROLES = ("policy", "critic", "reference", "reward", "rollout")
+REAL_MODEL = "runs/models/smollm2-135m-instruct-bf16"
+"""Where `make bench` imports SmolLM2-135M-Instruct (`halluray import-model --dtype bfloat16`)."""
 
 
-def bare_loop(cfg: ExperimentConfig, batches: list[list[dict]]) -> list[dict[str, float]]:
-    """The reference loop: policy, reference, critic and fact-checker reward in one process, no distribution.
-    Returns the seconds of each phase, per step."""
-    path = policy_init(cfg)
-    policy, tokenizer = load_model(path)
-    reference, _ = load_model(path)
-    torch.manual_seed(cfg.seed)  # the critic's new value head, drawn as a critic rank draws it
-    critic = ValueHeadModel.from_pretrained(path, cfg.model.trust_remote_code)
-    reward = FactCheckerReward(WorldFactChecker(World.load(RunLayout(cfg).world_json)),
-                               RewardScheme.from_config(cfg.ppo.reward))
-    loop = ReferencePPO(cfg, policy=policy, reference=reference, critic=critic, tokenizer=tokenizer,
-                        reward_fn=reward)
-    times = []
-    for records in batches:
-        metrics, _ = loop.step(records)
-        times.append({p: metrics[f"time/{p}"] for p in PHASES})
-    return times
+@dataclass(frozen=True)
+class Size:
+    name: str
+    model: str
+    overrides: tuple[str, ...]
+    steps: int
+    """Measured steps, after one warm-up step."""
 
 
-def distributed_loop(cfg: ExperimentConfig, prompts: list[dict], steps: int) -> list[dict[str, float]]:
-    """`PPODriver.step` on the actor groups (it draws the same batches from the same prompt stream)."""
-    init_ray(cfg)
-    driver = PPODriver(cfg, policy_init(cfg), reward_spec(cfg, prompts), prompts)
-    times = []
+def sizes(real_model: str = REAL_MODEL) -> dict[str, Size]:
+    real = str(Path(real_model).resolve())
+    return {s.name: s for s in (
+        Size("tiny", "GPT-2 4 x 128 (the demo's shape)",
+             ("model.pretrain.steps=50", "ppo.batch_size=32", "ppo.minibatch_size=16", "ppo.ppo_epochs=2"), 5),
+        Size("10m", "GPT-2 8 x 320",
+             ("model.n_layer=8", "model.n_embd=320", "model.n_head=5", "model.pretrain.steps=10",
+              "ppo.batch_size=16", "ppo.minibatch_size=8", "ppo.ppo_epochs=1"), 4),
+        # The real-model layout of configs/real/demo-real.yaml (the policy is its own reference under LoRA).
+        Size("135m", "SmolLM2-135M-Instruct, bf16 weights, LoRA r=16 on q_proj, v_proj, critic fp32",
+             (f"model.pretrained_path={real}", f"ppo.init_model={real}", "lora.enabled=true",
+              "lora.target_modules=[q_proj,v_proj]", "ppo.batch_size=8", "ppo.minibatch_size=4", "ppo.ppo_epochs=1",
+              "ppo.max_new_tokens=32", "actors.critic.num_actors=1", "actors.rollout.num_actors=1"), 3),
+    )}
+
+
+COMMON = ("run.name=bench", "ppo.cliprange=0.2", "ppo.kl_coef=0.05", "ppo.policy_optimizer.lr=1e-4",
+          "ppo.critic_optimizer.lr=1e-4", "actors.rollout.num_actors=2", "deepspeed.zero_stage=2",
+          "logging.wandb_mode=disabled")
+
+
+def overrides(size: Size, run_dir: Path, mode: str = "separate") -> list[str]:
+    return [*COMMON, f"run.output_dir={run_dir}", *size.overrides, f"ppo.steps={size.steps + 1}",
+            f"actors.rollout_mode={mode}"]
+
+
+class Timer:
+    """Prints a line when a part starts and its seconds when it ends; keeps the seconds by part."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.seconds = prefix, {}
+
+    @contextmanager
+    def __call__(self, part: str, detail: str = ""):
+        print(f"bench: {self.prefix}{part}{detail} ...", flush=True)
+        t0 = time.perf_counter()
+        yield
+        self.seconds[part] = round(time.perf_counter() - t0, 1)
+        print(f"bench: {self.prefix}{part} done in {self.seconds[part]:.0f} s", flush=True)
+
+
+def bare_loop(size: Size, run_dir: Path, policy_path: str, batches: list[list[dict]]) -> dict:
+    """halluray.bench.bare in a fresh process using every core, as a single-process loop would."""
+    spec = {"overrides": overrides(size, run_dir), "policy_path": policy_path, "batches": batches,
+            "threads": os.cpu_count() or 1}
+    spec_path, out_path = run_dir / "bare_spec.json", run_dir / "bare_out.json"
+    spec_path.write_text(json.dumps(spec))
+    subprocess.run([sys.executable, "-m", "halluray.bench.bare", str(spec_path), str(out_path)], check=True)
+    return json.loads(out_path.read_text())
+
+
+def actor_peaks(groups) -> list[dict]:
+    """Each actor's peak RSS by role and rank, read inside its process through Ray's `__ray_call__` (the actor
+    classes need no method for it; Ray's state API would need the dashboard, which the bench does not start)."""
+    rows = []
+    for group in groups:
+        peaks = ray.get([a.__ray_call__.remote(_own_peak) for a in group.actors], timeout=120)
+        rows += [{"role": group.role, "rank": rank, "peak_rss_bytes": peak} for rank, peak in enumerate(peaks)]
+    return rows
+
+
+def _own_peak(_actor) -> int | None:
+    return peak_rss_bytes()
+
+
+def distributed_loop(cfg: ExperimentConfig, prompts: list[dict], timer: Timer, label: str) -> dict:
+    """`PPODriver.step` on the actor groups (it draws the same batches from the same prompt stream); the actors'
+    peak memory is read after the last step, before shutdown."""
+    with timer(f"{label} start"):
+        driver = PPODriver(cfg, policy_init(cfg), reward_spec(cfg, prompts), prompts)
     try:
-        for _ in range(steps):
-            metrics, _ = driver.step()
-            times.append({p: metrics[f"time/{p}"] for p in PHASES})
+        with timer(f"{label} steps"):
+            steps = []
+            for _ in range(cfg.ppo.steps):
+                t0 = time.perf_counter()
+                metrics, _ = driver.step()
+                steps.append(step_row(metrics, time.perf_counter() - t0, cfg.ppo.batch_size))
+        memory = actor_peaks(g for g in (getattr(driver, r) for r in ROLES) if g is not None)
     finally:
         driver.shutdown()
-    return times
+    return {"steps": steps, "peak_rss": memory}
 
 
-def run(steps: int = 6, warmup: int = 1) -> dict:
+def summary(steps: list[dict], overlapped: bool = False) -> dict:
+    """Medians over the measured steps (the first, warm-up step is left out). Rollout tokens/s is every
+    response token over every generate second; None when generation overlaps training (one-step-off: its
+    generate phase is only the wait for the batch started during the previous step)."""
+    measured = steps[1:]
+    out = {"phases": {p: statistics.median(s[p] for s in measured) for p in PHASES},
+           "total": statistics.median(sum(s[p] for p in PHASES) for s in measured),
+           "wall": statistics.median(s["wall"] for s in measured)}
+    generate = sum(s["generate"] for s in measured)
+    out["tokens_per_s"] = None if overlapped else sum(s["tokens"] for s in measured) / generate
+    return out
+
+
+def run(size_names: list[str], real_model: str = REAL_MODEL) -> dict:
+    """Every size in `size_names`, in order. The tiny size runs every rollout mode; the larger ones the separate
+    mode and, when tiny ran first, the faster of the other two there (the fastest tiny mode when that is not
+    `separate`)."""
+    specs, results, alternative = sizes(real_model), {}, None
+    for name in size_names:
+        modes = MODES if name == "tiny" else ("separate",) + ((alternative,) if alternative else ())
+        results[name] = run_size(specs[name], modes)
+        if name == "tiny":
+            tiny = results[name]["modes"]
+            alternative = min((m for m in tiny if m != "separate"), key=lambda m: tiny[m]["wall"])
+    return {"sizes": results, "fastest_tiny_mode": results["tiny"]["fastest_mode"] if "tiny" in results else None,
+            "alternative_mode": alternative}
+
+
+def run_size(size: Size, modes: tuple[str, ...]) -> dict:
+    timer = Timer(f"{size.name}: ")
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _config(Path(tmp), steps + warmup)
-        world.run(cfg)
+        run_dir = Path(tmp)
+        cfg = build_config({}, overrides(size, run_dir))
+        with timer("world"):
+            world.run(cfg)
         prompts = list(prompts_for(cfg, "ppo"))
         stream = PromptStream(prompts, cfg.seed)
-        batches = [stream.next_batch(cfg.ppo.batch_size) for _ in range(steps + warmup)]
+        batches = [stream.next_batch(cfg.ppo.batch_size) for _ in range(cfg.ppo.steps)]
+        with timer("bare torch", f" ({cfg.ppo.steps} steps)"):
+            bare = bare_loop(size, run_dir, policy_init(cfg), batches)
         threads = torch.get_num_threads()
-        torch.set_num_threads(2)
+        torch.set_num_threads(1)  # the driver process shares the cores with the actors
+        ours = {}
         try:
-            bare = bare_loop(cfg, batches)[warmup:]
-            torch.set_num_threads(1)
-            ours = distributed_loop(cfg, prompts, steps + warmup)[warmup:]
+            for mode in modes:
+                ours[mode] = distributed_loop(build_config({}, overrides(size, run_dir, mode)), prompts, timer,
+                                              mode)
         finally:
             torch.set_num_threads(threads)
+    return summarise(size, cfg, bare, ours, timer.seconds)
 
-    def summary(times):
-        per_phase = {p: statistics.median(t[p] for t in times) for p in PHASES}
-        return {**per_phase, "total": statistics.median(sum(t.values()) for t in times)}
 
+def layout(cfg: ExperimentConfig) -> str:
     a = cfg.actors
-    actors = (f"policy {a.policy.num_actors} + critic {a.critic.num_actors} (ZeRO-{cfg.deepspeed.zero_stage}), "
-              f"reference, reward, {a.rollout.num_actors} rollout")
-    result = {"ours": summary(ours), "bare_torch": summary(bare), "steps": steps, "batch": cfg.ppo.batch_size,
-              "actors": actors}
-    result["ratio"] = result["ours"]["total"] / result["bare_torch"]["total"]
+    parts = [f"policy {a.policy.num_actors} + critic {a.critic.num_actors} (ZeRO-{cfg.deepspeed.zero_stage})"]
+    if not cfg.lora.enabled:
+        parts.append(f"reference {a.reference.num_actors}")
+    parts += [f"reward {a.reward.num_actors}", f"rollout {a.rollout.num_actors} (colocated: none)"]
+    return ", ".join(parts)
+
+
+def summarise(size: Size, cfg: ExperimentConfig, bare: dict, ours: dict, seconds: dict) -> dict:
+    p = cfg.ppo
+    result = {"model": size.model, "parameters": bare["parameters"],
+              "trainable_parameters": bare["trainable_parameters"], "batch": p.batch_size,
+              "minibatch": p.minibatch_size, "ppo_epochs": p.ppo_epochs, "max_new_tokens": p.max_new_tokens,
+              "measured_steps": size.steps, "warmup_steps": 1, "layout": layout(cfg),
+              "bare": {**summary(bare["steps"]), "ratio": 1.0, "tokens_per_s_ratio": 1.0, "steps": bare["steps"],
+                       "peak_rss_bytes": bare["peak_rss_bytes"]},
+              "modes": {}, "seconds": seconds}
+    base = result["bare"]
+    for mode, run_ in ours.items():
+        s = summary(run_["steps"], overlapped=mode == "one-step-off")
+        s["ratio"] = s["wall"] / base["wall"]
+        s["tokens_per_s_ratio"] = s["tokens_per_s"] / base["tokens_per_s"] if s["tokens_per_s"] else None
+        result["modes"][mode] = {**s, "steps": run_["steps"], "peak_rss": run_["peak_rss"]}
+    result["fastest_mode"] = min(result["modes"], key=lambda m: result["modes"][m]["wall"])
     return result
 
 
-def report(r: dict) -> str:
-    rows = [f"PPO step (batch {r['batch']}, median of {r['steps']} steps; ours: {r['actors']}; "
-            "bare torch: halluray/ppo/reference_loop.py):",
-            f"  {'phase':10s} {'ours (s)':>10s} {'bare torch (s)':>15s}"]
-    for phase in (*PHASES, "total"):
-        rows.append(f"  {phase:10s} {r['ours'][phase]:10.3f} {r['bare_torch'][phase]:15.3f}")
-    rows.append(f"  ratio ours / bare torch = {r['ratio']:.2f}x")
+def _mib(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**20:.0f}"
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def report_size(name: str, r: dict) -> str:
+    modes = list(r["modes"])
+    trainable = ("all trained" if r["trainable_parameters"] == r["parameters"]
+                 else f"{r['trainable_parameters']:,} trained")
+    rows = [f"PPO step, {name}: {r['model']}, {r['parameters']:,} parameters ({trainable}); batch {r['batch']}, "
+            f"minibatch {r['minibatch']}, {r['ppo_epochs']} PPO epoch(s), <= {r['max_new_tokens']} new tokens; "
+            f"median of {r['measured_steps']} steps after {r['warmup_steps']} warm-up",
+            f"  ours: {r['layout']}; bare torch: one process, every core",
+            "  " + f"{'seconds':16s}{'bare':>10s}" + "".join(f"{m:>14s}" for m in modes)]
+
+    def row(label: str, get, fmt: str = ".3f") -> None:
+        rows.append("  " + f"{label:16s}{_cell(get(r['bare']), fmt):>10s}"
+                    + "".join(f"{_cell(get(r['modes'][m]), fmt):>14s}" for m in modes))
+
+    for phase in PHASES:
+        row(phase, lambda s, phase=phase: s["phases"][phase])
+    row("total (phases)", lambda s: s["total"])
+    row("wall", lambda s: s["wall"])
+    row("wall / bare", lambda s: s["ratio"], ".2f")
+    row("rollout tok/s", lambda s: s["tokens_per_s"], ".0f")
+    row("tok/s / HF", lambda s: s["tokens_per_s_ratio"], ".2f")
+    if len(modes) > 1:
+        rows.append(f"  fastest mode: {r['fastest_mode']} ({r['modes'][r['fastest_mode']]['ratio']:.2f}x bare)")
+    if "one-step-off" in modes:
+        rows.append("  one-step-off: generate is the wait for the batch started a step earlier (no tok/s)")
+    rows.append(f"  peak RSS (MiB): bare {_mib(r['bare']['peak_rss_bytes'])}")
+    for mode in modes:
+        peaks = r["modes"][mode]["peak_rss"]
+        by_role = {}
+        for p in peaks:
+            by_role.setdefault(p["role"], []).append(_mib(p["peak_rss_bytes"]))
+        total = sum(p["peak_rss_bytes"] or 0 for p in peaks)
+        rows.append(f"    {mode}: " + ", ".join(f"{role} {' '.join(v)}" for role, v in by_role.items())
+                    + f" (sum {total / 2**30:.1f} GiB)")
+    rows.append("  time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in r["seconds"].items()))
     return "\n".join(rows)
+
+
+def report(result: dict) -> str:
+    parts = [report_size(name, r) for name, r in result["sizes"].items()]
+    if result["fastest_tiny_mode"]:
+        line = f"fastest rollout mode at tiny: {result['fastest_tiny_mode']}"
+        if set(result["sizes"]) - {"tiny"}:
+            line += (f"; larger sizes ran separate and {result['alternative_mode']} (the faster of the other two "
+                     "at tiny)")
+        parts.append(line)
+    return "\n\n".join(parts)

@@ -46,8 +46,9 @@ def param_and_optimizer_bytes(engine) -> dict[str, int]:
     """Bytes this rank holds for model parameters, optimizer master weights and optimizer states.
 
     Under ZeRO-3 a parameter's local shard is `ds_tensor`; under ZeRO-1/2/3 the wrapped torch optimizer
-    owns flat fp32 partitions (master weights) and their Adam moments. Storage is counted once however
-    many views (flat buffers, per-parameter shards) point into it.
+    owns flat fp32 partitions (master weights) and their Adam moments. Between steps ZeRO-3 keeps its fp32
+    partitions in `fp32_partitioned_groups_flat`, outside the wrapped optimizer's param_groups. Storage is
+    counted once however many views (flat buffers, per-parameter shards) point into it.
     """
     seen: set[int] = set()
 
@@ -63,6 +64,7 @@ def param_and_optimizer_bytes(engine) -> dict[str, int]:
     module_params = [getattr(p, "ds_tensor", p) for p in engine.module.parameters()]
     params = count(module_params)
     inner = getattr(engine.optimizer, "optimizer", engine.optimizer)
-    master = count([p for g in inner.param_groups for p in g["params"]])
+    master = count([p for g in inner.param_groups for p in g["params"]]
+                   + list(getattr(engine.optimizer, "fp32_partitioned_groups_flat", [])))
     states = count([v for s in inner.state.values() for v in s.values() if torch.is_tensor(v) and v.dim() > 0])
     return {"params": params, "master": master, "optimizer_states": states, "total": params + master + states}

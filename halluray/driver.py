@@ -145,8 +145,7 @@ class PPODriver:
             self._recovering(self.sync_weights)
         self.kl_ctl.update(exp_stats["kl"], ppo.batch_size)
         metrics = iteration_metrics(scores, exp, exp_stats, self.kl_ctl.value, self.policy_stats, self.critic_stats,
-                                    len(records), times)
-        metrics["rollout/policy_lag"] = float(step - 1 - version)  # updates the sampling policy was behind
+                                    len(records), times, policy_lag=step - 1 - version)
         return metrics, sample_rows(texts["prompts"], texts["responses"], scores)
 
     def _seed(self, step: int) -> int:

@@ -16,6 +16,8 @@ from halluray.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "demo" / "ppo-smoke.yaml")
+ONE_RANK_EACH = ["actors.policy.num_actors=1", "actors.critic.num_actors=1", "actors.rollout_mode=colocated"]
+"""The fewest actors a PPO run can start (what these tests check is not distribution)."""
 
 
 def test_a_missing_base_model_fails_in_seconds_with_one_line_and_writes_nothing(tmp_path):
@@ -69,7 +71,8 @@ def test_a_second_run_into_an_existing_ppo_directory_is_refused(smoke_world, cap
 def test_overwrite_replaces_the_old_run(ray_cluster, smoke_world):
     ppo_dir = smoke_world / "ppo-smoke" / "ppo"
     (ppo_dir / "checkpoints" / "step_000099").mkdir(parents=True)
-    assert main(["ppo", "--config", SMOKE, f"run.output_dir={smoke_world}", "ppo.steps=1", "--overwrite"]) == 0
+    assert main(["ppo", "--config", SMOKE, f"run.output_dir={smoke_world}", "ppo.steps=1", *ONE_RANK_EACH,
+                 "--overwrite"]) == 0
     assert sorted(p.name for p in (ppo_dir / "checkpoints").iterdir()) == ["step_000001"]
 
 
@@ -79,7 +82,7 @@ def test_a_run_that_fails_while_starting_leaves_no_actors_behind(ray_cluster, sm
     from halluray.stages.ppo import run_ppo
 
     cfg = load_config(SMOKE, [f"run.output_dir={smoke_world}", "ppo.name=broken", "ppo.reward.kind=callable",
-                              "ppo.reward.target=tests.nope:f"])
+                              "ppo.reward.target=tests.nope:f", *ONE_RANK_EACH])
     with pytest.raises(ActorFailure, match=r"starting the actor groups: reward rank 0 failed: InputError: cannot "
                                            r"import reward callable 'tests.nope:f'"):
         run_ppo(cfg)

@@ -110,7 +110,7 @@ def test_a_reward_model_run_logs_overestimation_by_tercile_and_stops_on_a_platea
                  "ppo.reward.kind=model", f"ppo.reward.target={rm}", "ppo.steps=4", "ppo.eval_every=1",
                  "ppo.plateau_patience=1", "ppo.plateau_min_delta=1000", "ppo.save_every=0",
                  "ppo.log_samples_every=0", "actors.policy.num_actors=1", "actors.critic.num_actors=1",
-                 "eval.samples_per_prompt=4"]) == 0
+                 "actors.rollout_mode=colocated", "eval.samples_per_prompt=4"]) == 0
     assert "ppo: validation reward flat for 1 evaluations; stopping at step 1 of 4" in capsys.readouterr().out
     rows = [r for r in read_jsonl(tmp_path / "ppo-smoke" / "metrics.jsonl") if r["stage"] == "rm-run"]
     assert [r["step"] for r in rows] == [0, 1]  # before training, and the one step before the stop

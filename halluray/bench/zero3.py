@@ -7,7 +7,6 @@ master copy, while ZeRO-3 still keeps fp32 master partitions.
 
 from __future__ import annotations
 
-import ray
 import torch
 
 from actors.base import EngineSpec
@@ -22,20 +21,6 @@ LIMIT = 1 / RANKS + 0.1
 KEYS = ("params", "master", "optimizer_states", "total")
 
 
-def rank_bytes(actor) -> dict:
-    """`memory_bytes()` of one rank, with ZeRO-3's fp32 master partitions, which it misses: between optimizer
-    steps DeepSpeed's stage 3 keeps them in `fp32_partitioned_groups_flat`, outside the wrapped optimizer's
-    param_groups (counted once, and not where they share storage with the parameters)."""
-    counted = actor.memory_bytes()
-    engine = actor.engine
-    params = {getattr(p, "ds_tensor", p).untyped_storage().data_ptr() for p in engine.module.parameters()}
-    flat = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
-            for t in getattr(engine.optimizer, "fp32_partitioned_groups_flat", [])}
-    master = max(counted["master"], sum(n for ptr, n in flat.items() if ptr not in params))
-    return {"params": counted["params"], "master": master, "optimizer_states": counted["optimizer_states"],
-            "total": counted["params"] + master + counted["optimizer_states"]}
-
-
 def measure(model_dir: str, zero_stage: int) -> dict:
     """Per-rank bytes after one optimizer step (AdamW creates its moments at the first step) and peak RSS."""
     group = ActorGroup(PolicyActor, "policy", RoleResources(num_actors=RANKS), call_timeout_s=900)
@@ -46,7 +31,7 @@ def measure(model_dir: str, zero_stage: int) -> dict:
         ids = torch.randint(0, 1000, (RANKS, 16), generator=torch.Generator().manual_seed(0))
         group.run_sharded("sft_step", {"input_ids": ids, "attention_mask": torch.ones_like(ids),
                                        "loss_mask": torch.ones_like(ids[:, 1:])})
-        ranks = ray.get([a.__ray_call__.remote(rank_bytes) for a in group.actors], timeout=120)
+        ranks = group.run("memory_bytes")
         peaks = [p["peak_rss_bytes"] for p in actor_peaks([group])]
     finally:
         group.shutdown()

@@ -273,10 +273,14 @@ class PPODriver:
     def export(self, path: Path) -> None:
         self.policy.run("export_hf", str(path))
 
+    @property
+    def groups(self) -> list[ActorGroup]:
+        """The actor groups placed so far (no reference with LoRA, no rollout group when colocated)."""
+        return [g for g in (self.policy, self.critic, self.reference, self.reward, self.rollout) if g is not None]
+
     def shutdown(self, graceful: bool = True) -> None:
-        for group in (self.policy, self.critic, self.reference, self.reward, self.rollout):
-            if group is not None:
-                group.shutdown(graceful=graceful)
+        for group in self.groups:
+            group.shutdown(graceful=graceful)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +21,14 @@ import ray
 import torch
 
 from halluray.bench.bare import PHASES, peak_rss_bytes, step_row
-from halluray.config import ExperimentConfig, build_config
+from halluray.config import ActorsConfig, ExperimentConfig, build_config
 from halluray.data import prompts_for
 from halluray.data.stream import PromptStream
 from halluray.driver import PPODriver
 from halluray.stages import world
 from halluray.stages.ppo import policy_init, reward_spec
 
-MODES = ("separate", "one-step-off", "colocated")
-ROLES = ("policy", "critic", "reference", "reward", "rollout")
+MODES = typing.get_args(ActorsConfig.model_fields["rollout_mode"].annotation)
 REAL_MODEL = "runs/models/smollm2-135m-instruct-bf16"
 """Where `make bench` imports SmolLM2-135M-Instruct (`halluray import-model --dtype bfloat16`)."""
 
@@ -119,7 +119,7 @@ def distributed_loop(cfg: ExperimentConfig, prompts: list[dict], timer: Timer, l
                 t0 = time.perf_counter()
                 metrics, _ = driver.step()
                 steps.append(step_row(metrics, time.perf_counter() - t0, cfg.ppo.batch_size))
-        memory = actor_peaks(g for g in (getattr(driver, r) for r in ROLES) if g is not None)
+        memory = actor_peaks(driver.groups)
     finally:
         driver.shutdown()
     return {"steps": steps, "peak_rss": memory}

@@ -7,6 +7,7 @@ imported and initialises the group (gloo on CPU, NCCL on GPU; docs/runtime.md#ra
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import shutil
@@ -40,7 +41,8 @@ class NonFiniteError(RuntimeError):
 
 
 class WorkerRestarted(RuntimeError):
-    """A stateless worker that Ray restarted got a call before it was initialised again."""
+    """A stateless worker that Ray restarted (or that was released for reuse) got a call before it was
+    initialised again."""
 
 
 def free_port() -> int:
@@ -76,6 +78,7 @@ class RankActor:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         torch.set_num_threads(threads)
         self.device = torch.device("cuda", 0) if self.on_gpu else torch.device("cpu")
+        self._constructed = set(vars(self)) | {"_constructed"}
 
     def address(self) -> tuple[str, int]:
         """This node's IP and a free port: the rendezvous point when this actor is rank 0."""
@@ -93,10 +96,17 @@ class RankActor:
     def shutdown(self) -> None:
         """Release what the actor holds before it is killed (training roles destroy their engine)."""
 
+    def release(self) -> None:
+        """Back to what __init__ left, to be parked for the next group of this role (actors/warm_pool.py): the
+        model, engine and sync group go; the role's torch.distributed group stays for the same ranks."""
+        for name in set(vars(self)) - self._constructed:
+            delattr(self, name)
+        gc.collect()
+
     def _require(self, attribute: str) -> None:
         """A restarted process runs __init__ again but not the init call that loaded its model."""
         if not hasattr(self, attribute):
-            raise WorkerRestarted(f"{self.role} rank {self.rank} was restarted and is not initialised yet")
+            raise WorkerRestarted(f"{self.role} rank {self.rank} is not initialised (restarted, or released)")
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -277,9 +287,15 @@ class TrainableActor(RankActor):
 
     def shutdown(self) -> None:
         """Required before exit under ZeRO-3 with several ranks, which otherwise aborts (docs/runtime.md#deepspeed-on-cpu)."""
-        self.engine.destroy()
+        if hasattr(self, "engine"):
+            self.engine.destroy()
         if dist.is_initialized():
             dist.destroy_process_group()
+
+    def release(self) -> None:
+        if hasattr(self, "engine"):
+            self.engine.destroy()
+        super().release()
 
 
 def rng_state(on_gpu: bool) -> dict:

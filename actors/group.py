@@ -20,6 +20,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from actors.roles import Role
+from actors.warm_pool import WARM_POOL, kill_group
 from halluray.config import ExperimentConfig, RoleResources
 from halluray.errors import ActorFailure, InputError
 from halluray.preflight import split_error
@@ -88,10 +89,18 @@ DEATH_GRACE_S = 3.0
 class ActorGroup:
     def __init__(self, actor_cls: type, role: str, resources: RoleResources, *, threads: int = 1,
                  strategy: str = "PACK", call_timeout_s: float = 600.0, collective_timeout_s: float = 300.0,
-                 accumulation_steps: int = 1, max_restarts: int = 0):
+                 accumulation_steps: int = 1, max_restarts: int = 0, reuse: bool = False):
         self.role, self.call_timeout_s, self.accumulation_steps = role, call_timeout_s, accumulation_steps
         n = resources.num_actors
         bundle = {"CPU": resources.num_cpus, **({"GPU": resources.num_gpus} if resources.num_gpus else {})}
+        # A parked group (actors/warm_pool.py) is reused only where these all match.
+        self.reuse_key = ((actor_cls, role, n, tuple(sorted(bundle.items())), strategy, threads, collective_timeout_s,
+                           max_restarts) if reuse else None)
+        parked = WARM_POOL.take(self.reuse_key) if reuse else None
+        if parked:
+            self.placement_group, self.actors = parked.placement_group, parked.actors
+            return
+        WARM_POOL.make_room([bundle] * n)
         self.placement_group = placement_group([dict(bundle) for _ in range(n)], strategy=strategy)
         try:
             ray.get(self.placement_group.ready(), timeout=call_timeout_s)
@@ -126,7 +135,7 @@ class ActorGroup:
         return cls(role.actor_class, role.value, resources, threads=a.threads(node_cores(), cfg.lora.enabled),
                    strategy=a.placement_strategy, call_timeout_s=a.call_timeout_s,
                    collective_timeout_s=a.collective_timeout_s, accumulation_steps=accumulation,
-                   max_restarts=0 if role.trains else a.max_restarts)
+                   max_restarts=0 if role.trains else a.max_restarts, reuse=a.reuse_actors)
 
     def __len__(self) -> int:
         return len(self.actors)
@@ -216,13 +225,24 @@ class ActorGroup:
     def wait_alive(self, timeout_s: float | None = None) -> None:
         """Until every actor answers (after Ray restarted a dead one), or ActorFailure."""
         self.gather([a.address.remote() for a in self.actors], timeout_s)
+        self.reuse_key = None  # a restart used up one of `max_restarts`: the next run gets fresh actors
 
     def shutdown(self, timeout_s: float = 30.0, graceful: bool = True) -> None:
-        """Let live actors tear down engines and process groups, then kill them all and free the bundles.
+        """Let live actors tear down engines and process groups, then kill them all and free the bundles; a
+        reusable group whose actors all released their models is parked instead (actors/warm_pool.py).
         After a failure (graceful=False) the survivors may be stuck in a collective with the dead: kill at once."""
         if graceful:
-            refs = self.call("shutdown")
-            ray.wait(refs, num_returns=len(refs), timeout=timeout_s)  # dead or stuck actors are killed below
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
-        remove_placement_group(self.placement_group)
+            refs = self.call("release" if self.reuse_key else "shutdown")
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)  # dead or stuck actors are killed
+            if self.reuse_key and len(done) == len(refs) and _all_succeeded(done):
+                WARM_POOL.park(self.reuse_key, self.placement_group, self.actors)
+                return
+        kill_group(self.actors, self.placement_group)
+
+
+def _all_succeeded(refs: list[ray.ObjectRef]) -> bool:
+    try:
+        ray.get(refs)
+    except (RayActorError, RayTaskError):
+        return False
+    return True

@@ -18,6 +18,8 @@ TINY = [
     "model.pretrain.steps=30", "model.pretrain.batch_size=4", "model.pretrain.log_every=10",
     "unfamiliarity.short_qa_samples=4", "unfamiliarity.max_new_tokens=24", "threads=1",
 ]
+ONE_RANK_EACH = ["actors.policy.num_actors=1", "actors.critic.num_actors=1", "actors.rollout_mode=colocated"]
+"""The fewest actors a PPO run can start, for tests that do not check distribution."""
 
 
 @pytest.fixture

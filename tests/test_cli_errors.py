@@ -13,11 +13,10 @@ import ray
 
 from halluray.cli import main
 from halluray.config import load_config
+from tests.conftest import ONE_RANK_EACH
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "demo" / "ppo-smoke.yaml")
-ONE_RANK_EACH = ["actors.policy.num_actors=1", "actors.critic.num_actors=1", "actors.rollout_mode=colocated"]
-"""The fewest actors a PPO run can start (what these tests check is not distribution)."""
 
 
 def test_a_missing_base_model_fails_in_seconds_with_one_line_and_writes_nothing(tmp_path):

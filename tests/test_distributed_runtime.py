@@ -57,7 +57,7 @@ def policy_group(model_dir, stage: int, total_steps: int = 5, lora: LoRAConfig |
                       ds=DeepSpeedConfig(zero_stage=stage, gradient_clipping=1.0, precision=precision),
                       optim=OPTIM, total_steps=total_steps, micro_batch_size=2, lora=lora)
     group = ActorGroup(PolicyActor, "policy", RoleResources(num_actors=n), call_timeout_s=180,
-                       collective_timeout_s=60)
+                       collective_timeout_s=60, reuse=True)  # the previous test's ranks, released (warm_pool.py)
     group.gather(group.init_engines(spec))
     return group
 
@@ -123,7 +123,7 @@ def _probe(model_dir) -> dict:
 
 
 def _rollout(model_dir, lora=None):
-    group = ActorGroup(RolloutActor, "rollout", RoleResources(num_actors=1), call_timeout_s=120)
+    group = ActorGroup(RolloutActor, "rollout", RoleResources(num_actors=1), call_timeout_s=120, reuse=True)
     group.run("init_model", str(model_dir), lora)
     return group
 

@@ -9,6 +9,7 @@ from halluray.config import build_config
 from halluray.reward_models.correctness import held_out_pairs, training_mix, wrong_answer
 from halluray.world.build import make_world
 from halluray.world.vocab import ATTRIBUTES
+from tests.conftest import ONE_RANK_EACH
 
 
 def _item(name: str, unfamiliar: bool) -> dict:
@@ -89,8 +90,7 @@ def test_mcq_rl_stage_end_to_end(tiny_run, ray_cluster):
     out, args = tiny_run
     cfg = build_config({}, args + ["sft.steps=2", "sft.batch_size=4", "sft.lr=1e-3", "eval.samples_per_prompt=2",
                                    "ppo.steps=2", "ppo.batch_size=4", "ppo.minibatch_size=2", "ppo.ppo_epochs=1",
-                                   "ppo.log_samples_every=1", "actors.policy.num_actors=1",
-                                   "actors.critic.num_actors=1"])
+                                   "ppo.log_samples_every=1", *ONE_RANK_EACH])
     assert [(r["name"], r["abstain"]) for r in qa_rl.plan_runs(cfg, mcq_rl.INIT_STRATEGIES, mcq_rl.INIT_STRATEGIES,
                                                                mcq_rl.MCQ)] == [
         ("ppo-mcq-random-idk", 0.0), ("ppo-mcq-random-idk-abstain-penalized", -3.0)]

@@ -21,6 +21,7 @@ from halluray.config import load_config
 from halluray.io import read_jsonl, write_jsonl
 from halluray.layout import RunLayout
 from halluray.world.entities import World
+from tests.conftest import ONE_RANK_EACH
 
 ray = pytest.importorskip("ray")
 
@@ -109,8 +110,7 @@ def test_a_reward_model_run_logs_overestimation_by_tercile_and_stops_on_a_platea
     assert main(["ppo", "--config", str(SMOKE), f"run.output_dir={tmp_path}", "ppo.name=rm-run",
                  "ppo.reward.kind=model", f"ppo.reward.target={rm}", "ppo.steps=4", "ppo.eval_every=1",
                  "ppo.plateau_patience=1", "ppo.plateau_min_delta=1000", "ppo.save_every=0",
-                 "ppo.log_samples_every=0", "actors.policy.num_actors=1", "actors.critic.num_actors=1",
-                 "actors.rollout_mode=colocated", "eval.samples_per_prompt=4"]) == 0
+                 "ppo.log_samples_every=0", *ONE_RANK_EACH, "eval.samples_per_prompt=4"]) == 0
     assert "ppo: validation reward flat for 1 evaluations; stopping at step 1 of 4" in capsys.readouterr().out
     rows = [r for r in read_jsonl(tmp_path / "ppo-smoke" / "metrics.jsonl") if r["stage"] == "rm-run"]
     assert [r["step"] for r in rows] == [0, 1]  # before training, and the one step before the stop
@@ -190,7 +190,7 @@ def test_ray_job_submit_runs_ppo_on_a_started_cluster(smoke_world, tmp_path):
         address = f"http://127.0.0.1:{dash}"
         submit = [str(bin_dir / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
                   "--", "halluray", "ppo", "--config", "configs/demo/ppo-smoke.yaml",
-                  f"run.output_dir={tmp_path}", "ppo.steps=2"]
+                  f"run.output_dir={tmp_path}", "ppo.steps=2", *ONE_RANK_EACH]
         for _ in range(30):  # the head's job agent comes up a little after `ray start` returns
             result = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
             if "No available agent" not in result.stderr:

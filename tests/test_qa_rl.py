@@ -11,6 +11,7 @@ from halluray.factuality.reward_functions import QACheckerReward, RewardScheme
 from halluray.world.build import make_world
 from halluray.world.templates import qa_prompt
 from halluray.world.vocab import ATTRIBUTES
+from tests.conftest import ONE_RANK_EACH
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def test_qa_rl_stage_end_to_end(tiny_run, ray_cluster):
     out, args = tiny_run
     cfg = build({}, args + ["sft.steps=2", "sft.batch_size=4", "sft.lr=1e-3", "eval.samples_per_prompt=2",
                             "ppo.steps=2", "ppo.batch_size=4", "ppo.minibatch_size=2", "ppo.ppo_epochs=1",
-                            "ppo.log_samples_every=1", "actors.policy.num_actors=1", "actors.critic.num_actors=1"])
+                            "ppo.log_samples_every=1", *ONE_RANK_EACH])
     runs = qa_rl.plan_runs(cfg)
     assert [(r["name"], r["abstain"]) for r in runs] == [
         ("ppo-qa-standard", 0.0), ("ppo-qa-unfamiliar-idk", 0.0), ("ppo-qa-random-idk", 0.0),

@@ -359,6 +359,11 @@ class ActorsConfig(Section):
     weight_sync: Literal["object_store", "broadcast"] = "broadcast"
     """How the policy's weights reach rollout workers. `make bench` measured, 110M params, ZeRO-3 x 2 on
     2 CPU cores: gloo broadcast 0.60 s, object store 3.24 s."""
+    reuse_actors: bool = True
+    """Keep a group's actors alive when its stage or run ends cleanly and hand them to the next group of the
+    same role, ranks and resources that this process starts (the demo's second PPO run, every stage's eval).
+    A new actor costs a process and seconds of imports; docs/performance.md#actor-reuse. Idle actors are
+    killed when a new group needs their resources, and by Ray when the driver exits."""
 
     def busy_actors(self, lora: bool = False) -> int:
         """The most actors that compute at the same moment in one run: PPO's scoring phase (policy, critic,

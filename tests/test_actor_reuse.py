@@ -37,20 +37,24 @@ def empty_pool(ray_cluster):
 
 def test_the_next_group_of_the_same_role_gets_the_released_actors_and_samples_the_same(empty_pool, tiny_model_dir):
     first = _rollout_group()
-    first.run("init_model", str(tiny_model_dir))
-    before = first.run_sharded("generate", PROMPTS, PARAMS, 7)
-    first.shutdown()
+    try:
+        first.run("init_model", str(tiny_model_dir))
+        before = first.run_sharded("generate", PROMPTS, PARAMS, 7)
+    finally:
+        first.shutdown()
     assert len(WARM_POOL) == 1
 
     second = _rollout_group()
-    assert _ids(second) == _ids(first) and len(WARM_POOL) == 0
-    with pytest.raises(ActorFailure, match=r"rollout rank 0 is not initialised \(restarted, or released\)"):
-        second.run_sharded("generate", PROMPTS, PARAMS, 7)  # release dropped the model
-    second.run("init_model", str(tiny_model_dir))
-    after = second.run_sharded("generate", PROMPTS, PARAMS, 7)
+    try:
+        assert _ids(second) == _ids(first) and len(WARM_POOL) == 0
+        with pytest.raises(ActorFailure, match=r"rollout rank [01] is not initialised \(restarted, or released\)"):
+            second.run_sharded("generate", PROMPTS, PARAMS, 7)  # release dropped the model
+        second.run("init_model", str(tiny_model_dir))
+        after = second.run_sharded("generate", PROMPTS, PARAMS, 7)
+    finally:
+        second.shutdown(graceful=False)
     for a, b in zip(before, after):
         assert a["input_ids"].tolist() == b["input_ids"].tolist()
-    second.shutdown()
 
 
 def test_other_ranks_or_reuse_turned_off_get_fresh_actors(empty_pool):
@@ -58,9 +62,11 @@ def test_other_ranks_or_reuse_turned_off_get_fresh_actors(empty_pool):
     parked.shutdown()
     one_rank = ActorGroup.from_config(Role.ROLLOUT, build_config({}, ["actors.rollout.num_actors=1"]))
     not_reused = _rollout_group(["actors.reuse_actors=false"])
-    assert not set(_ids(one_rank)) & set(_ids(parked)) and not set(_ids(not_reused)) & set(_ids(parked))
-    not_reused.shutdown()
-    one_rank.shutdown()
+    try:
+        assert not set(_ids(one_rank)) & set(_ids(parked)) and not set(_ids(not_reused)) & set(_ids(parked))
+    finally:
+        not_reused.shutdown()
+        one_rank.shutdown()
     assert len(WARM_POOL) == 2  # the first group and the one-rank group; the group with reuse off was killed
 
 
@@ -76,8 +82,11 @@ def test_parked_groups_give_way_to_a_group_that_needs_their_cpus(empty_pool):
     cpus = int(ray.cluster_resources()["CPU"])
     parked = _rollout_group([f"actors.rollout.num_cpus={cpus // 2}"])
     parked.shutdown()
-    big = ActorGroup.from_config(Role.REFERENCE, build_config({}, [f"actors.reference.num_cpus={cpus}"]))
-    assert len(WARM_POOL) == 0
-    with pytest.raises(ray.exceptions.RayActorError):
-        ray.get(parked.actors[0].address.remote(), timeout=30)
-    big.shutdown()
+    big = ActorGroup.from_config(Role.REFERENCE, build_config({}, [f"actors.reference.num_cpus={cpus}",
+                                                                   "actors.call_timeout_s=60"]))
+    try:
+        assert len(WARM_POOL) == 0
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(parked.actors[0].address.remote(), timeout=30)
+    finally:
+        big.shutdown(graceful=False)

@@ -12,6 +12,7 @@ import pytest
 import ray
 
 from halluray.cli import main
+from actors.warm_pool import WARM_POOL
 from halluray.config import load_config
 from tests.conftest import ONE_RANK_EACH
 
@@ -82,6 +83,7 @@ def test_a_run_that_fails_while_starting_leaves_no_actors_behind(ray_cluster, sm
 
     cfg = load_config(SMOKE, [f"run.output_dir={smoke_world}", "ppo.name=broken", "ppo.reward.kind=callable",
                               "ppo.reward.target=tests.nope:f", *ONE_RANK_EACH])
+    WARM_POOL.clear()  # groups parked by earlier runs are alive on purpose (actors/warm_pool.py)
     with pytest.raises(ActorFailure, match=r"starting the actor groups: reward rank 0 failed: InputError: cannot "
                                            r"import reward callable 'tests.nope:f'"):
         run_ppo(cfg)

@@ -26,7 +26,7 @@ class ParkedGroup:
     key: tuple
     placement_group: PlacementGroup
     actors: list
-    job_id: str
+    job_id: str | None
 
 
 def _job_id() -> str | None:

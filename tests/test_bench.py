@@ -29,11 +29,12 @@ def size_result(tmp_path):
     return ppo_step.summarise(size, cfg, bare, ours, {"world": 1.0})
 
 
-def test_every_size_builds_a_valid_config_with_one_warmup_step_and_its_mode(tmp_path):
+def test_every_size_builds_a_valid_config_with_one_warmup_step_its_mode_and_fresh_actors(tmp_path):
     for size in ppo_step.sizes("some/model").values():
         for mode in ppo_step.MODES:
             cfg = build_config({}, ppo_step.overrides(size, tmp_path, mode))
             assert cfg.ppo.steps == size.steps + 1 and cfg.actors.rollout_mode == mode
+            assert not cfg.actors.reuse_actors  # each mode's peak memory is its own
     real = build_config({}, ppo_step.overrides(ppo_step.sizes("some/model")["135m"], tmp_path))
     assert real.lora.enabled and real.ppo.init_model.endswith("some/model")
 

@@ -60,7 +60,8 @@ def sizes(real_model: str = REAL_MODEL) -> dict[str, Size]:
 
 COMMON = ("run.name=bench", "ppo.cliprange=0.2", "ppo.kl_coef=0.05", "ppo.policy_optimizer.lr=1e-4",
           "ppo.critic_optimizer.lr=1e-4", "actors.rollout.num_actors=2", "deepspeed.zero_stage=2",
-          "logging.wandb_mode=disabled")
+          "logging.wandb_mode=disabled", "actors.reuse_actors=false")
+"""Fresh actors for every mode and size: a reused process would report the previous run's peak memory."""
 
 
 def overrides(size: Size, run_dir: Path, mode: str = "separate") -> list[str]:

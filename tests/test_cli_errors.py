@@ -27,9 +27,11 @@ def test_a_missing_base_model_fails_in_seconds_with_one_line_and_writes_nothing(
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     elapsed = time.monotonic() - t0
     assert result.returncode == 2
-    assert elapsed < 5, f"{elapsed:.1f} s: the error must come before Ray starts"
+    # 2.2 s on a quiet 2-core machine (mostly importing torch); 5.4 s was seen early in `make test`, while the
+    # session's Ray cluster was still starting. Placing a PPO run's actors alone takes over 20 s here.
+    assert elapsed < 15, f"{elapsed:.1f} s: the error must come before Ray starts"
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert len(lines) == 1 and "Traceback" not in result.stderr  # Ray's "Started a local Ray instance" would show
     assert lines[0].startswith("halluray ppo: model.pretrained_path: /no/such/model does not exist")
     assert not (tmp_path / "runs").exists()
 

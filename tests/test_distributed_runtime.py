@@ -52,12 +52,12 @@ def _token_logp(logits: torch.Tensor, probe: dict) -> torch.Tensor:
 
 
 def policy_group(model_dir, stage: int, total_steps: int = 5, lora: LoRAConfig | None = None, n: int = 2,
-                 precision: str = "auto"):
+                 precision: str = "auto", reuse: bool = True):
     spec = EngineSpec(model_path=str(model_dir),
                       ds=DeepSpeedConfig(zero_stage=stage, gradient_clipping=1.0, precision=precision),
                       optim=OPTIM, total_steps=total_steps, micro_batch_size=2, lora=lora)
     group = ActorGroup(PolicyActor, "policy", RoleResources(num_actors=n), call_timeout_s=180,
-                       collective_timeout_s=60, reuse=True)  # the previous test's ranks, released (warm_pool.py)
+                       collective_timeout_s=60, reuse=reuse)  # the previous test's ranks, released (warm_pool.py)
     group.gather(group.init_engines(spec))
     return group
 
@@ -235,7 +235,7 @@ def test_checkpoint_resume_gives_the_uninterrupted_next_loss(ray_cluster, tiny_m
     finally:
         group.shutdown()
     assert not list(tmp_path.glob(".*")), "temp checkpoint dir left behind"
-    fresh = policy_group(tiny_model_dir, stage, total_steps=4)
+    fresh = policy_group(tiny_model_dir, stage, total_steps=4, reuse=False)  # new processes: all state from disk
     try:
         assert fresh.run("load_checkpoint", str(tmp_path / "ckpt"))[0] == {"step": 2}
         resumed = [fresh.run_sharded("sft_step", b) for b in data[2:]]

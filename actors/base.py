@@ -104,7 +104,8 @@ class RankActor:
         gc.collect()
 
     def _require(self, attribute: str) -> None:
-        """A restarted process runs __init__ again but not the init call that loaded its model."""
+        """A restarted process runs __init__ again but not the init call that loaded its model; a released one
+        (`release`) has dropped it."""
         if not hasattr(self, attribute):
             raise WorkerRestarted(f"{self.role} rank {self.rank} is not initialised (restarted, or released)")
 
@@ -116,6 +117,7 @@ class TrainableActor(RankActor):
     """A rank holding a DeepSpeed engine. Subclasses pick the model (`_build_model`) and the losses."""
 
     def _build_model(self, spec: EngineSpec) -> torch.nn.Module:
+        """The role's model (abstract: PolicyActor, CriticActor and RewardTrainerActor each build theirs)."""
         raise NotImplementedError
 
     def init_engine(self, master_addr: str, master_port: int, spec: EngineSpec) -> dict:
@@ -287,15 +289,17 @@ class TrainableActor(RankActor):
 
     def shutdown(self) -> None:
         """Required before exit under ZeRO-3 with several ranks, which otherwise aborts (docs/runtime.md#deepspeed-on-cpu)."""
-        if hasattr(self, "engine"):
-            self.engine.destroy()
+        self._destroy_engine()
         if dist.is_initialized():
             dist.destroy_process_group()
 
     def release(self) -> None:
-        if hasattr(self, "engine"):
-            self.engine.destroy()
+        self._destroy_engine()
         super().release()
+
+    def _destroy_engine(self) -> None:
+        if hasattr(self, "engine"):  # absent when init_engine never ran (or the rank was released)
+            self.engine.destroy()
 
 
 def rng_state(on_gpu: bool) -> dict:

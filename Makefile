@@ -16,7 +16,7 @@ export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 REAL_STAMP := $(VENV)/.installed-real
 REAL_MODEL := runs/models/smollm2-135m-instruct-bf16
 
-.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real test test-all bench bench-quick clean
+.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real lint test test-all bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -55,8 +55,13 @@ demo-real: real-venv
 	$(BIN)/halluray import-model --out $(REAL_MODEL) --dtype bfloat16
 	$(BIN)/halluray demo-real --config configs/real/demo-real.yaml
 
-# RC_FILE (used by .ci/run) receives pytest's own exit status; make itself only says 2 on failure.
+lint: venv
+	$(BIN)/ruff check .
+
+# The linter first (a lint error fails CI in seconds), then pytest. RC_FILE (used by .ci/run) receives the failing
+# command's own exit status; make itself only says 2 on failure.
 test: venv
+	$(BIN)/ruff check . || { rc=$$?; [ -z "$(RC_FILE)" ] || echo $$rc > "$(RC_FILE)"; exit $$rc; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ -z "$(RC_FILE)" ] || echo $$rc > "$(RC_FILE)"; exit $$rc
 
 test-all: venv

@@ -27,8 +27,8 @@ from halluray.config import DeepSpeedConfig, LoRAConfig, OptimizerConfig
 from halluray.models.build import save_model
 from halluray.models.forward import masked_nll
 from halluray.models.lora import is_adapter_param
+from halluray.models.optim import warmup_cosine_schedule
 from halluray.ppo.batches import minibatches
-from halluray.ppo.optim import warmup_cosine_schedule
 
 WIRE_DTYPE = torch.float32
 """The dtype of every tensor a weight broadcast sends. Sender and receiver may hold one parameter in different
@@ -288,7 +288,8 @@ class TrainableActor(RankActor):
         return param_and_optimizer_bytes(self.engine)
 
     def shutdown(self) -> None:
-        """Required before exit under ZeRO-3 with several ranks, which otherwise aborts (docs/runtime.md#deepspeed-on-cpu)."""
+        """Required before exit under ZeRO-3 with several ranks, which otherwise aborts
+        (docs/runtime.md#deepspeed-on-cpu)."""
         self._destroy_engine()
         if dist.is_initialized():
             dist.destroy_process_group()

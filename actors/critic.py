@@ -30,6 +30,7 @@ class CriticActor(TrainableActor):
 
         return self._train(batch, loss_fn)
 
-    def value_train(self, batch: dict, minibatch_size: int, epochs: int, seed: int, cliprange_value: float) -> list[dict]:
+    def value_train(self, batch: dict, minibatch_size: int, epochs: int, seed: int,
+                    cliprange_value: float) -> list[dict]:
         return self._train_epochs(batch, minibatch_size, epochs, seed,
                                   lambda mb: self.value_step(mb, cliprange_value))

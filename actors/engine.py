@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from halluray.config import DeepSpeedConfig, OptimizerConfig
-from halluray.ppo.optim import adamw_kwargs, param_groups
+from halluray.models.optim import adamw_kwargs, param_groups
 
 DS_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "deepspeed"
 

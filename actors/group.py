@@ -32,8 +32,10 @@ def init_ray(cfg: ExperimentConfig) -> None:
     if ray.is_initialized():
         return
     env = {"DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu" if not torch.cuda.is_available() else "cuda"),
-           "OMP_NUM_THREADS": str(cfg.actors.threads(node_cores(), cfg.lora.enabled)), "TOKENIZERS_PARALLELISM": "false",
-           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"), "WANDB_MODE": os.environ.get("WANDB_MODE", "")}
+           "OMP_NUM_THREADS": str(cfg.actors.threads(node_cores(), cfg.lora.enabled)),
+           "TOKENIZERS_PARALLELISM": "false",
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+           "WANDB_MODE": os.environ.get("WANDB_MODE", "")}
     address = os.environ.get("RAY_ADDRESS")
     if address:
         _reachable(address, cfg.actors.call_timeout_s)
@@ -113,14 +115,15 @@ class ActorGroup:
         self.actors = [
             remote_cls.options(
                 num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_restarts=max_restarts,
-                scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group, placement_group_bundle_index=i),
+                scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group,
+                                                                     placement_group_bundle_index=i),
             ).remote(role=role, rank=i, world_size=n, threads=threads, collective_timeout_s=collective_timeout_s)
             for i in range(n)
         ]
 
     @classmethod
     def from_config(cls, role: Role | str, cfg: ExperimentConfig, *, batch_size: int | None = None,
-                    batch_key: str = "") -> "ActorGroup":
+                    batch_key: str = "") -> ActorGroup:
         """The group of `role` as `cfg.actors` describes it. A training role checks first (before placing
         anything) that `batch_size`, named `batch_key` in errors, splits over its ranks x accumulation.
         Stateless roles get `actors.max_restarts` process restarts from Ray (the driver re-initialises them);

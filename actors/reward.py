@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from actors.base import RankActor
-from halluray.config import ExperimentConfig
+from halluray.config import CHECKER_REWARDS, ExperimentConfig
 from halluray.factuality.checking import build_checker
 from halluray.factuality.reward_functions import FactCheckerReward, QACheckerReward, RewardScheme, import_callable
 from halluray.reward_models.models import load_reward_model
@@ -37,7 +37,7 @@ class RewardSpec:
 
 class RewardActor(RankActor):
     def init_reward(self, spec: RewardSpec) -> None:
-        if spec.kind in ("fact_checker", "qa_checker"):
+        if spec.kind in CHECKER_REWARDS:
             checker = build_checker(spec.config, world_path=spec.target, cache_path=spec.cache_path)
             self.fn = (FactCheckerReward(checker, spec.scheme) if spec.kind == "fact_checker"
                        else QACheckerReward(checker, list(spec.records), spec.scheme))

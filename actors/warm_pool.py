@@ -67,12 +67,6 @@ class WarmPool:
             oldest = self._parked.pop(0)
             kill_group(oldest.actors, oldest.placement_group)
 
-    def clear(self) -> None:
-        while self._parked:
-            parked = self._parked.pop()
-            if parked.job_id == _job_id():
-                kill_group(parked.actors, parked.placement_group)
-
     def _drop_other_jobs(self) -> None:
         """Entries of a Ray session that has ended: their actors are gone with it."""
         job = _job_id()

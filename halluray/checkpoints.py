@@ -53,7 +53,7 @@ def problem(path: Path) -> str | None:
             return f"{name} is missing or has the wrong size"
     try:
         load_driver_state(path)
-    except Exception as e:  # noqa: BLE001 - any failure to read it means the step cannot be trusted
+    except Exception as e:
         return f"{DRIVER_STATE} does not load ({e.__class__.__name__})"
     return None
 

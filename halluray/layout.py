@@ -1,14 +1,16 @@
-"""Every path of a run directory, defined once. Stages, the driver and the reports ask `RunLayout`; they
-never build a path themselves or ask another stage where it wrote.
+"""Every path of a run directory, defined once. Stages, experiments, campaigns, trainers and reports ask
+`RunLayout`; they never build a path themselves or ask another module where it wrote.
 
     runs/<run.name>/
-      config.<stage>.yaml   metrics.jsonl   stamps/        resolved configs, all metrics, demo fingerprints
+      config.<stage>.yaml   metrics.jsonl   stamps/        resolved configs, all metrics, step fingerprints
       world/                the world file, corpus.txt, prompts_<split>.jsonl, qa.jsonl, mcq.jsonl
       base_model/           the pretrained base model (or model.pretrained_path)
       unfamiliarity/        unfamiliarity.jsonl, summary.json, histogram.png
       sft[-<task>-<strategy>]/model        reward-data/<source>.jsonl   rm-<source>/
       <ppo.name>/           config.yaml, checkpoints/step_*/, model/
       eval/  rm_eval/  qa_experiment/  qa_rl/  mcq_experiment/  mcq_rl/  qa_rm/   results.json and figures
+      results.json  report.md  *.png   a campaign's report;  summary.*  qa-summary.*  sweep/   over seeds, a sweep
+      seed-<s>/             one seed's whole run directory (`--seeds`)
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ WORLD_FILE = "world.json"
 """The world's people and facts, inside the world directory."""
 WORLD_DATASETS = ("world", "world_qa")
 """`data.dataset` values whose prompts come from the synthetic world (everything else is real data)."""
+RM_FILE = "rm.json"
+"""A reward-model directory's description (its kind and reward scheme), written by `train-rm`."""
 
 
 class RunLayout:
@@ -42,9 +46,21 @@ class RunLayout:
     def stage_config(self, stage: str) -> Path:
         return stage_config_file(self.run_dir, stage)
 
+    def stamp(self, step: str) -> Path:
+        """A campaign step's fingerprint and seconds (halluray/pipeline/shared/steps.py)."""
+        return self.run_dir / "stamps" / f"{step}.json"
+
+    def seed_dir(self, seed: int) -> Path:
+        """One seed's whole run directory inside a `--seeds` run's."""
+        return self.run_dir / f"seed-{seed}"
+
+    def campaign_file(self, name: str) -> Path:
+        """A campaign's own output beside its steps' (summary.md, qa-summary.json, seeds.png)."""
+        return self.run_dir / name
+
     @property
-    def stamps(self) -> Path:
-        return self.run_dir / "stamps"
+    def sweep_dir(self) -> Path:
+        return self.run_dir / "sweep"
 
     # -- world and base model ------------------------------------------------------------------------
 

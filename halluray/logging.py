@@ -53,7 +53,8 @@ class _JsonlWriter:
         self._file = self.path.open("a")
 
     def log(self, stage: str, step: int | None = None, **metrics) -> None:
-        record = {"stage": stage, "time": round(time.time(), 3), **({"step": step} if step is not None else {}), **metrics}
+        record = {"stage": stage, "time": round(time.time(), 3), **({"step": step} if step is not None else {}),
+                  **metrics}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
@@ -168,7 +169,7 @@ class RunLogger:
         def finish() -> None:
             try:
                 self._run.finish(exit_code=exit_code)
-            except Exception as e:  # noqa: BLE001 - reported below; W&B must not fail a finished stage
+            except Exception as e:
                 failed.append(e)
 
         thread = threading.Thread(target=finish, name=f"wandb-finish-{self.stage}", daemon=True)
@@ -184,7 +185,7 @@ class RunLogger:
                       f"unfinished run uploads with `wandb sync {self.run_dir / 'wandb'}`)", RuntimeWarning,
                       stacklevel=3)
 
-    def __enter__(self) -> "RunLogger":
+    def __enter__(self) -> RunLogger:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:

@@ -7,10 +7,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Local Ray clusters listen on 127.0.0.1 only, as the CLI sets them up (halluray/cli.py).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-import pytest  # noqa: E402
+import pytest
 
-from halluray.config import build_config  # noqa: E402
-from halluray.world.build import make_world  # noqa: E402
+from halluray.cli import main
+from halluray.config import build_config
+from halluray.world.build import make_world
+
+pytest_plugins = ["tests.factscore_fixtures"]  # the FActScore-style HTTP server fixture, for every test file
 
 TINY = [
     "world.num_people=24", "world.fact_frequencies=[0,8]", "world.frequency_weights=[1,1]",
@@ -56,3 +59,13 @@ def tiny_model_dir(tmp_path_factory, world):
     path = tmp_path_factory.mktemp("tiny") / "model"
     save_model(build_gpt2(cfg.model, tok, seed=0), tok, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny world with its base model and unfamiliarity scores, made through the CLI: (output_dir, args)."""
+    out = tmp_path_factory.mktemp("tiny-run")
+    args = TINY + [f"run.output_dir={out}", "run.name=r", "logging.wandb_mode=disabled"]
+    assert main(["world", *args]) == 0
+    assert main(["unfamiliarity", *args]) == 0
+    return out, args

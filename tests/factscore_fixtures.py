@@ -1,9 +1,9 @@
 """A session-wide fake FActScore endpoint (tests/factscore_server.py) over a small WikiBios-shaped knowledge file.
 
-Use it in a test module with `from tests.factscore_fixtures import factscore_server  # noqa: F401` and a test
-argument `factscore_server`: a `FactScoreServer(base_url, knowledge_path, records)`, where `base_url` is the
-OpenAI-style base (".../v1", http: set fact_checker.allow_http) and `records` the knowledge rows
-({"topic", "text"}). `server_stats(base_url)` reads the server's request and token counters.
+tests/conftest.py registers it for every test file: a test argument `factscore_server` is a
+`FactScoreServer(base_url, knowledge_path, records)`, where `base_url` is the OpenAI-style base (".../v1", http:
+set fact_checker.allow_http) and `records` the knowledge rows ({"topic", "text"}). `server_stats(base_url)` reads
+the server's request and token counters.
 """
 
 from __future__ import annotations

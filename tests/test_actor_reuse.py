@@ -30,9 +30,9 @@ def _rollout_group(overrides: list[str] = ()) -> ActorGroup:
 
 @pytest.fixture
 def empty_pool(ray_cluster):
-    WARM_POOL.clear()
+    WARM_POOL.make_room([ray_cluster.cluster_resources()])  # kills every parked group
     yield
-    WARM_POOL.clear()
+    WARM_POOL.make_room([ray_cluster.cluster_resources()])  # kills every parked group
 
 
 def test_the_next_group_of_the_same_role_gets_the_released_actors_and_samples_the_same(empty_pool, tiny_model_dir):

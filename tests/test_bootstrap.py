@@ -24,8 +24,10 @@ def test_interval_is_a_point_when_every_person_and_seed_agree_and_widens_when_th
     same = np.tile(np.array([[[3.0, 1.0, 2.0, 1.0]]]), (1, 5, 1))
     assert bootstrap_intervals([same, same], {"f": lambda t: fraction_true(t, 0)}, 200) == {"f": (0.75, 0.75)}
     mixed = np.array([[[1.0, 0, 2, 1], [0, 1.0, -3, 1]]])
-    intervals = bootstrap_intervals([mixed], {"f": lambda t: fraction_true(t, 0), "r": lambda t: reward_per_response(t, 0)}, 500)
-    assert intervals == {"f": (0.0, 1.0), "r": (-3.0, 2.0)}  # two people, one right and one wrong: all-one or all-other resamples occur
+    intervals = bootstrap_intervals([mixed], {"f": lambda t: fraction_true(t, 0),
+                                              "r": lambda t: reward_per_response(t, 0)}, 500)
+    # two people, one right and one wrong: all-one or all-other resamples occur
+    assert intervals == {"f": (0.0, 1.0), "r": (-3.0, 2.0)}
 
 
 def test_interval_is_reproducible_for_a_seed():

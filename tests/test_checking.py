@@ -17,7 +17,7 @@ from halluray.factuality.fact_table_checker import FactTableChecker, load_fact_t
 from halluray.factuality.openai_checker import OpenAIFactChecker, OpenAIResponder
 from halluray.factuality.qa_matching import extract_answer, label_short_answer, normalize_answer
 from halluray.world.checker import ExactChecker
-from tests.factscore_fixtures import PEOPLE, factscore_server, server_stats  # noqa: F401 (a fixture)
+from tests.factscore_fixtures import PEOPLE, server_stats
 
 KEY_ENV = "HALLURAY_TEST_FACTSCORE_KEY"
 PREFIX = "The capital of France is"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import ray
 
-from halluray.cli import main
 from actors.warm_pool import WARM_POOL
+from halluray.cli import main
 from halluray.config import load_config
 from tests.conftest import ONE_RANK_EACH
 
@@ -81,11 +81,12 @@ def test_overwrite_replaces_the_old_run(ray_cluster, smoke_world):
 @pytest.mark.ray
 def test_a_run_that_fails_while_starting_leaves_no_actors_behind(ray_cluster, smoke_world):
     from halluray.errors import ActorFailure
-    from halluray.stages.ppo import run_ppo
+    from halluray.trainers.ppo_run import run_ppo
 
     cfg = load_config(SMOKE, [f"run.output_dir={smoke_world}", "ppo.name=broken", "ppo.reward.kind=callable",
                               "ppo.reward.target=tests.nope:f", *ONE_RANK_EACH])
-    WARM_POOL.clear()  # groups parked by earlier runs are alive on purpose (actors/warm_pool.py)
+    # Groups parked by earlier runs are alive on purpose (actors/warm_pool.py): room for the whole cluster.
+    WARM_POOL.make_room([ray.cluster_resources()])
     with pytest.raises(ActorFailure, match=r"starting the actor groups: reward rank 0 failed: InputError: cannot "
                                            r"import reward callable 'tests.nope:f'"):
         run_ppo(cfg)

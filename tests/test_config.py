@@ -26,7 +26,8 @@ def test_every_shipped_config_loads(path):
 
 
 def test_override_sets_nested_value():
-    cfg = build_config({}, ["ppo.kl_coef=0.1", "world.fact_frequencies=[0, 5]", "world.frequency_weights=[1, 3]", "model.pretrain.lr=1e-4"])
+    cfg = build_config({}, ["ppo.kl_coef=0.1", "world.fact_frequencies=[0, 5]", "world.frequency_weights=[1, 3]",
+                            "model.pretrain.lr=1e-4"])
     assert cfg.ppo.kl_coef == 0.1
     assert cfg.world.fact_frequencies == [0, 5]
     assert cfg.model.pretrain.lr == 1e-4

@@ -24,9 +24,9 @@ SMOKE = ["world.num_people=60", "world.fact_frequencies=[0,12]", "world.frequenc
          "unfamiliarity.tasks=[long_form]", "unfamiliarity.max_new_tokens=24", "sft.steps=6", "sft.batch_size=8",
          "reward_data.samples_per_prompt=4", "reward_data.max_new_tokens=24", "reward_model.batch_size=4",
          "reward_model.epochs=1", "reward_model.decomposer_epochs=1", "reward_model.decomposer_recombined=8",
-         "reward_model.decomposer_max_new_tokens=24", "ppo.steps=2", "ppo.batch_size=8", "ppo.minibatch_size=4", "ppo.max_new_tokens=24",
-         "ppo.eval_every=0", "ppo.plateau_patience=0", "ppo.save_every=0", "eval.samples_per_prompt=1", "logging.wandb_mode=disabled",
-         "threads=1",
+         "reward_model.decomposer_max_new_tokens=24", "ppo.steps=2", "ppo.batch_size=8", "ppo.minibatch_size=4",
+         "ppo.max_new_tokens=24", "ppo.eval_every=0", "ppo.plateau_patience=0", "ppo.save_every=0",
+         "eval.samples_per_prompt=1", "logging.wandb_mode=disabled", "threads=1",
          # One rank per role (the distributed paths have their own tests); the policy generates for itself.
          "actors.policy.num_actors=1", "actors.critic.num_actors=1", "actors.rollout.num_actors=1",
          "actors.reward_trainer.num_actors=1", "actors.rollout_mode=colocated"]
@@ -43,7 +43,8 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     assert 0 <= results["no_fact_rate"]["rl_conservative_rm"] <= 1
     assert set(results["fraction_true_facts"]) == METHODS
     assert set(results["rm_reward_by_unfamiliarity"]) == {"ground_truth", "standard", "conservative"}
-    assert all(len(v) == len(results["unfamiliarity_bins"]) + 1 for v in results["true_facts_by_unfamiliarity"].values())
+    assert all(len(v) == len(results["unfamiliarity_bins"]) + 1
+               for v in results["true_facts_by_unfamiliarity"].values())
     for stage in ("world", "unfamiliarity", "sft", "train-rm-standard", "ppo-conservative-rm", "eval"):
         assert stage in results["wall_time_s"]
     report = (run / "report.md").read_text()

@@ -4,23 +4,25 @@ import json
 
 import pytest
 
+from halluray.campaigns import demo_seeds
+from halluray.campaigns.shared.seeds import seed_config
 from halluray.cli import parse_seeds
 from halluray.config import ConfigError, build_config
 from halluray.io import write_jsonl
 from halluray.layout import RunLayout
-from halluray.stages import demo_seeds
 
 
 def _responses(per_person: dict[str, tuple[int, int]]) -> list[dict]:
-    return [{"topic": t, "n_true": nt, "n_false": nf, "reward": 2.0 * nt - 3.0 * nf} for t, (nt, nf) in per_person.items()]
+    return [{"topic": t, "n_true": nt, "n_false": nf, "reward": 2.0 * nt - 3.0 * nf}
+            for t, (nt, nf) in per_person.items()]
 
 
 def _fake_seed_run(cfg, seed: int, standard_false: int) -> None:
     """What one seed's demo leaves behind that the summary reads: eval/<method>.jsonl and results.json."""
-    layout = RunLayout(demo_seeds.seed_config(cfg, seed))
+    layout = RunLayout(seed_config(cfg, seed))
     people = ("Ana", "Bo")
-    per_method = {"sft": {p: (2, 2) for p in people}, "rl_standard_rm": {p: (2, standard_false) for p in people},
-                  "rl_conservative_rm": {p: (2, 0) for p in people}}
+    per_method = {"sft": dict.fromkeys(people, (2, 2)), "rl_standard_rm": dict.fromkeys(people, (2, standard_false)),
+                  "rl_conservative_rm": dict.fromkeys(people, (2, 0))}
     layout.eval_dir.mkdir(parents=True)
     for method, counts in per_method.items():
         write_jsonl(layout.eval_dir / f"{method}.jsonl", _responses(counts))
@@ -31,7 +33,7 @@ def _fake_seed_run(cfg, seed: int, standard_false: int) -> None:
 
 def test_seed_runs_get_their_own_directory_and_seed(tmp_path):
     cfg = build_config({}, [f"run.output_dir={tmp_path}", "run.name=demo-seeds"])
-    one = demo_seeds.seed_config(cfg, 7)
+    one = seed_config(cfg, 7)
     assert one.seed == 7 and RunLayout(one).run_dir == tmp_path / "demo-seeds" / "seed-7"
 
 

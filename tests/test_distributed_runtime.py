@@ -7,14 +7,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from actors.engine import make_optimizer
 from halluray.config import DeepSpeedConfig, LoRAConfig, OptimizerConfig, RoleResources
 from halluray.models.forward import logits_of, masked_nll, token_logprobs
+from halluray.models.optim import warmup_cosine_schedule
 
 ray = pytest.importorskip("ray")
 
 from actors.base import EngineSpec  # noqa: E402
-from actors.engine import make_optimizer  # noqa: E402
-from halluray.ppo.optim import warmup_cosine_schedule  # noqa: E402
 from actors.group import ActorFailure, ActorGroup  # noqa: E402
 from actors.policy import PolicyActor  # noqa: E402
 from actors.rollout import RolloutActor  # noqa: E402

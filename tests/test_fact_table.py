@@ -114,9 +114,9 @@ def test_loaded_splits_partition_the_entities_and_an_entity_keeps_its_split_acro
     seen: dict[str, str] = {}
     for split in DEFAULT_ENTITY_SPLITS:
         ds = load_prompts("fact_table", tmp_path, split)
-        for topic, table in zip(ds["topic"], ds["table"]):
+        for topic, _table in zip(ds["topic"], ds["table"]):
             assert seen.setdefault(topic, split) == split  # not in two splits
-        assert Counter(ds["topic"]) == Counter({t: 2 for t in set(ds["topic"])})  # both tables, same split
+        assert Counter(ds["topic"]) == Counter(dict.fromkeys(set(ds["topic"]), 2))  # both tables, same split
     assert sorted(seen) == sorted(_entities(300))
     assert len(load_prompts("fact_table", tmp_path, None)) == 600
 

@@ -25,8 +25,8 @@ from halluray.io import read_jsonl
 
 ray = pytest.importorskip("ray")
 
-from halluray import driver as driver_mod  # noqa: E402
-from halluray.driver import PPODriver  # noqa: E402
+from halluray.trainers import ppo_driver as driver_mod  # noqa: E402
+from halluray.trainers.ppo_driver import PPODriver  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "demo" / "ppo-smoke.yaml")

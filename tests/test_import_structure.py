@@ -1,5 +1,6 @@
-"""The architecture's rules, checked on the source: no import cycle, the driver imports no stage, a stage asks
-the run layout (not another stage) where things are, and the PPO math imports no distributed or model library."""
+"""The architecture's rules, checked on the source (docs/architecture.md): no import cycle, no import that runs
+up the layers, no stage / experiment / campaign that imports another of its kind, and PPO math that imports no
+distributed or model library."""
 
 from __future__ import annotations
 
@@ -12,13 +13,28 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("halluray", "actors")
-STAGE_HELPERS = {"halluray.stages.common", "halluray.stages.heldout", "halluray.stages.heldout_qa",
-                 "halluray.stages.unfamiliarity_records"}
-ORCHESTRATORS = {"halluray.stages.demo", "halluray.stages.demo_real", "halluray.stages.qa_experiment",
-                 "halluray.stages.qa_rl", "halluray.stages.mcq_experiment", "halluray.stages.mcq_rl",
-                 "halluray.stages.demo_seeds", "halluray.stages.qa_seeds",
-                 "halluray.stages.sweep"}
-"""Experiments made of other stages: they may call a stage's `run`; every other stage imports none."""
+LAYERS = (
+    ("halluray.errors",),
+    ("halluray.secrets", "halluray.io"),
+    ("halluray.config",),
+    ("halluray.layout", "halluray.logging", "halluray.checkpoints"),
+    ("halluray.world",),
+    ("halluray.models",),
+    ("halluray.ppo", "halluray.data"),
+    ("halluray.factuality",),
+    ("halluray.eval", "halluray.reward_models", "halluray.preflight"),
+    ("actors",),
+    ("halluray.trainers",),
+    ("halluray.pipeline",),
+    ("halluray.experiments",),
+    ("halluray.campaigns", "halluray.bench"),
+    ("halluray.cli",),
+)
+"""The layers, lowest first: a module imports only from its own layer and those below it. Within a layer,
+packages do not import each other (listed together because neither needs the other)."""
+KINDS = ("halluray.pipeline", "halluray.experiments", "halluray.campaigns")
+"""Folders of runnable units: a module directly in one (a stage, an experiment, a campaign) imports no other
+module directly in it; what they share lives in its `shared/` subfolder, which imports none of them."""
 
 
 def _modules() -> dict[str, Path]:
@@ -40,7 +56,8 @@ def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import submodule`
     return {m for m in found if m in known and m != name}
@@ -71,27 +88,68 @@ def test_a_cycle_would_be_found():
     assert "a" in _reachable({"a": {"b"}, "b": {"a"}}, "a")
 
 
-def test_the_driver_imports_no_stage(graph):
-    stages = {m for m in _reachable(graph, "halluray.driver") if m.startswith("halluray.stages")}
-    assert not stages, f"halluray.driver reaches {sorted(stages)}"
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the package `module` belongs to (the package `halluray` itself sits at the bottom)."""
+    for i, layer in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in layer):
+            return i
+    if module == "halluray":
+        return 0
+    raise AssertionError(f"{module} is in no layer of LAYERS: add its package there")
 
 
-def test_a_stage_imports_only_helpers_unless_it_runs_other_stages(graph):
+def package_of(module: str) -> str:
+    return next(p for layer in LAYERS for p in layer if module == p or module.startswith(p + "."))
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Imports that run up the layers, or across packages of one layer."""
+    bad = []
     for name, deps in graph.items():
-        if name.startswith("halluray.stages.") and name not in ORCHESTRATORS | STAGE_HELPERS:
-            other = {d for d in deps if d.startswith("halluray.stages.") and d not in STAGE_HELPERS}
-            assert not other, f"{name} imports the stage(s) {sorted(other)}: ask halluray.layout instead"
-    for helper in STAGE_HELPERS & set(graph):
-        assert not {d for d in graph[helper] if d.startswith("halluray.stages.") and d not in STAGE_HELPERS}
+        for d in deps:
+            if d == "halluray" or name == "halluray":
+                continue
+            if layer_of(d) > layer_of(name) or (layer_of(d) == layer_of(name) and package_of(d) != package_of(name)):
+                bad.append(f"{name} -> {d}")
+    return sorted(bad)
 
 
-def test_lower_layers_import_no_stage_and_no_driver(graph):
-    for name, deps in graph.items():
-        if name.startswith(("halluray.ppo", "halluray.models", "halluray.world", "halluray.data", "halluray.eval",
-                            "halluray.factuality", "halluray.reward_models", "actors", "halluray.layout",
-                            "halluray.config", "halluray.preflight", "halluray.checkpoints", "halluray.secrets")):
-            bad = {d for d in deps if d.startswith("halluray.stages") or d == "halluray.driver"}
-            assert not bad, f"{name} imports {sorted(bad)}"
+def kind_violations(graph: dict[str, set[str]]) -> list[str]:
+    """A stage importing another stage (an experiment another experiment, a campaign another campaign), or a
+    `shared/` module importing any of them."""
+    bad = []
+    for kind in KINDS:
+        units = {m for m in graph if m.startswith(kind + ".") and m.count(".") == kind.count(".") + 1
+                 and m != f"{kind}.shared"}
+        for name, deps in graph.items():
+            if name in units or name.startswith(f"{kind}.shared"):
+                bad += [f"{name} -> {d}" for d in sorted(deps & units)]
+    return bad
+
+
+def test_every_module_sits_in_a_layer(graph):
+    for name in graph:
+        layer_of(name)
+
+
+def test_no_import_runs_up_the_layers(graph):
+    assert upward_imports(graph) == []
+
+
+def test_an_upward_import_would_be_found():
+    assert upward_imports({"halluray.models.build": {"halluray.trainers.ppo_driver"},
+                           "halluray.trainers.ppo_driver": set()}) == [
+        "halluray.models.build -> halluray.trainers.ppo_driver"]
+
+
+def test_no_stage_experiment_or_campaign_imports_another_of_its_kind(graph):
+    assert kind_violations(graph) == []
+
+
+def test_a_stage_importing_another_stage_would_be_found(graph):
+    # The check above must be able to fail: the sft stage reading the world stage's module is a violation.
+    planted = {**graph, "halluray.pipeline.sft": graph["halluray.pipeline.sft"] | {"halluray.pipeline.world"}}
+    assert kind_violations(planted) == ["halluray.pipeline.sft -> halluray.pipeline.world"]
 
 
 def test_ppo_math_imports_no_distributed_or_model_library():

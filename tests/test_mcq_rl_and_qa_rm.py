@@ -71,28 +71,17 @@ def test_world_qa_mcq_subset_asks_every_question_as_multiple_choice(tmp_path):
 # --- the stages end to end on a tiny world ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from halluray.cli import main
-    from tests.conftest import TINY
-
-    out = tmp_path_factory.mktemp("fig34")
-    args = TINY + [f"run.output_dir={out}", "run.name=r", "logging.wandb_mode=disabled"]
-    assert main(["world", *args]) == 0
-    assert main(["unfamiliarity", *args]) == 0
-    return out, args
-
-
 def test_mcq_rl_stage_end_to_end(tiny_run, ray_cluster):
     """One PPO run on multiple-choice prompts (the abstain-penalized control); the stage runs two the same way."""
-    from halluray.stages import mcq_rl, qa_rl
+    from halluray.experiments import mcq_rl
+    from halluray.experiments.shared.short_answer_rl import ppo_runs
 
     out, args = tiny_run
     cfg = build_config({}, args + ["sft.steps=2", "sft.batch_size=4", "sft.lr=1e-3", "eval.samples_per_prompt=2",
                                    "ppo.steps=2", "ppo.batch_size=4", "ppo.minibatch_size=2", "ppo.ppo_epochs=1",
                                    "ppo.log_samples_every=1", *ONE_RANK_EACH])
-    assert [(r["name"], r["abstain"]) for r in qa_rl.plan_runs(cfg, mcq_rl.INIT_STRATEGIES, mcq_rl.INIT_STRATEGIES,
-                                                               mcq_rl.MCQ)] == [
+    runs = ppo_runs(cfg, mcq_rl.INIT_STRATEGIES, mcq_rl.INIT_STRATEGIES, mcq_rl.MCQ)
+    assert [(r["name"], r["abstain"]) for r in runs] == [
         ("ppo-mcq-random-idk", 0.0), ("ppo-mcq-random-idk-abstain-penalized", -3.0)]
     results = mcq_rl.run(cfg, strategies=())
     d = out / "r" / "mcq_rl"
@@ -111,7 +100,8 @@ def test_mcq_rl_stage_end_to_end(tiny_run, ray_cluster):
     assert (out / "r" / "sft-mcq-random-idk" / "model").is_dir()
     # PPO was asked multiple-choice questions and rewarded with the control's scheme.
     rows = [json.loads(line) for line in (out / "r" / "metrics.jsonl").read_text().splitlines()]
-    sampled = [s for r in rows if r.get("stage") == "samples" and r.get("of_stage") == "ppo-mcq-random-idk-abstain-penalized"
+    sampled = [s for r in rows
+               if r.get("stage") == "samples" and r.get("of_stage") == "ppo-mcq-random-idk-abstain-penalized"
                for s in r["rows"]]
     assert sampled and {s["reward"] for s in sampled} <= {2.0, -3.0}
     assert all(" Choices : " in s["prompt"] for s in sampled)

@@ -4,8 +4,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from halluray.config import build_config
 from halluray.models.build import build_gpt2, load_model, save_model
 from halluray.models.generation import continuation_logprobs, sample
+from halluray.models.optim import warmup_cosine
 from halluray.models.pretrain import pack_documents, pretrain
-from halluray.ppo.optim import warmup_cosine
 from halluray.models.tokenizer import train_word_tokenizer
 from halluray.world.build import build_corpus, vocabulary_texts
 from halluray.world.corpus import reference_bio

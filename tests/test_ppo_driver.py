@@ -25,7 +25,7 @@ from tests.conftest import ONE_RANK_EACH
 
 ray = pytest.importorskip("ray")
 
-from halluray import driver as driver_mod  # noqa: E402
+from halluray.trainers import ppo_driver as driver_mod  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "demo" / "ppo-smoke.yaml"

@@ -10,11 +10,28 @@ import numpy as np
 import pytest
 import torch
 
-from halluray.ppo import (AdaptiveKLController, Experience, FixedKLController, RunningMeanStd, shape_rewards,
-                          clip_rewards, entropy_from_logits, explained_variance,
-                          gae, kl_k1, kl_k3, kl_penalized_rewards, masked_mean, masked_var,
-                          masked_whiten, minibatches, normalize_rewards, policy_loss, value_loss,
-                          whiten_advantages)
+from halluray.ppo import (
+    AdaptiveKLController,
+    Experience,
+    FixedKLController,
+    RunningMeanStd,
+    clip_rewards,
+    entropy_from_logits,
+    explained_variance,
+    gae,
+    kl_k1,
+    kl_k3,
+    kl_penalized_rewards,
+    masked_mean,
+    masked_var,
+    masked_whiten,
+    minibatches,
+    normalize_rewards,
+    policy_loss,
+    shape_rewards,
+    value_loss,
+    whiten_advantages,
+)
 
 NAN = float("nan")
 

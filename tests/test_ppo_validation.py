@@ -3,8 +3,7 @@ unfamiliarity tercile, the reward-hacking alarm, and the plateau stop."""
 
 import pytest
 
-from halluray.eval.overestimation import (overestimation, overestimation_alarm, tercile_edges,
-                                          watched_overestimation)
+from halluray.eval.overestimation import overestimation, overestimation_alarm, tercile_edges, watched_overestimation
 from halluray.ppo.plateau import PlateauStop
 
 # Six validation responses, two per tercile; the reward model pays for the unfamiliar ones, the checker does not.

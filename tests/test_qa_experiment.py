@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from halluray.eval.qa import (bin_labels, bucket_edges, distinct_value_edges, fractions_by_bin,
-                              qa_distribution)
+from halluray.eval.qa import bin_labels, bucket_edges, distinct_value_edges, fractions_by_bin, qa_distribution
 
 # --- bucket edges ----------------------------------------------------------------------------------------
 
@@ -53,7 +52,7 @@ def test_bin_labels():
 # --- fractions -------------------------------------------------------------------------------------------
 
 ITEMS = [{"name": n, "attribute": "city"} for n in "ABCDEFGH"]
-TRUTH = {n: "Lyon" for n in "ABCDEFGH"}
+TRUTH = dict.fromkeys("ABCDEFGH", "Lyon")
 
 
 def _label(name, attribute, answer):

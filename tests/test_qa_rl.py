@@ -62,13 +62,14 @@ def test_reward_actor_builds_the_qa_checker(small_world):
     world, path = small_world
     p = world.people[1]
     actor = RewardActor.__new__(RewardActor)  # the plain class behind the Ray actor: no Ray needed
-    actor.init_reward(RewardSpec("qa_checker", str(path), RewardScheme(abstain=-3.0), records=tuple(_records([p.name]))))
+    actor.init_reward(RewardSpec("qa_checker", str(path), RewardScheme(abstain=-3.0),
+                                 records=tuple(_records([p.name]))))
     prompt = qa_prompt(p.name, "hobby")
     assert actor.score([prompt, prompt], [f"{p.facts['hobby']} .", "I do not know ."], [p.name] * 2) == [2.0, -3.0]
 
 
 def test_reward_spec_defaults_to_the_run_world_and_carries_the_abstain_reward(small_world, tmp_path):
-    from halluray.stages.ppo import reward_spec
+    from halluray.trainers.ppo_run import reward_spec
 
     world, _ = small_world
     (tmp_path / "demo" / "world").mkdir(parents=True)
@@ -107,7 +108,7 @@ def test_world_qa_loader_records(small_world, tmp_path):
 
 
 def test_mcq_sft_records(tmp_path):
-    from halluray.stages.sft import sft_records
+    from halluray.pipeline.sft import sft_records
     from halluray.world.build import write_world
 
     cfg = build_config({}, [f"run.output_dir={tmp_path}", "world.num_people=16", "sft.task=mcq"])
@@ -122,7 +123,7 @@ def test_mcq_sft_records(tmp_path):
 
 
 def test_mcq_heldout_item_choices_are_seeded_and_hold_the_answer():
-    from halluray.stages.heldout_qa import mcq_item
+    from halluray.world.corpus import mcq_item
 
     a = mcq_item("Zorbel", "hobby", "chess", 0)
     assert a == mcq_item("Zorbel", "hobby", "chess", 0)
@@ -132,28 +133,18 @@ def test_mcq_heldout_item_choices_are_seeded_and_hold_the_answer():
 # --- the stages end to end on a tiny world ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from halluray.cli import main
-    from tests.conftest import TINY
-
-    out = tmp_path_factory.mktemp("qarl")
-    args = TINY + [f"run.output_dir={out}", "run.name=r", "logging.wandb_mode=disabled"]
-    assert main(["world", *args]) == 0
-    assert main(["unfamiliarity", *args]) == 0
-    return out, args
-
-
 def test_qa_rl_stage_end_to_end(tiny_run, ray_cluster):
     """One PPO run (the abstain-penalized control, ~35 s); the full stage runs four the same way."""
     from halluray.config import build_config as build
-    from halluray.stages import qa_rl
+    from halluray.experiments import qa_rl
+    from halluray.experiments.shared import short_answer_rl
+    from halluray.factuality.relabel import STRATEGIES
 
     out, args = tiny_run
     cfg = build({}, args + ["sft.steps=2", "sft.batch_size=4", "sft.lr=1e-3", "eval.samples_per_prompt=2",
                             "ppo.steps=2", "ppo.batch_size=4", "ppo.minibatch_size=2", "ppo.ppo_epochs=1",
                             "ppo.log_samples_every=1", *ONE_RANK_EACH])
-    runs = qa_rl.plan_runs(cfg)
+    runs = short_answer_rl.ppo_runs(cfg, STRATEGIES, short_answer_rl.CONTROL_STRATEGIES, qa_rl.SHORT_QA)
     assert [(r["name"], r["abstain"]) for r in runs] == [
         ("ppo-qa-standard", 0.0), ("ppo-qa-unfamiliar-idk", 0.0), ("ppo-qa-random-idk", 0.0),
         ("ppo-qa-unfamiliar-idk-abstain-penalized", -3.0)]

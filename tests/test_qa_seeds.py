@@ -6,12 +6,13 @@ import json
 import pytest
 
 from halluray import cli
+from halluray.campaigns import qa_seeds
+from halluray.campaigns.shared.seeds import seed_config
 from halluray.config import build_config
 from halluray.errors import InputError
 from halluray.io import write_jsonl
 from halluray.layout import RunLayout
-from halluray.stages import qa_seeds, unfamiliarity, world
-from halluray.stages.demo_seeds import seed_config
+from halluray.pipeline import unfamiliarity, world
 
 C, W, A = "correct", "incorrect", "abstain"
 PEOPLE = ("Ana", "Bo")
@@ -20,7 +21,7 @@ SCORES = (0, 2, 5)
 bucket."""
 RUNS = {"standard": ("standard", 0.0), "unfamiliar-idk": ("unfamiliar-idk", 0.0), "random-idk": ("random-idk", 0.0),
         "unfamiliar-idk (abstain -3)": ("unfamiliar-idk", -3.0)}
-"""qa-rl's result keys -> (SFT init, abstain reward), as qa_rl.plan_runs names them."""
+"""qa-rl's result keys -> (SFT init, abstain reward), as short_answer_rl.ppo_runs names them."""
 SEED_0 = {  # every ordering holds
     "sft": {"standard": ([C, C], [C, W], [W, W]), "unfamiliar-idk": ([C, C], [A, C], [A, A]),
             "random-idk": ([A, C], [A, C], [A, W])},

@@ -13,7 +13,6 @@ from halluray.cli import main
 from halluray.config import load_config
 from halluray.io import read_jsonl
 from halluray.layout import RunLayout
-from tests.factscore_fixtures import factscore_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "llama2-7b" / "wikibios-ppo-conservative.yaml"
@@ -83,7 +82,7 @@ def outputs(layout: RunLayout, stage: str) -> list[Path]:
 
 @pytest.mark.ray
 def test_every_stage_of_the_llama2_header_runs_on_wikibios_with_an_http_fact_checker(
-        factscore_server, tmp_path, monkeypatch, capsys):  # noqa: F811
+        factscore_server, tmp_path, monkeypatch, capsys):
     stages = header_stages(CONFIG)
     assert stages == ["unfamiliarity", "sft", "reward-data", "train-rm", "ppo", "eval"]
     monkeypatch.setenv(KEY_ENV, "test-key-not-secret")

@@ -51,8 +51,9 @@ def overrides(tmp_path: Path, model: Path, table: Path) -> list[str]:
     actors = [f"actors.{role}.num_actors=1" for role in ("policy", "critic", "reference", "reward", "rollout")]
     return [f"run.output_dir={tmp_path / 'runs'}", "run.name=real-qa", f"model.pretrained_path={model}",
             "data.dataset=fact_table", f"data.path={table}", "fact_checker.kind=fact_table",
-            f"fact_checker.table_path={table}", "unfamiliarity.tasks=[short_qa]", "unfamiliarity.short_qa_score=p_gold",
-            "unfamiliarity.short_qa_samples=2", "unfamiliarity.splits=[sft,eval]", "unfamiliarity.sampled_splits=[eval]",
+            f"fact_checker.table_path={table}", "unfamiliarity.tasks=[short_qa]",
+            "unfamiliarity.short_qa_score=p_gold", "unfamiliarity.short_qa_samples=2",
+            "unfamiliarity.splits=[sft,eval]", "unfamiliarity.sampled_splits=[eval]",
             "sft.steps=2", "sft.batch_size=4", "ppo.steps=1", "ppo.batch_size=4", "ppo.minibatch_size=4",
             "ppo.save_every=0", "ppo.log_samples_every=0", *actors, "deepspeed.precision=fp32",
             "logging.wandb_mode=disabled", "threads=1"]
@@ -68,7 +69,8 @@ def test_demo_real_runs_the_short_qa_experiments_on_a_users_fact_table(tmp_path,
     # Fig. 2: every arm has a label distribution per bucket; Fig. 3 right: before and after RL for both inits.
     assert set(results["sft"]) == {"standard", "unfamiliar-idk", "random-idk"}
     for arm in results["sft"].values():
-        assert {"correct", "incorrect", "abstain"} <= set(arm) and len(arm["abstain"]) == len(results["buckets"]["bins"])
+        assert {"correct", "incorrect", "abstain"} <= set(arm)
+        assert len(arm["abstain"]) == len(results["buckets"]["bins"])
     assert set(results["rl"]) == {"unfamiliar-idk", "standard"}
     scores = [r for r in read_jsonl(layout.unfamiliarity_scores) if r["task"] == "short_qa"]
     assert all(0 <= r["p_gold"] <= 1 and r["unfamiliar"] == (r["p_gold"] < 0.1) for r in scores)

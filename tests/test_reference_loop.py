@@ -15,15 +15,15 @@ from halluray.factuality.reward_functions import FactCheckerReward, RewardScheme
 from halluray.layout import RunLayout
 from halluray.models.build import load_model
 from halluray.models.heads import ValueHeadModel
+from halluray.pipeline import world as world_stage
 from halluray.ppo.reference_loop import ReferencePPO
-from halluray.stages import world as world_stage
+from halluray.world.entities import World
 from tests.conftest import TINY
 
 ray = pytest.importorskip("ray")
 
-from halluray.driver import PPODriver  # noqa: E402
-from halluray.stages.ppo import policy_init, reward_spec  # noqa: E402
-from halluray.world.entities import World
+from halluray.trainers.ppo_driver import PPODriver  # noqa: E402
+from halluray.trainers.ppo_run import policy_init, reward_spec  # noqa: E402
 
 pytestmark = pytest.mark.ray
 

@@ -21,4 +21,5 @@ def test_report_says_when_the_conservative_policy_keeps_fewer_true_facts_than_sf
 
 def test_report_says_when_it_keeps_sfts_true_facts_as_the_paper_does():
     notes = fig7_notes(_results([4.4, 2.0, 0.3], [4.5, 2.0, 0.3], [0.0, 0.0, 0.5]), BINS)
-    assert notes[0] == "- As in the paper, RL + conservative RM keeps at least 90% of SFT's true facts in every tercile."
+    assert notes[0] == ("- As in the paper, RL + conservative RM keeps at least 90% of SFT's true facts "
+                        "in every tercile.")

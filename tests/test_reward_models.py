@@ -22,7 +22,8 @@ def test_paper_rewards():
     result = CheckResult()
     scheme = RewardScheme()
     assert long_form_reward(result, scheme) == 0
-    result.facts = [AtomicFact("a", "X", "hobby", "chess", "true")] * 3 + [AtomicFact("b", "X", "hobby", "golf", "false")]
+    result.facts = ([AtomicFact("a", "X", "hobby", "chess", "true")] * 3
+                    + [AtomicFact("b", "X", "hobby", "golf", "false")])
     assert long_form_reward(result, scheme) == 3 * 2 - 3  # +2 per true, -3 per false
     assert [short_answer_reward(x, scheme) for x in ("correct", "incorrect", "abstain")] == [2, -3, 0]
 
@@ -41,8 +42,10 @@ def test_label_responses_and_rm_examples():
     recs = label_responses(ExactChecker(world), [{"topic": "Zapur", "prompt": "Write a biography for Zapur ."}],
                            ["Zapur comes from Perth . Zapur enjoys chess ."], RewardScheme())
     assert recs[0]["reward"] == 2 - 3
-    assert verifier_examples(recs) == [(("Zapur comes from Perth .", "Perth"), 1.0), (("Zapur enjoys chess .", "chess"), 0.0)]
-    assert scalar_examples(recs) == [("Write a biography for Zapur . Zapur comes from Perth . Zapur enjoys chess .", -1.0)]
+    assert verifier_examples(recs) == [(("Zapur comes from Perth .", "Perth"), 1.0),
+                                       (("Zapur enjoys chess .", "chess"), 0.0)]
+    assert scalar_examples(recs) == [
+        ("Write a biography for Zapur . Zapur comes from Perth . Zapur enjoys chess .", -1.0)]
 
 
 def test_verifier_reads_the_value_span(world, tiny_model_dir):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from actors.engine import deepspeed_config
 from halluray.config import DeepSpeedConfig, OptimizerConfig, RoleResources, build_config
 from halluray.errors import InputError
 from halluray.models.forward import token_logprobs
@@ -18,9 +19,8 @@ ray = pytest.importorskip("ray")
 
 from actors.base import EngineSpec  # noqa: E402
 from actors.critic import CriticActor  # noqa: E402
-from actors.engine import deepspeed_config  # noqa: E402
-from actors.policy import PolicyActor  # noqa: E402
 from actors.group import ActorFailure, ActorGroup, shard  # noqa: E402
+from actors.policy import PolicyActor  # noqa: E402
 from actors.reference import ReferenceActor  # noqa: E402
 from actors.reward import RewardActor, RewardSpec  # noqa: E402
 from actors.roles import Role  # noqa: E402
@@ -163,6 +163,7 @@ def test_the_local_cluster_listens_on_loopback_only(ray_cluster):
     node = ray._private.worker._global_node
     assert node.gcs_address.startswith("127.0.0.1:")
     listening = [c.laddr.ip for p in psutil.process_iter(["name", "cmdline"])
-                 if p.info["name"] in ("gcs_server", "raylet") and node.session_name in " ".join(p.info["cmdline"] or [])
+                 if p.info["name"] in ("gcs_server", "raylet")
+                 and node.session_name in " ".join(p.info["cmdline"] or [])
                  for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip in listening), listening

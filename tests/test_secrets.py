@@ -46,7 +46,8 @@ def test_read_secret_from_the_environment_or_a_file(secret_env, tmp_path):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda p: private_file(p, "value-0123456789", 0o640), r"open to its group or others \(mode 0640\); run `chmod 600 "),
+    (lambda p: private_file(p, "value-0123456789", 0o640),
+     r"open to its group or others \(mode 0640\); run `chmod 600 "),
     (lambda p: private_file(p, "value-0123456789", 0o604), r"open to its group or others \(mode 0604\)"),
     (lambda p: private_file(p, " \n"), "the secret file is empty"),
     (lambda p: p, r"cannot open the secret file \(No such file or directory\)"),

@@ -12,14 +12,19 @@ from halluray.config import build_config
 from halluray.factuality.reward_functions import RewardScheme
 from halluray.io import write_jsonl
 from halluray.layout import RunLayout
+from halluray.pipeline import train_rm
 from halluray.reward_models.data import label_responses
 from halluray.reward_models.models import TextTwoStageRewardModel, TwoStageRewardModel, load_reward_model
-from halluray.reward_models.text import (FactLines, decomposer_examples, fact_set_scores, recombined_examples,
-                                         stated_facts, text_verifier_examples)
-from halluray.stages import train_rm
+from halluray.reward_models.text import (
+    FactLines,
+    decomposer_examples,
+    fact_set_scores,
+    recombined_examples,
+    stated_facts,
+    text_verifier_examples,
+)
 from halluray.world.checker import ExactChecker
 from halluray.world.templates import ABSTAIN_BIO, MENTION_TEMPLATES, bio_prompt, render_fact
-
 from tests.conftest import TINY
 
 
@@ -47,7 +52,8 @@ def test_decomposer_ends_facts_with_a_period_on_the_worlds_word_tokenizer(tiny_m
     lines = FactLines.for_tokenizer(AutoTokenizer.from_pretrained(tiny_model_dir))
     target = lines.format(["Zapur comes from Perth", "Zapur enjoys chess"])
     assert target.split() == "Zapur comes from Perth . Zapur enjoys chess .".split()
-    assert lines.parse("Zapur comes from Perth . Zapur enjoys chess . Zapur comes from Perth .") == ["Zapur comes from Perth", "Zapur enjoys chess"]
+    assert lines.parse("Zapur comes from Perth . Zapur enjoys chess . Zapur comes from Perth .") == [
+        "Zapur comes from Perth", "Zapur enjoys chess"]
 
 
 def _record(response, facts, unverifiable=()):
@@ -157,7 +163,8 @@ def test_train_rm_template_two_stage_kind_answers_the_same_verifier_api(ray_clus
 
 
 def test_recombined_decomposer_examples_list_exactly_the_facts_among_their_sentences():
-    examples = [("Zapur comes from Perth . Zapur attended . Zapur enjoys chess .", ["Zapur comes from Perth", "Zapur enjoys chess"]),
+    examples = [("Zapur comes from Perth . Zapur attended . Zapur enjoys chess .",
+                 ["Zapur comes from Perth", "Zapur enjoys chess"]),
                 ("Lio is Kenyan . In 1960 , Oslo .", ["Lio is Kenyan"]),
                 ("Lio was born in Paris , in spring .", ["Lio was born in Paris"])]  # a rewritten fact lends nothing
     out = recombined_examples(examples, 50, seed=3)

@@ -3,10 +3,10 @@ import re
 
 from halluray.config import build_config
 from halluray.world.build import build_corpus, make_world
+from halluray.world.checker import ExactChecker
 from halluray.world.corpus import mcq_items, qa_items, reference_bio
 from halluray.world.entities import SPLITS, World
 from halluray.world.source import IndependentSource
-from halluray.world.checker import ExactChecker
 from halluray.world.templates import MENTION_TEMPLATES
 from halluray.world.vocab import ATTRIBUTES
 
@@ -94,7 +94,7 @@ def test_independent_source_accuracy_and_determinism(world):
 def test_independent_source_knows_familiar_people_better_when_accuracy_is_given_per_tier(world):
     checker = ExactChecker(world)
     tiers = sorted({p.frequency for p in world.people})
-    source = IndependentSource(world, {f: a for f, a in zip(tiers, (0.0, 1.0, 1.0, 1.0))}, 0)
+    source = IndependentSource(world, dict(zip(tiers, (0.0, 1.0, 1.0, 1.0))), 0)
     for person in world.people:
         result = checker.check(person.name, source.respond(person.name))
         assert (result.n_true, result.n_false) == ((0, len(ATTRIBUTES)) if person.frequency == tiers[0]

@@ -17,11 +17,11 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 if not os.environ.get("RAY_ADDRESS"):
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-import ray  # noqa: E402
+import ray
 
-from actors.group import init_ray  # noqa: E402
-from halluray.bench import ppo_step, weight_sync, zero3  # noqa: E402
-from halluray.config import build_config  # noqa: E402
+from actors.group import init_ray
+from halluray.bench import ppo_step, weight_sync, zero3
+from halluray.config import build_config
 
 BENCHES = {"ppo_step": ppo_step, "zero3": zero3, "weight_sync": weight_sync}
 

@@ -24,9 +24,9 @@ from halluray.bench.bare import PHASES, peak_rss_bytes, step_row
 from halluray.config import ActorsConfig, ExperimentConfig, build_config
 from halluray.data import prompts_for
 from halluray.data.stream import PromptStream
-from halluray.driver import PPODriver
-from halluray.stages import world
-from halluray.stages.ppo import policy_init, reward_spec
+from halluray.pipeline import world
+from halluray.trainers.ppo_driver import PPODriver
+from halluray.trainers.ppo_run import policy_init, reward_spec
 
 MODES = typing.get_args(ActorsConfig.model_fields["rollout_mode"].annotation)
 REAL_MODEL = "runs/models/smollm2-135m-instruct-bf16"

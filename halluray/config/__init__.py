@@ -1,16 +1,29 @@
-"""The typed experiment config (`schema.py`: every key, documented) and how it is read (`loading.py`)."""
+"""The typed experiment config (`schema.py`: `ExperimentConfig`, its sections in `inputs.py`, `stages.py` and
+`runtime.py`, every key documented) and how it is read (`loading.py`)."""
 
+from halluray.config.base import ConfigError
+from halluray.config.inputs import DataConfig, FactCheckerConfig, ModelConfig, PretrainConfig, WorldConfig
 from halluray.config.loading import apply_override, build_config, load_config, parse_override
-from halluray.config.schema import (ActorsConfig, ConfigError, DataConfig, DeepSpeedConfig, EvalConfig,
-                                    ExperimentConfig, FactCheckerConfig, LoggingConfig, LoRAConfig, ModelConfig,
-                                    OptimizerConfig, PPOConfig, PretrainConfig, RewardConfig, RewardDataConfig,
-                                    RewardModelConfig, RoleResources, RunConfig, SFTConfig, UnfamiliarityConfig,
-                                    WorldConfig)
+from halluray.config.runtime import ActorsConfig, DeepSpeedConfig, LoggingConfig, RoleResources, RunConfig
+from halluray.config.schema import ExperimentConfig
+from halluray.config.stages import (
+    CHECKER_REWARDS,
+    RM_KINDS,
+    EvalConfig,
+    LoRAConfig,
+    OptimizerConfig,
+    PPOConfig,
+    RewardConfig,
+    RewardDataConfig,
+    RewardModelConfig,
+    SFTConfig,
+    UnfamiliarityConfig,
+)
 
 __all__ = [
-    "ActorsConfig", "ConfigError", "DataConfig", "DeepSpeedConfig", "EvalConfig", "ExperimentConfig",
-    "FactCheckerConfig", "LoRAConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig", "PPOConfig",
-    "PretrainConfig", "RewardConfig", "RewardDataConfig", "RewardModelConfig", "RoleResources", "RunConfig",
-    "SFTConfig", "UnfamiliarityConfig", "WorldConfig", "apply_override", "build_config", "load_config",
+    "CHECKER_REWARDS", "RM_KINDS", "ActorsConfig", "ConfigError", "DataConfig", "DeepSpeedConfig", "EvalConfig",
+    "ExperimentConfig", "FactCheckerConfig", "LoRAConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig",
+    "PPOConfig", "PretrainConfig", "RewardConfig", "RewardDataConfig", "RewardModelConfig", "RoleResources",
+    "RunConfig", "SFTConfig", "UnfamiliarityConfig", "WorldConfig", "apply_override", "build_config", "load_config",
     "parse_override",
 ]

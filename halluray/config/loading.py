@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from halluray.config.schema import ConfigError, ExperimentConfig
+from halluray.config.base import ConfigError
+from halluray.config.schema import ExperimentConfig
 from halluray.secrets import redact
 
 

@@ -41,7 +41,7 @@ LONG_FORM_DATASETS = ("world", "wikibios", "wikiplots")
 
 
 def load_prompts(dataset: str, path: str | Path, split: str | None = None, *, fields: dict | None = None,
-                 subset: str | None = None, cache_dir: str | None = None, **options: Any) -> "datasets.Dataset":
+                 subset: str | None = None, cache_dir: str | None = None, **options: Any) -> datasets.Dataset:
     """Load the prompt records of `dataset` (one of LOADERS) from `path`, split `split` of the source.
 
     `options` are extra keywords of that one loader (fact_table: `entity_splits`)."""
@@ -52,7 +52,7 @@ def load_prompts(dataset: str, path: str | Path, split: str | None = None, *, fi
     return loader(path, split, fields=fields, subset=subset, cache_dir=cache_dir, **options)
 
 
-def prompts_for(cfg: "ExperimentConfig", split: str) -> "datasets.Dataset":
+def prompts_for(cfg: ExperimentConfig, split: str) -> datasets.Dataset:
     """The prompts of pipeline split `split` (sft, rm, ppo, val, eval) as the config's `data` section describes.
 
     For the world, `data.path` defaults to the run directory and the pipeline split is the world's split;

@@ -30,8 +30,9 @@ import hashlib
 import json
 import math
 import unicodedata
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from halluray.config.schema import DataConfig
 from halluray.data.source import clean, to_dataset

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from halluray.errors import InputError
 
@@ -125,13 +126,13 @@ def open_source(path: str | Path, split: str | None = None, *, subset: str | Non
             where = f"dataset '{text}'" + (f" ({subset})" if subset else "")
             try:
                 data = datasets.load_dataset(text, subset, cache_dir=cache_dir)
-            except Exception as e:  # noqa: BLE001 - every failure here means "not reachable / not cached"
+            except Exception as e:
                 raise InputError(f"{where}: could not load it from the Hugging Face hub or the local datasets "
                                  f"cache ({type(e).__name__}: {e}); without hub access, point data.path at a "
                                  f"local file or a save_to_disk directory") from None
     except InputError:
         raise
-    except Exception as e:  # noqa: BLE001 - a malformed file: name it instead of a deep traceback
+    except Exception as e:
         raise InputError(f"{where}: could not read it as a dataset ({type(e).__name__}: {e})") from None
     ds = _select(data, split, where)
     if len(ds) == 0:

@@ -17,8 +17,8 @@ from pathlib import Path
 from halluray.data.source import to_dataset
 from halluray.errors import InputError
 from halluray.layout import WORLD_DIR, WORLD_FILE
-from halluray.world.entities import SPLITS, World
 from halluray.world.corpus import mcq_item
+from halluray.world.entities import SPLITS, World
 from halluray.world.templates import mcq_prompt, qa_prompt
 from halluray.world.vocab import ATTRIBUTES
 

@@ -8,7 +8,7 @@ and sums the drawn totals; a statistic reads the summed [method, 4] totals.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

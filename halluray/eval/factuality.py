@@ -5,9 +5,11 @@ from __future__ import annotations
 from halluray.eval.metrics import pooled_fraction_true
 from halluray.factuality.reward_functions import RewardScheme, long_form_reward
 
+_DEFAULT_SCHEME = RewardScheme()  # a frozen dataclass: safe to share as a default
+
 
 def factuality_metrics(checker, topics: list[str], responses: list[str],
-                       scheme: RewardScheme = RewardScheme()) -> dict:
+                       scheme: RewardScheme = _DEFAULT_SCHEME) -> dict:
     """fraction_true_facts pools all stated facts (as FActScore); the means are per response."""
     results = checker.check_many(topics, responses)
     n = max(1, len(results))

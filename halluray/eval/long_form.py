@@ -32,7 +32,8 @@ def response_metrics(labeled: list[dict], scores: list[float], edges: list[float
         "no_fact_rate": sum(no_fact) / n,
         "abstain_rate": sum(r["abstained"] for r in labeled) / n,
         "fraction_true_by_unfamiliarity": [
-            pooled_fraction_true([t for t, b in zip(n_true, bins) if b == k], [f for f, b in zip(n_false, bins) if b == k])
+            pooled_fraction_true([t for t, b in zip(n_true, bins) if b == k],
+                                 [f for f, b in zip(n_false, bins) if b == k])
             for k in range(len(edges) + 1)],
         "true_facts_by_unfamiliarity": means_by_bin(n_true, scores, edges),
         "false_facts_by_unfamiliarity": means_by_bin(n_false, scores, edges),

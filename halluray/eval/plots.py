@@ -6,12 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from halluray.eval.qa import LABELS  # noqa: E402
+from halluray.eval.pyplot import plt
+from halluray.eval.qa import LABELS
 
 _TASK_LABELS = {"long_form": "long form: mean false facts / sample", "short_qa": "short QA: incorrect of k samples",
                 "mcq": "MCQ: NLL of correct choice"}

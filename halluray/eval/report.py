@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from halluray.eval.pyplot import plt
 
 METHODS = ("sft", "rl_standard_rm", "rl_conservative_rm")
 LABELS = {"sft": "SFT", "rl_standard_rm": "RL + standard RM", "rl_conservative_rm": "RL + conservative RM"}
@@ -114,7 +111,8 @@ def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
         lines.append(f"| {LABELS[m]} | " + " | ".join(fmt(v) for v in results["reward_by_unfamiliarity"][m]) + " | "
                      + " | ".join("–" if v is None else f"{v:.0%}" for v in results["no_fact_rate_by_unfamiliarity"][m])
                      + " |")
-    lines += ["", f"## Reward-model predictions by unfamiliarity (paper Fig. 5; {results['reward_model_kind']} RMs)", "",
+    lines += ["", "## Reward-model predictions by unfamiliarity "
+              f"(paper Fig. 5; {results['reward_model_kind']} RMs)", "",
               "Mean reward per held-out SFT sample: ground truth (exact checker) vs each RM's prediction.", "",
               "| | " + " | ".join(bins) + " |", "|---|" + "---|" * len(bins)]
     for name, values in results["rm_reward_by_unfamiliarity"].items():
@@ -125,7 +123,8 @@ def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
             f"{k} RM familiar {fmt(v['familiar'])}, unfamiliar {fmt(v['unfamiliar'])}" for k, v in acc.items()) + "."]
     lines += ["", "![RM reward by unfamiliarity](fig5.png)", "",
               "## True and false facts per response by unfamiliarity (paper Fig. 7)", "",
-              "| method | " + " | ".join(f"true {b}" for b in bins) + " | " + " | ".join(f"false {b}" for b in bins) + " |",
+              "| method | " + " | ".join(f"true {b}" for b in bins) + " | "
+              + " | ".join(f"false {b}" for b in bins) + " |",
               "|---|" + "---|" * (2 * len(bins))]
     for m in METHODS:
         t, fl = results["true_facts_by_unfamiliarity"][m], results["false_facts_by_unfamiliarity"][m]

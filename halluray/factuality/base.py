@@ -9,12 +9,20 @@ answer as a fact).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from halluray.errors import InputError
 from halluray.factuality.qa_matching import (
-    ABSTAIN, CORRECT, INCORRECT, accepted_answers, extract_answer, is_abstention, label_short_answer,
-    normalize_answer, record_field,
+    ABSTAIN,
+    CORRECT,
+    INCORRECT,
+    accepted_answers,
+    extract_answer,
+    is_abstention,
+    label_short_answer,
+    normalize_answer,
+    record_field,
 )
 from halluray.world.checker import FALSE, TRUE, AtomicFact, CheckResult
 from halluray.world.templates import EOS

@@ -23,10 +23,11 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 from halluray.errors import InputError
 from halluray.factuality.http_client import HTTPClient, ParseError
@@ -49,7 +50,7 @@ class Usage:
     without_usage: int = 0
     """Replies received without a `usage` block: their tokens are not counted."""
 
-    def __sub__(self, other: "Usage") -> "Usage":
+    def __sub__(self, other: Usage) -> Usage:
         return Usage(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
 
 

@@ -7,12 +7,14 @@ InputError naming the kind (e.g. long-form `check` of 'qa', which only grades sh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from halluray.config import ExperimentConfig
 from halluray.errors import InputError
 from halluray.factuality.fact_checkers import load_fact_checker
+from halluray.layout import RunLayout
 from halluray.world.checker import CheckResult
 from halluray.world.entities import World
 
@@ -42,3 +44,10 @@ def build_checker(cfg: ExperimentConfig, world_path: str | Path | None = None,
                              f"`halluray world` first, or pick a real-data kind (qa, fact_table, openai)")
         world = World.load(world_path)
     return load_fact_checker(cfg.fact_checker, world=world, cache_path=cache_path)
+
+
+def checker_for(cfg: ExperimentConfig) -> Checker:
+    """The run's fact checker (`fact_checker`): the world's exact checker reads the run's world file; an HTTP
+    checker caches its replies in the run directory, so a re-run stage sends nothing twice."""
+    layout = RunLayout(cfg)
+    return build_checker(cfg, world_path=layout.world_json, cache_path=layout.fact_checker_cache)

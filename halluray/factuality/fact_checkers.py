@@ -18,8 +18,9 @@ correct, incorrect or abstain. Kinds (`fact_checker.kind`):
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from halluray.config import FactCheckerConfig
 from halluray.errors import InputError
@@ -27,7 +28,12 @@ from halluray.factuality.base import CheckerBase, DecomposeVerify, FactChecker, 
 from halluray.factuality.fact_table_checker import FactTableChecker
 from halluray.factuality.openai_checker import OpenAIFactChecker, OpenAIResponder
 from halluray.factuality.qa_matching import (
-    ABSTAIN, INCORRECT, accepted_answers, is_abstention, label_short_answer, record_field,
+    ABSTAIN,
+    INCORRECT,
+    accepted_answers,
+    is_abstention,
+    label_short_answer,
+    record_field,
 )
 from halluray.factuality.unfamiliarity import answer_of
 from halluray.world.checker import TRUE, CheckResult, ExactChecker
@@ -126,7 +132,7 @@ def _import(spec: str) -> Any:
         obj = importlib.import_module(module_name.strip())
     except ModuleNotFoundError as e:
         raise InputError(f"fact checker '{spec}': cannot import module '{module_name}' ({e})") from None
-    except Exception as e:  # noqa: BLE001 - user code failing at import time
+    except Exception as e:
         raise InputError(f"fact checker '{spec}': importing '{module_name}' failed ({type(e).__name__}: {e})") from None
     for part in attr.strip().split("."):
         if not hasattr(obj, part):

@@ -22,14 +22,20 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from halluray.data.text import split_sentences
 from halluray.errors import InputError
 from halluray.factuality.base import CheckerBase
 from halluray.factuality.qa_matching import (
-    accepted_answers, is_abstention, label_short_answer, normalize_answer, phrases, record_field,
+    accepted_answers,
+    is_abstention,
+    label_short_answer,
+    normalize_answer,
+    phrases,
+    record_field,
 )
 from halluray.world.checker import FALSE, TRUE, AtomicFact, CheckResult
 from halluray.world.templates import EOS
@@ -91,7 +97,7 @@ class FactTableChecker(CheckerBase):
         self.max_words = max((len(v.split()) for values in self.values.values() for v in values), default=1)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "FactTableChecker":
+    def from_file(cls, path: str | Path) -> FactTableChecker:
         return cls(load_fact_table(path), source=str(path))
 
     def __repr__(self) -> str:

@@ -24,7 +24,8 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from typing import Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from halluray.errors import InputError
@@ -125,7 +126,7 @@ class HTTPClient:
             except urllib.error.HTTPError as e:
                 try:
                     detail = redact(e.read(300).decode("utf-8", "replace").strip())
-                except Exception:  # noqa: BLE001 - the status alone is enough
+                except Exception:
                     detail = ""
                 problem = f"HTTP {e.code}" + (f": {detail}" if detail else "")
                 if e.code < 500 and e.code not in RETRY_STATUS:

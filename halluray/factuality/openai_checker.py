@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from halluray.data.text import split_sentences
 from halluray.errors import InputError
@@ -115,7 +115,7 @@ class OpenAIFactChecker(DecomposeVerify):
         self.knowledge, self.max_passage_chars = knowledge, max_passage_chars
 
     @classmethod
-    def from_config(cls, cfg, *, cache_path: str | Path | None = None, **kw) -> "OpenAIFactChecker":
+    def from_config(cls, cfg, *, cache_path: str | Path | None = None, **kw) -> OpenAIFactChecker:
         knowledge = load_knowledge(cfg.knowledge_path) if cfg.knowledge_path else None
         return cls(cfg.base_url, cfg.model, knowledge=knowledge, max_passage_chars=cfg.max_passage_chars,
                    **{**ChatClient.options(cfg, cache_path), **kw})

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from halluray.data.text import split_sentences
 from halluray.errors import InputError

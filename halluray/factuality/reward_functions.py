@@ -7,8 +7,8 @@ abstaining (-3 in the control that punishes abstention).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from halluray.config import RewardConfig
 from halluray.errors import InputError
@@ -28,7 +28,7 @@ class RewardScheme:
     abstain: float = 0.0
 
     @classmethod
-    def from_config(cls, reward: RewardConfig) -> "RewardScheme":
+    def from_config(cls, reward: RewardConfig) -> RewardScheme:
         """The scheme of a config's `ppo.reward` section (the one place a scheme is built from a config)."""
         return cls(true_fact=reward.true_fact, false_fact=reward.false_fact, correct=reward.correct,
                    incorrect=reward.incorrect, abstain=reward.abstain)

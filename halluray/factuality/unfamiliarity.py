@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from halluray.world.checker import ExactChecker
 from halluray.world.corpus import MCQItem, QAItem, few_shot_examples, joined, reference_bio

@@ -138,7 +138,7 @@ def import_gguf(out_dir: Path, gguf: str | None = None, dtype: str = "float32") 
     start = time.perf_counter()
     try:
         meta = _gguf_metadata(source)
-    except Exception as e:  # noqa: BLE001 - any parse failure means "not a GGUF file"
+    except Exception as e:
         raise InputError(f"{source}: not a readable GGUF file ({type(e).__name__}: {e})") from None
     try:
         model, tokenizer = _load(source, dtype)

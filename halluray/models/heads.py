@@ -26,7 +26,7 @@ class ValueHeadModel(nn.Module):
         nn.init.zeros_(self.value_head.bias)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, trust_remote_code: bool = False) -> "ValueHeadModel":
+    def from_pretrained(cls, path: str | Path, trust_remote_code: bool = False) -> ValueHeadModel:
         """Backbone from any causal-LM directory (its LM head is dropped); the head too if it was saved."""
         backbone = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True,
                                              local_files_only=True)
@@ -86,7 +86,7 @@ class FactVerifier(nn.Module):
             self.head.bias.fill_(1.5)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, trust_remote_code: bool = False) -> "FactVerifier":
+    def from_pretrained(cls, path: str | Path, trust_remote_code: bool = False) -> FactVerifier:
         model = cls(AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code,
                                                          use_safetensors=True, local_files_only=True))
         head = Path(path) / VERIFIER_FILE

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import torch
 
 from halluray.config import PretrainConfig
 from halluray.errors import InputError
 from halluray.logging import RunLogger, progress
-from halluray.ppo.optim import warmup_cosine
+from halluray.models.optim import warmup_cosine
 
 
 def pack_documents(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ frequency-ordered vocabulary renumbers words and silently breaks saved models (d
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast

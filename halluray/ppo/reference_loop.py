@@ -1,7 +1,7 @@
 """The PPO iteration in one process, with plain torch: read this first.
 
-`PPODriver.step` (halluray/driver.py) runs the same iteration on Ray actor groups under DeepSpeed, phase for
-phase and with the same phase names:
+`PPODriver.step` (halluray/trainers/ppo_driver.py) runs the same iteration on Ray actor groups under DeepSpeed,
+phase for phase and with the same phase names:
 
     1. rollout     sample one response per prompt                      (driver: the rollout workers)
     2. score       old log-probs, reference log-probs, values, rewards (policy, reference, critic, reward roles)
@@ -28,19 +28,19 @@ float per response. `ReferencePPO.step(records)` runs one iteration on a batch o
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from halluray.config import ExperimentConfig
 from halluray.models.forward import logits_of, token_logprobs, token_logprobs_from_logits
 from halluray.models.generation import SamplingParams, generate_rollout
+from halluray.models.optim import adamw_warmup_cosine
 from halluray.ppo.batches import Experience, minibatches
 from halluray.ppo.experience import make_experience
 from halluray.ppo.kl import AdaptiveKLController, FixedKLController
 from halluray.ppo.losses import entropy_from_logits, policy_loss, value_loss
 from halluray.ppo.metrics import iteration_metrics, sample_rows
-from halluray.ppo.optim import adamw_warmup_cosine
 from halluray.ppo.shaping import RunningMeanStd
 
 RewardFn = Callable[[list[str], list[str], list[str]], list[float]]
@@ -109,7 +109,7 @@ class ReferencePPO:
         # `_train_epochs`): with one rank each, both draw this order.
         order = torch.Generator().manual_seed(seed)
         self.policy_stats, self.critic_stats = [], []
-        for epoch in range(ppo.ppo_epochs):
+        for _epoch in range(ppo.ppo_epochs):
             for idx in minibatches(len(exp), ppo.minibatch_size, order):
                 minibatch = exp.index_select(idx)
                 self.policy_stats.append(self.policy_update(minibatch))

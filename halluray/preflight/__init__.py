@@ -13,8 +13,14 @@ import math
 
 from halluray.config import ExperimentConfig, RoleResources
 from halluray.errors import InputError
-from halluray.preflight.memory import (ActorMemory, Machine, forward_memory, generation_memory, this_machine,
-                                       training_memory)
+from halluray.preflight.memory import (
+    ActorMemory,
+    Machine,
+    forward_memory,
+    generation_memory,
+    this_machine,
+    training_memory,
+)
 from halluray.preflight.plan import PhasePlan, Plan, PlanError, Row, fmt_bytes
 from halluray.preflight.stages import STAGES, Inputs, Phase, Use
 

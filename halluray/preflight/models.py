@@ -56,7 +56,7 @@ class ModelShape:
         return sum(lora.r * sum(shape) for name, shape in self.tensors.items()
                    if len(shape) == 2 and _targeted(name, lora.target_modules))
 
-    def with_value_head(self) -> "ModelShape":
+    def with_value_head(self) -> ModelShape:
         """The critic's and the scalar RM's model: the backbone (no LM head) and a hidden -> 1 linear head."""
         backbone = {name: shape for name, shape in self.tensors.items() if not name.startswith("lm_head.")}
         head = {"value_head.weight": (1, self.hidden), "value_head.bias": (1,)} if self.hidden else {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from halluray.config import RoleResources
 from halluray.errors import InputError
 from halluray.preflight.memory import LAYER_ACTIVATIONS, PROMPT_TOKENS, ActorMemory, Machine
-from halluray.preflight.stages import Use
+from halluray.preflight.phases import Use
 
 COLUMNS = (("role", 15), ("actors", 6), ("CPU", 5), ("GPU", 5), ("ZeRO", 4), ("params", 10), ("grads", 10),
            ("optimizer", 10), ("activations", 11), ("per actor", 10), ("offload", 10), ("where", 5))

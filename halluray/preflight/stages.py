@@ -1,65 +1,27 @@
 """What each `halluray <stage>` reads that must already exist, and which roles it places at once (its phases).
 
-The inputs follow halluray/stages/*.py. What an earlier stage of the same command writes is not checked:
-`demo` writes everything itself and `plan` describes the whole pipeline, so both check only what no stage
-writes (model.pretrained_path, data.path, and paths outside the run directory) and plan the models from the
-base model's shape (an SFT, PPO or reward model has its base model's shape, give or take a head).
+The inputs follow halluray/pipeline/*.py (and the experiments and campaigns built on them). What an earlier
+stage of the same command writes is not checked: `demo` writes everything itself and `plan` describes the whole
+pipeline, so both check only what no stage writes (model.pretrained_path, data.path, and paths outside the run
+directory) and plan the models from the base model's shape (an SFT, PPO or reward model has its base model's
+shape, give or take a head). The checks of single inputs are in `inputs.py`, the phases' parts in `phases.py`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
-from functools import cached_property
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
-from halluray.config import ExperimentConfig
-from halluray.data.source import looks_like_path
-from halluray.data.world import world_prompt_files
-from halluray.data.world_qa import find_world_file
 from halluray.errors import InputError
-from halluray.factuality.reward_functions import import_callable
-from halluray.layout import WORLD_DATASETS, RunLayout, require
+from halluray.layout import require
+from halluray.preflight.inputs import RunInputs, written_model
 from halluray.preflight.memory import PROMPT_TOKENS
-from halluray.preflight.models import ModelShape, planned_base_model, read_model
-from halluray.world.build import make_world
-from halluray.world.vocab import ATTRIBUTES
+from halluray.preflight.models import ModelShape
+from halluray.preflight.phases import Phase, Use
 
-RM_FILE = "rm.json"
-"""A reward-model directory's metadata (halluray/reward_models/models.py; importing it costs seconds of torch)."""
-RM_KINDS = ("two-stage", "two-stage-text", "scalar")
+__all__ = ["PPO_WITH_RM", "STAGES", "Inputs", "Phase", "Use"]
+
 PPO_WITH_RM = ("standard", "conservative")
 """The reward-data sources of the demo's two PPO runs, whose models `halluray eval` compares."""
-
-
-@dataclass(frozen=True)
-class Use:
-    """One role in a phase: the model its actors hold and the work they do with it."""
-
-    role: str
-    """A `Role` value of actors/roles.py, which is not imported here: it imports Ray, DeepSpeed and transformers
-    (seconds), and a preflight must fail fast."""
-    model: ModelShape | None
-    """None: a reward role scoring with a checker or a callable (no weights)."""
-    work: str
-    """train (DeepSpeed ranks), generate (rollout) or forward (reference log-probs, reward-model scores)."""
-    batch: int | None
-    """train: the global batch that splits over ranks x accumulation; otherwise the sequences the group
-    processes in one call. None: known only once the data is read."""
-    batch_key: str
-    seq: int
-    """Tokens per sequence (an estimate: PROMPT_TOKENS plus the generated tokens, within the model's context)."""
-    adapters: int = 0
-    """LoRA parameters on top of the model (the policy and its rollout copy with lora.enabled)."""
-
-
-@dataclass(frozen=True)
-class Phase:
-    """Roles one stage places at the same time."""
-
-    name: str
-    uses: tuple[Use, ...]
 
 
 def _seq(model: ModelShape, new_tokens: int) -> int:
@@ -67,164 +29,8 @@ def _seq(model: ModelShape, new_tokens: int) -> int:
     return min(wanted, model.context) if model.context else wanted
 
 
-def _written(base: ModelShape, path: Path | str, stage: str) -> ModelShape:
-    """The model `stage` of this command writes to `path`, trained from (so shaped like) `base`."""
-    return replace(base, where=f"{path} (written by {stage}, shaped like the base model)")
-
-
-def _outside(path: str, run_dir: Path) -> bool:
-    """A path no stage of this run writes (stages write only under the run directory)."""
-    return not Path(path).expanduser().resolve().is_relative_to(run_dir.resolve())
-
-
-class Inputs:
-    """One config's inputs, checked on demand; `notes` says what could not be checked or is estimated."""
-
-    def __init__(self, cfg: ExperimentConfig):
-        self.cfg, self.layout, self.notes = cfg, RunLayout(cfg), []
-
-    # -- models ---------------------------------------------------------------------------------------
-
-    def base_model(self) -> ModelShape:
-        """The base model, which must exist: model.pretrained_path, or the run's own from `halluray world`."""
-        if self.cfg.model.pretrained_path:
-            return read_model(self.layout.base_model, "model.pretrained_path",
-                              "set model.pretrained_path to a local Hugging Face model directory, or remove it to "
-                              "pretrain the tiny base model with `halluray world`")
-        return read_model(self.layout.base_model, None, "run `halluray world` with this config first")
-
-    @cached_property
-    def planned_base(self) -> ModelShape:
-        """The base model of a command that may build it: model.pretrained_path, else the GPT-2 of `model.*`."""
-        if self.cfg.model.pretrained_path:
-            return self.base_model()
-        return planned_base_model(self.cfg)
-
-    def sft_model(self) -> ModelShape:
-        return read_model(self.layout.sft_model("standard", "long_form"), None,
-                          "run `halluray sft` (sft.strategy=standard, sft.task=long_form) with this config first")
-
-    def policy_init(self) -> ModelShape:
-        """ppo.init_model, else the run's standard SFT model, else its base model (`RunLayout.default_policy_init`)."""
-        if self.cfg.ppo.init_model:
-            return read_model(Path(self.cfg.ppo.init_model).expanduser(), "ppo.init_model",
-                              "set ppo.init_model to a model directory (such as an SFT run's model/), or remove it "
-                              "to start from this run's SFT model")
-        if self.layout.default_policy_init() != self.layout.base_model:
-            return read_model(self.layout.default_policy_init(), None, "run `halluray sft` with this config first")
-        if self.cfg.model.pretrained_path:
-            return self.base_model()
-        return read_model(self.layout.base_model, None,
-                          "PPO starts from ppo.init_model, else this run's SFT model, else its base model, and none "
-                          "exists: run `halluray world` and `halluray sft` with this config first, or set "
-                          "ppo.init_model")
-
-    def planned_policy_init(self) -> ModelShape:
-        """The PPO init of a command that writes its own SFT model: ppo.init_model only when no stage writes it."""
-        init = self.cfg.ppo.init_model
-        if init and (_outside(init, self.layout.run_dir) or Path(init).is_dir()):
-            return self.policy_init()
-        return self.planned_sft
-
-    @property
-    def planned_sft(self) -> ModelShape:
-        return _written(self.planned_base, self.layout.sft_model("standard", "long_form"), "sft")
-
-    def reward_model(self, path: Path) -> ModelShape:
-        """The reward model ppo.reward.target names: a model and rm.json (`halluray train-rm` writes both)."""
-        fix = "point it at a directory `halluray train-rm` wrote (run_dir/rm-<reward_data.source>)"
-        where = f"ppo.reward.target: {path}"
-        if not path.is_dir():
-            raise InputError(f"{where} is not a directory; {fix}")
-        try:
-            kind = json.loads((path / RM_FILE).read_text()).get("kind")
-        except FileNotFoundError:
-            raise InputError(f"{where} is not a reward-model directory (no {RM_FILE}); {fix}") from None
-        except (ValueError, UnicodeDecodeError, AttributeError) as e:
-            raise InputError(f"{where}: {RM_FILE} is not a JSON object ({e}); {fix}") from None
-        if kind not in RM_KINDS:
-            raise InputError(f"{where}: {RM_FILE} names reward-model kind {kind!r}, not one of {RM_KINDS}; {fix}")
-        if kind == "two-stage-text":
-            self.notes.append("reward: the text RM's verifier (same size as its decomposer) is not in the estimate")
-            return read_model(path / "decomposer", "ppo.reward.target", fix)
-        shape = read_model(path, "ppo.reward.target", fix)
-        return shape if kind == "two-stage" else replace(shape, logits=False)
-
-    def planned_reward_model(self, base: ModelShape) -> ModelShape:
-        """The reward model `halluray train-rm` will train from the base model (reward_model.kind)."""
-        return base if self.cfg.reward_model.kind in ("two-stage", "two-stage-text") else base.with_value_head()
-
-    def ppo_reward(self, *, planned: bool) -> ModelShape | None:
-        """Check what PPO scores with (ppo.reward) and return the reward model's shape (None: no weights). A planned
-        command does not check what a stage of this run writes."""
-        r, run_dir = self.cfg.ppo.reward, self.layout.run_dir
-        if r.kind == "callable":
-            if not r.target:
-                raise InputError("ppo.reward.target must be set for reward kind 'callable': an import path "
-                                 "'package.module:function' taking (prompts, responses, topics)")
-            try:
-                import_callable(r.target)
-            except InputError as e:
-                raise InputError(f"ppo.reward.target: {e}; make the module importable here and on every node "
-                                 f"(installed, or on PYTHONPATH)") from None
-            return None
-        target = Path(r.target).expanduser() if r.target else None
-        written_here = planned and target is not None and not _outside(r.target, run_dir)
-        if r.kind in ("fact_checker", "qa_checker"):
-            if target is None and not planned:
-                self.checker()
-            elif target is not None and not written_here and not target.is_file():
-                raise InputError(f"ppo.reward.target: {target} is not a file; point it at a world file "
-                                 f"(run_dir/world/world.json), or remove it to use this run's world")
-            return None
-        if target is None:
-            raise InputError("ppo.reward.target must be set for reward kind 'model': the reward-model directory "
-                             "`halluray train-rm` writes (run_dir/rm-<reward_data.source>)")
-        if written_here and not target.is_dir():
-            return _written(self.planned_reward_model(self.planned_base), target, "train-rm")
-        return self.reward_model(target)
-
-    # -- data ---------------------------------------------------------------------------------------
-
-    def prompts(self, split: str, *, planned: bool = False) -> None:
-        """The prompt source of pipeline split `split` exists (as `halluray.data.prompts_for` reads it)."""
-        d = self.cfg.data
-        if d.dataset in WORLD_DATASETS:
-            if planned and not d.path:
-                return  # the world stage of this command writes it
-            try:
-                if d.dataset == "world":
-                    world_prompt_files(d.path or self.layout.world_dir, split)
-                else:
-                    find_world_file(d.path or self.layout.run_dir)
-            except InputError as e:
-                raise InputError(f"data.path: {e}" if d.path else str(e)) from None
-            return
-        if not d.path:
-            raise InputError(f"data.path must be set for dataset '{d.dataset}': a local data file ('{{split}}' in "
-                             f"it becomes the split's name) or a directory")
-        if d.dataset == "fact_table" and d.path.startswith("builtin:"):
-            return  # generated from an installed package when read
-        local = Path(d.path.replace("{split}", d.split_map.get(split, split))).expanduser()
-        if local.exists():
-            return
-        if looks_like_path(d.path):
-            raise InputError(f"data.path: {local} (split '{split}') does not exist; point data.path at a local file "
-                             f"or directory, or map the split onto an existing one with data.split_map")
-        self.notes.append(f"data.path {d.path!r} is not a local path, so it is read as a hub dataset name: that needs "
-                          f"the hub or a populated datasets cache (not checked)")
-
-    @cached_property
-    def _world(self):
-        return make_world(self.cfg)
-
-    def prompt_count(self, split: str) -> int | None:
-        """Prompts of `split` in this config's world (all six questions per person for world_qa); None for
-        other data, whose size is known only once it is read."""
-        d = self.cfg.data
-        if d.dataset not in WORLD_DATASETS or d.path:
-            return None
-        return len(self._world.split(split)) * (len(ATTRIBUTES) if d.dataset == "world_qa" else 1)
+class Inputs(RunInputs):
+    """One config's inputs (`RunInputs`) and, per stage, what it checks and the phases it places."""
 
     # -- phases -------------------------------------------------------------------------------------
 
@@ -283,22 +89,6 @@ class Inputs:
             self.base_model()
         self.notes.append("world: pretraining runs in this process (no actors)")
         return []
-
-    @property
-    def world_data(self) -> bool:
-        return self.cfg.data.dataset in WORLD_DATASETS
-
-    def checker(self) -> None:
-        """What the fact checker reads exists: the run's world (kind world) or the fact table."""
-        fc = self.cfg.fact_checker
-        if fc.kind == "world":
-            if not self.world_data:
-                raise InputError(f"fact_checker.kind is 'world', which checks the synthetic world's prompts only; "
-                                 f"for data.dataset '{self.cfg.data.dataset}' set fact_checker.kind to qa (short "
-                                 f"answers), fact_table, openai (FActScore-style) or a callable")
-            require(self.layout.world_json, "world")
-        elif fc.kind == "fact_table" and fc.table_path and not Path(fc.table_path).expanduser().is_file():
-            raise InputError(f"fact_checker.table_path: {fc.table_path} is not a file")
 
     def unfamiliarity(self) -> list[Phase]:
         self.checker()
@@ -359,7 +149,7 @@ class Inputs:
         self.checker()
         self.prompts("eval")
         sft = self.sft_model()
-        missing = [layout.ppo_name_with_rm(source) for source in PPO_WITH_RM  # halluray/stages/evaluate.py
+        missing = [layout.ppo_name_with_rm(source) for source in PPO_WITH_RM  # halluray/pipeline/evaluate.py
                    if not (layout.ppo_model(layout.ppo_name_with_rm(source)) / "config.json").is_file()]
         if missing:
             self.notes.append(f"eval: no {' or '.join(missing)} model in this run directory; SFT and the RL runs "
@@ -393,7 +183,7 @@ class Inputs:
 
     def _rl(self, task: str, stage: str) -> list[Phase]:
         base = self._qa_or_mcq(task)
-        self.notes.append(f"{stage}: its PPO runs generate one-word answers (halluray/stages/qa_rl.py sets their "
+        self.notes.append(f"{stage}: its PPO runs generate one-word answers (halluray/experiments/qa_rl.py sets their "
                           "max_new_tokens); the plan sizes them with this config's ppo.max_new_tokens")
         # Each PPO run starts from a short-QA or MCQ SFT model (the base model's shape) and scores with the
         # world's answer checker; its prompts are world_qa (no held-out generation on the rollout actors).
@@ -412,7 +202,7 @@ class Inputs:
         return [self.train_rm_phase(base)]
 
     def demo_real(self) -> list[Phase]:
-        # unfamiliarity -> qa-experiment -> qa-rl, all on this config (halluray/stages/demo_real.py)
+        # unfamiliarity -> qa-experiment -> qa-rl, all on this config (halluray/campaigns/demo_real.py)
         if self.world_data:
             raise InputError("demo-real runs on real data: set data.dataset (e.g. fact_table) and "
                              "model.pretrained_path; `halluray demo` is the synthetic world's demo")
@@ -440,9 +230,9 @@ class Inputs:
         return phases
 
     def demo(self) -> list[Phase]:
-        # The demo trains both reward models and runs PPO against each (halluray/stages/demo.py).
+        # The demo trains both reward models and runs PPO against each (halluray/campaigns/demo.py).
         rms = self.layout.run_dir / "rm-{standard,conservative}"
-        return self._pipeline(_written(self.planned_reward_model(self.planned_base), rms, "train-rm"),
+        return self._pipeline(written_model(self.planned_reward_model(self.planned_base), rms, "train-rm"),
                               conservative_data=True)
 
     def plan(self) -> list[Phase]:

@@ -20,12 +20,12 @@ from transformers import AutoTokenizer
 
 from halluray.errors import InputError
 from halluray.factuality.fact_checkers import is_abstention
+from halluray.layout import RM_FILE
 from halluray.models.build import load_model
 from halluray.models.heads import FactVerifier, ValueHeadModel, last_token_values, verifier_tensors
 from halluray.reward_models.text import DECOMPOSER_PROMPT, FactLines, verifier_input
 from halluray.world.checker import decompose
 
-RM_FILE = "rm.json"
 DECOMPOSER_DIR, VERIFIER_DIR = "decomposer", "verifier"
 
 

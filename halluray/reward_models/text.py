@@ -23,7 +23,7 @@ class FactLines:
     split: str
 
     @classmethod
-    def for_tokenizer(cls, tokenizer) -> "FactLines":
+    def for_tokenizer(cls, tokenizer) -> FactLines:
         """'- fact\\n' lines where the tokenizer keeps newlines (byte-level BPE, SentencePiece). A word-level
         tokenizer that splits on whitespace (the synthetic world's) loses them and has no '-': there each
         fact ends with ' . ', as the world's sentences do, and its output (words joined by single spaces) is

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator
 
 from halluray.config import ExperimentConfig
 from halluray.io import atomic_dir, write_jsonl
@@ -12,7 +12,12 @@ from halluray.layout import WORLD_FILE
 from halluray.world.corpus import mcq_items, pretraining_corpus, qa_items, reference_bio
 from halluray.world.entities import SPLITS, World, generate_world
 from halluray.world.templates import (
-    ABSTAIN_BIO, FACT_TEMPLATES, MENTION_TEMPLATES, bio_prompt, mcq_prompt, qa_prompt,
+    ABSTAIN_BIO,
+    FACT_TEMPLATES,
+    MENTION_TEMPLATES,
+    bio_prompt,
+    mcq_prompt,
+    qa_prompt,
 )
 from halluray.world.vocab import ATTRIBUTE_VALUES
 

@@ -7,14 +7,22 @@ from dataclasses import dataclass
 
 from halluray.world.entities import Person, World
 from halluray.world.templates import (
-    EOS, FACT_TEMPLATES, MENTION_TEMPLATES, bio_prompt, mcq_prompt, qa_prompt, render_fact,
+    EOS,
+    FACT_TEMPLATES,
+    MENTION_TEMPLATES,
+    bio_prompt,
+    mcq_prompt,
+    qa_prompt,
+    render_fact,
 )
 from halluray.world.vocab import ATTRIBUTE_VALUES, ATTRIBUTES
 
 
 def reference_bio(person: Person) -> str:
     """The SFT target: every fact in canonical order, in the person's own fixed paraphrases."""
-    return " ".join(render_fact(person.name, a, person.facts[a], person.reference_templates.get(a, 0)) for a in ATTRIBUTES)
+    return " ".join(
+        render_fact(person.name, a, person.facts[a], person.reference_templates.get(a, 0)) for a in ATTRIBUTES
+    )
 
 
 def paraphrased_bio(person: Person, rng: random.Random) -> str:

@@ -51,12 +51,12 @@ class World:
         return json.dumps({"seed": self.seed, "people": [asdict(p) for p in self.people]}, indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "World":
+    def from_json(cls, text: str) -> World:
         raw = json.loads(text)
         return cls(people=tuple(Person(**p) for p in raw["people"]), seed=raw["seed"])
 
     @classmethod
-    def load(cls, path: str | Path) -> "World":
+    def load(cls, path: str | Path) -> World:
         return cls.from_json(Path(path).read_text())
 
 

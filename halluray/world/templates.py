@@ -7,9 +7,12 @@ fact checker's patterns see the same units.
 from __future__ import annotations
 
 FACT_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "birth_year": ("{name} was born in {value} .", "{name} 's year of birth is {value} .", "In {value} , {name} was born ."),
-    "birth_city": ("{name} was born in the city of {value} .", "{name} comes from {value} .", "{name} 's hometown is {value} ."),
-    "occupation": ("{name} works as a {value} .", "{name} is a {value} by profession .", "{name} 's occupation is {value} ."),
+    "birth_year": ("{name} was born in {value} .", "{name} 's year of birth is {value} .",
+                   "In {value} , {name} was born ."),
+    "birth_city": ("{name} was born in the city of {value} .", "{name} comes from {value} .",
+                   "{name} 's hometown is {value} ."),
+    "occupation": ("{name} works as a {value} .", "{name} is a {value} by profession .",
+                   "{name} 's occupation is {value} ."),
     "employer": ("{name} is employed by {value} .", "{name} works at {value} .", "{name} 's employer is {value} ."),
     "hobby": ("{name} enjoys {value} .", "In free time , {name} likes {value} .", "{name} 's hobby is {value} ."),
     "nationality": ("{name} is {value} .", "{name} holds {value} citizenship .", "{name} 's nationality is {value} ."),

@@ -1,0 +1,1 @@
+"""Campaigns: commands that chain pipeline stages and experiments as cached steps (demo, --seeds, sweep, demo-real)."""

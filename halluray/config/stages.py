@@ -1,0 +1,220 @@
+"""The sections of the stages: unfamiliarity, sft, reward data, reward model, ppo (with its optimizers, LoRA
+and reward) and eval, and the kind names other layers read (`RM_KINDS`, `CHECKER_REWARDS`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, get_args
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from halluray.config.base import DirName, Float, Int, Section
+
+RewardModelKind = Literal["two-stage", "two-stage-text", "scalar"]
+RM_KINDS: tuple[str, ...] = get_args(RewardModelKind)
+"""`reward_model.kind` values (what `train-rm` writes into a reward-model directory's rm.json)."""
+RewardKind = Literal["fact_checker", "qa_checker", "callable", "model"]
+CHECKER_REWARDS = ("fact_checker", "qa_checker")
+"""`ppo.reward.kind` values that are the run's fact checker itself: their reward is the ground truth."""
+
+
+def _as_list(value):
+    """One number stands for a list of one (`reward_data.source_accuracy=0.7`)."""
+    return [value] if isinstance(value, (int, float)) else value
+
+
+class UnfamiliarityConfig(Section):
+    """Unfamiliarity scores (paper §4.1, App. B–D), measured by few-shot prompting the base model."""
+    tasks: list[Literal["long_form", "short_qa", "mcq"]] = ["long_form", "short_qa", "mcq"]
+    n_shots: Int = Field(2, ge=0)
+    long_form_samples: Int = Field(2, ge=1)
+    long_form_threshold: Float = 2.0
+    """A bio prompt is unfamiliar if its mean number of false facts exceeds this."""
+    short_qa_samples: Int = Field(12, ge=1)
+    short_qa_threshold: Float | None = None
+    """Unfamiliar if more incorrect samples than this; None means short_qa_samples / 2 (paper: > 6 of 12)."""
+    mcq_threshold: Float = 0.36
+    """Unfamiliar if the NLL of the correct choice exceeds this (paper, MMLU)."""
+    short_qa_score: Literal["samples", "p_gold"] = "samples"
+    """Which short-QA score decides `unfamiliar` (and the buckets): samples = incorrect of short_qa_samples
+    (the paper's); p_gold = 1 - P(canonical answer) in one forward pass, a cheap deterministic proxy that needs
+    records with `answers` (real data; it tracks the sampled accuracy closely on a real 135M model)."""
+    p_gold_threshold: Float = Field(0.1, gt=0, lt=1)
+    """With short_qa_score=p_gold: unfamiliar when P(canonical answer) is below this."""
+    splits: list[str] = ["sft", "eval"]
+    """Real data: the pipeline splits whose prompts are scored (the world scores every person)."""
+    sampled_splits: list[str] | None = None
+    """Real data, short QA: splits that also get the k-sample score (None: all of `splits`). Sampling costs
+    k generations per query; P(gold) is always computed."""
+    temperature: Float = Field(1.0, gt=0)
+    max_new_tokens: Int = Field(48, ge=1)
+    batch_size: Int = Field(64, ge=1)
+
+
+class SFTConfig(Section):
+    """Supervised finetuning on the policy actors (paper: batch 24, AdamW lr 1e-5, cosine schedule)."""
+    strategy: Literal["standard", "unfamiliar-idk", "random-idk"] = "standard"
+    """standard: ground truth; unfamiliar-idk: unfamiliar examples relabeled to an abstention;
+    random-idk: the same number of abstentions on random examples (the control)."""
+    task: Literal["long_form", "short_qa", "mcq"] = "long_form"
+    """Which prompts and which unfamiliarity score decide what is unfamiliar (mcq: the world's
+    multiple-choice items, target the correct choice's text, unfamiliar by the mcq NLL score)."""
+    batch_size: Int = Field(24, ge=1)
+    lr: Float = Field(1e-5, gt=0)
+    warmup_steps: Int = Field(10, ge=0)
+    steps: Int = Field(120, ge=1)
+    abstention: str | None = None
+    """The abstention target; None: the world's phrase on world data, "I don't know." on real data."""
+
+
+class RewardDataConfig(Section):
+    """Reward-model training data on the RM prompt split, labeled by the ground-truth fact checker."""
+    source: Literal["conservative", "standard"] = "conservative"
+    """conservative: samples from the SFT model (same knowledge as the RM); standard: the independent source."""
+    samples_per_prompt: Int = Field(4, ge=1)
+    temperature: Float = Field(1.0, gt=0)
+    max_new_tokens: Int = Field(48, ge=1)
+    source_accuracy: Annotated[list[Annotated[Float, Field(ge=0, le=1)]] | None, BeforeValidator(_as_list)] = None
+    """Probability that the independent response source (GPT-3.5's role for the standard RM) states a fact
+    correctly: one number for every person, or one per familiarity tier (same length as world.fact_frequencies,
+    least familiar first). None: rising evenly from 0.6 on the least familiar tier to 0.9 on the most familiar
+    (a strong external model knows famous people better too, and is usually right)."""
+
+
+class RewardModelConfig(Section):
+    """Reward models initialised from the pretrained base model (paper: batch 32, lr 2e-5)."""
+    kind: RewardModelKind = "two-stage"
+    """two-stage-text (paper §5, App. D; what the shipped demo and llama2 configs use): a decomposer LM writes the
+    atomic facts, a verifier LM classifies each given the prompt (works on any text); two-stage: the ablation with
+    the world's template decomposer + a linear verifier over three numbers of the LM's belief in the stated
+    value (the field default, cheap for small tests); scalar: a head regressing the reward."""
+    batch_size: Int = Field(32, ge=1)
+    lr: Float = Field(2e-5, gt=0)
+    head_lr: Float | None = Field(None, gt=0)
+    """A larger learning rate for the freshly initialised head; None: `lr`."""
+    warmup_steps: Int = Field(10, ge=0)
+    epochs: Int = Field(2, ge=1)
+    """Epochs of the verifier (two-stage kinds) or of the scalar RM."""
+    decomposer_epochs: Int = Field(2, ge=1)
+    """two-stage-text: epochs of the decomposer LM over the non-abstained responses. A tiny model learns to
+    copy sentences slowly (in the tests a 2-layer, 32-wide GPT-2 needs 60 epochs at lr 1e-2 to get half of
+    its held-out fact lists exactly right): raise it for the demo world."""
+    decomposer_lr: Float | None = Field(None, gt=0)
+    decomposer_recombined: Int = Field(0, ge=0)
+    """two-stage-text: this many extra decomposer examples made by recombining the training responses'
+    sentences across responses (where each fact is one of its response's sentences, as in the synthetic
+    world): teaches a small LM to copy facts rather than write what it knows (halluray/reward_models/text.py)."""
+    """two-stage-text: the decomposer's learning rate; None: `lr`."""
+    decomposer_max_new_tokens: Int = Field(64, ge=1)
+    """two-stage-text: the most tokens the decomposer writes for one response (greedy)."""
+    max_length: Int | None = Field(None, ge=16)
+    """two-stage-text: the longest input in tokens: longer decomposer examples are left out of training,
+    longer verifier inputs keep their end (the fact). None: the base model's context length."""
+
+
+class LoRAConfig(Section):
+    """peft LoRA on the policy (paper: r=16, alpha=16, dropout 0). Target modules depend on the architecture."""
+    enabled: bool = False
+    r: Int = Field(16, ge=1)
+    alpha: Int = Field(16, ge=1)
+    dropout: Float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["c_attn"]
+    """GPT-2 names its fused attention projection c_attn; Llama uses q_proj/v_proj."""
+
+
+class OptimizerConfig(Section):
+    """AdamW with a warmup + cosine schedule (paper: betas 0.9/0.95, eps 1e-8, wd 1e-6)."""
+    lr: Float = Field(1e-5, gt=0)
+    betas: tuple[Float, Float] = (0.9, 0.95)
+    eps: Float = Field(1e-8, gt=0)
+    weight_decay: Float = Field(1e-6, ge=0)
+    warmup_steps: Int = Field(0, ge=0)
+    min_lr_ratio: Float = Field(0.0, ge=0, le=1)
+    head_lr: Float | None = Field(None, gt=0)
+    """Learning rate of newly initialised heads (parameters under `head.` / `value_head.`); None: `lr`."""
+
+
+class RewardConfig(Section):
+    """What scores PPO responses (the reward actor)."""
+    kind: RewardKind = "fact_checker"
+    """fact_checker: the run's fact checker (`fact_checker`) labels each response's facts (long form);
+    qa_checker: its short-answer labels (correct / incorrect / abstain, paper §4.2 RL); callable: `target` is
+    'package.module:function' taking (prompts, responses, topics); model: `target` is a learned reward-model
+    directory."""
+    target: str | None = None
+    """With fact_checker or qa_checker and `fact_checker.kind: world`: a world file; None means the run's own."""
+    true_fact: Float = 2.0
+    false_fact: Float = -3.0
+    correct: Float = 2.0
+    """qa_checker: reward of a correct short answer (paper: +2)."""
+    incorrect: Float = -3.0
+    """qa_checker: reward of an incorrect short answer (paper: -3)."""
+    abstain: Float = 0.0
+    """qa_checker: reward of "I do not know" (paper: 0; -3 in the control that punishes abstaining)."""
+
+
+class PPOConfig(Section):
+    """PPO (paper App. D, long form: batch 16, cliprange 0.005, KL coef 0.5, lr 1e-5, LoRA r=16)."""
+    name: DirName = "ppo"
+    """Subdirectory of the run directory for this PPO run (checkpoints/, model/); one directory name."""
+    steps: Int = Field(20, ge=1)
+    """PPO iterations (each: rollout a prompt batch, score, update, sync)."""
+    batch_size: Int = Field(16, ge=1)
+    """Prompts per iteration."""
+    minibatch_size: Int = Field(16, ge=1)
+    ppo_epochs: Int = Field(1, ge=1)
+    cliprange: Float = Field(0.005, gt=0)
+    cliprange_value: Float = Field(0.2, gt=0)
+    gamma: Float = Field(1.0, ge=0, le=1)
+    lam: Float = Field(0.95, ge=0, le=1)
+    kl_coef: Float = Field(0.5, ge=0)
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    adaptive_kl: bool = False
+    """Ziegler et al. (2019) controller towards kl_target over kl_horizon samples."""
+    kl_target: Float = Field(6.0, gt=0)
+    kl_horizon: Int = Field(10000, ge=1)
+    entropy_coef: Float = Field(0.0, ge=0)
+    reward_clip: Float | None = Field(None, gt=0)
+    normalize_rewards: bool = False
+    whiten_advantages: bool = True
+    temperature: Float = Field(1.0, gt=0)
+    top_p: Float = Field(1.0, gt=0, le=1)
+    max_new_tokens: Int = Field(48, ge=1)
+    stop: list[str] = []
+    policy_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-5)
+    critic_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-5)
+    init_model: str | None = None
+    """Policy/reference initialisation: a model directory; None means the run's SFT model, else its base model."""
+    reward: RewardConfig = RewardConfig()
+    save_every: Int = Field(10, ge=0)
+    """Checkpoint every N iterations (0: only at the end); a restart or `--resume` continues from there."""
+    keep_last: Int = Field(2, ge=0)
+    """Complete checkpoints kept (the newest); 0 keeps every one."""
+    eval_every: Int = Field(0, ge=0)
+    """Every N iterations (0: only before and after training), long-form runs measure the policy on the
+    validation prompts (`val` split): the checker's ground truth and, with a learned RM, the RM's reward on the
+    same responses by unfamiliarity tercile (the over-estimation monitor)."""
+    plateau_patience: Int = Field(0, ge=0)
+    """Stop before `steps` once the validation reward has not risen by more than `plateau_min_delta` for this
+    many evaluations in a row (0: always run `steps`). Needs eval_every."""
+    plateau_min_delta: Float = Field(0.1, ge=0)
+    overestimation_warn: Float = Field(2.0, gt=0)
+    """Warn (stderr, W&B, metrics JSONL) when the learned RM's over-estimation (RM reward minus the checker's)
+    on the most unfamiliar validation tercile has grown by more than this since step 0: reward hacking."""
+    log_samples_every: Int = Field(5, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> PPOConfig:
+        if self.plateau_patience and not self.eval_every:
+            raise ValueError("plateau_patience needs eval_every > 0 (the plateau is read from the evaluations)")
+        if self.batch_size % self.minibatch_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of minibatch_size "
+                             f"({self.minibatch_size})")
+        return self
+
+
+class EvalConfig(Section):
+    samples_per_prompt: Int = Field(1, ge=1)
+    temperature: Float = Field(1.0, gt=0)
+    split: Literal["eval", "val"] = "eval"
+    """The split the short-QA experiments are measured on. Tune settings with `val` (the world's validation
+    people, a fact table's validation entities), report with `eval` (test people or entities)."""

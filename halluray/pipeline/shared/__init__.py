@@ -1,0 +1,1 @@
+"""What the stages share: run-directory setup, the one caching rule, unfamiliarity helpers, held-out samples."""

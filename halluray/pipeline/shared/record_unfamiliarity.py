@@ -1,0 +1,181 @@
+"""Unfamiliarity of real prompt records (any dataset but the world's), graded by the configured fact checker.
+
+- short QA (records with `answers`: fact tables, TriviaQA): P(canonical answer) from one forward pass for every
+  record, and the paper's k-sample score (incorrect of `short_qa_samples`) on `sampled_splits`; which one
+  decides `unfamiliar` is `unfamiliarity.short_qa_score`;
+- long form (WikiBios, WikiPlots): mean false facts over `long_form_samples` responses, checked by the fact
+  checker (FActScore's role);
+- multiple choice (MMLU): NLL of the correct choice among the choices, as for the world.
+Prompts are zero-shot: a real pretrained model answers a question (in its chat format where it has one); the
+world's few-shot prompts exist because its tiny model was never taught a question format.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from halluray.config import ExperimentConfig
+from halluray.data import prompts_for
+from halluray.eval.report import fmt
+from halluray.factuality import unfamiliarity as unf
+from halluray.factuality.checking import Checker
+from halluray.logging import progress
+from halluray.models.generation import continuation_logprobs, sample
+
+QA_MAX_NEW_TOKENS = 12
+"""Tokens of a sampled short answer after the answer prefix ("Ouagadougou." is a few tokens)."""
+
+
+class _Choice(NamedTuple):  # the shape unf.mcq_scores reads
+    name: str
+    attribute: str
+    choices: tuple
+    answer_index: int
+
+
+def task_of(record: dict) -> str:
+    if "choices" in record:
+        return "mcq"
+    return "short_qa" if record.get("answers") else "long_form"
+
+
+def score_records(cfg: ExperimentConfig, model, tokenizer, checker: Checker) -> list[dict]:
+    """One unfamiliarity row per scored record: task, name, attribute, split, fame, score, unfamiliar, ..."""
+    u = cfg.unfamiliarity
+    rows: list[dict] = []
+    for split in u.splits:
+        records = list(prompts_for(cfg, split))
+        by_task: dict[str, list[dict]] = {}
+        for r in records:
+            by_task.setdefault(task_of(r), []).append(r)
+        for task, recs in by_task.items():
+            if task not in u.tasks:
+                continue
+            sampled = u.sampled_splits is None or split in u.sampled_splits
+            scored = {"short_qa": _short_qa, "long_form": _long_form, "mcq": _mcq}[task](
+                cfg, model, tokenizer, checker, recs, sampled, split)
+            rows += [dict(row, task=task, split=split) for row in scored]
+    return rows
+
+
+def _chunks(records: list[dict], size: int, desc: str):
+    for start in progress(range(0, len(records), size), desc=desc):
+        yield start, records[start:start + size]
+
+
+def _short_qa(cfg, model, tokenizer, checker, records, sampled, split) -> list[dict]:
+    u = cfg.unfamiliarity
+    logprob_fn = lambda ps, cs: continuation_logprobs(model, tokenizer, ps, cs, u.batch_size)  # noqa: E731
+    p_gold = []
+    for _, part in _chunks(records, u.batch_size, f"unfamiliarity: P(gold), {split}"):
+        p_gold += unf.p_gold_scores(part, logprob_fn)
+    samples: list[unf.Score | None] = [None] * len(records)
+    if sampled:
+        chunk = max(1, u.batch_size // u.short_qa_samples)
+        for start, part in _chunks(records, chunk, f"unfamiliarity: {u.short_qa_samples} samples, {split}"):
+            def cut(ps: list[str], seed: int = cfg.seed + start) -> list[str]:  # this chunk's seed, bound here
+                answers = sample(model, tokenizer, ps, max_new_tokens=QA_MAX_NEW_TOKENS, temperature=u.temperature,
+                                 batch_size=u.batch_size, seed=seed)
+                return [unf.first_line(s) for s in answers]
+
+            samples[start:start + len(part)] = unf.sampled_answer_scores(part, cut, checker.label_answer,
+                                                                         u.short_qa_samples)
+    threshold = u.short_qa_threshold if u.short_qa_threshold is not None else u.short_qa_samples / 2
+    rows = []
+    for r, p, s in zip(records, p_gold, samples):
+        row = {"name": r["topic"], "attribute": r.get("attribute"), "fame": r.get("fame"), "p_gold": p,
+               "sampled_incorrect": s.score if s else None, "samples": s.samples if s else [],
+               "labels": s.details["labels"] if s else []}
+        if u.short_qa_score == "p_gold":
+            row.update(score=1.0 - p, unfamiliar=p < u.p_gold_threshold)
+        elif s is None:
+            raise ValueError(f"unfamiliarity.short_qa_score=samples needs '{split}' in unfamiliarity.sampled_splits")
+        else:
+            row.update(score=s.score, unfamiliar=s.score > threshold)
+        rows.append(row)
+    return rows
+
+
+def _long_form(cfg, model, tokenizer, checker, records, sampled, split) -> list[dict]:
+    u = cfg.unfamiliarity
+    k = u.long_form_samples
+    responses = []
+    for start, part in _chunks(records, max(1, u.batch_size // k), f"unfamiliarity: long form, {split}"):
+        responses += sample(model, tokenizer, [r["prompt"] for r in part for _ in range(k)],
+                            max_new_tokens=u.max_new_tokens, temperature=u.temperature, batch_size=u.batch_size,
+                            seed=cfg.seed + start)
+    scores = unf.checked_long_form_scores([r["topic"] for r in records], responses, checker.check_many, k)
+    return [{"name": s.name, "attribute": None, "fame": r.get("fame"), "score": s.score,
+             "unfamiliar": s.score > u.long_form_threshold, "samples": s.samples, **s.details}
+            for r, s in zip(records, scores)]
+
+
+def _mcq(cfg, model, tokenizer, checker, records, sampled, split) -> list[dict]:
+    u = cfg.unfamiliarity
+    items = [_Choice(r["topic"], r.get("subject", ""), tuple(r["choices"]), r["answer_index"]) for r in records]
+    logprob_fn = lambda ps, cs: continuation_logprobs(model, tokenizer, ps, cs, u.batch_size)  # noqa: E731
+    scores = unf.mcq_scores(items, [r["prompt"] for r in records], logprob_fn)
+    return [{"name": s.name, "attribute": None, "fame": r.get("fame"), "score": s.score,
+             "unfamiliar": s.score > u.mcq_threshold, **s.details} for r, s in zip(records, scores)]
+
+
+def summarize_records(rows: list[dict], k: int) -> dict:
+    """Per task: how many, the unfamiliar rate, and for short QA how P(gold) and the sampled accuracy agree
+    and how both fall with fame (quartiles of the records' `fame`, most famous first)."""
+    summary: dict = {}
+    for task in sorted({r["task"] for r in rows}):
+        part = [r for r in rows if r["task"] == task]
+        s = {"n": len(part), "unfamiliar_rate": sum(r["unfamiliar"] for r in part) / len(part),
+             "mean_score": sum(r["score"] for r in part) / len(part)}
+        if task == "short_qa":
+            sampled = [r for r in part if r["sampled_incorrect"] is not None]
+            acc = [1 - r["sampled_incorrect"] / k for r in sampled]
+            s["mean_p_gold"] = sum(r["p_gold"] for r in part) / len(part)
+            s["n_sampled"] = len(sampled)
+            s["sampled_accuracy"] = sum(acc) / len(acc) if acc else None
+            s["corr_p_gold_sampled_accuracy"] = _pearson([r["p_gold"] for r in sampled], acc)
+            s["correct_of_k_histogram"] = [sum(round(k - r["sampled_incorrect"]) == c for r in sampled)
+                                           for c in range(k + 1)]
+            s["by_fame_quartile"] = _by_fame(part, k)
+        summary[task] = s
+    return summary
+
+
+def _by_fame(rows: list[dict], k: int) -> dict | None:
+    famed = sorted((r for r in rows if r.get("fame") is not None), key=lambda r: -r["fame"])
+    if len(famed) < 4:
+        return None
+    quarters = [famed[i * len(famed) // 4:(i + 1) * len(famed) // 4] for i in range(4)]
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    return {"p_gold": [mean([r["p_gold"] for r in q]) for q in quarters],
+            "sampled_accuracy": [mean([1 - r["sampled_incorrect"] / k for r in q
+                                       if r["sampled_incorrect"] is not None]) for q in quarters],
+            "unfamiliar_rate": [mean([float(r["unfamiliar"]) for r in q]) for q in quarters]}
+
+
+def _pearson(xs: list[float], ys: list[float]) -> float | None:
+    if len(xs) < 3:
+        return None
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxx, syy = sum((x - mx) ** 2 for x in xs), sum((y - my) ** 2 for y in ys)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
+
+
+def summary_lines(summary: dict) -> list[str]:
+    lines = []
+    for task, s in summary.items():
+        if not isinstance(s, dict):
+            continue
+        line = f"unfamiliarity [{task}]: {s['n']} queries, unfamiliar {fmt(s['unfamiliar_rate'], 2)}"
+        if task == "short_qa":
+            line += (f", mean P(gold) {fmt(s['mean_p_gold'], 3)}, sampled accuracy {fmt(s['sampled_accuracy'], 3)} "
+                     f"over {s['n_sampled']}, corr(P(gold), sampled accuracy) "
+                     f"{fmt(s['corr_p_gold_sampled_accuracy'], 2)}")
+            q = s["by_fame_quartile"]
+            if q:
+                line += ("; sampled accuracy by fame quartile (most famous first) "
+                         f"{[fmt(v, 2) for v in q['sampled_accuracy']]}")
+        lines.append(line)
+    return lines

@@ -1,0 +1,150 @@
+"""One PPO run on Ray actor groups: iterate, log, validate, checkpoint, export, restart.
+
+The iteration itself is `PPODriver.step` (ppo_driver.py). This module owns the run in run_dir/<ppo.name>/
+(config.yaml, checkpoints/step_*/, model/): one run per directory, resuming, and restarts: when a training rank
+(policy, critic) fails, every group is torn down and rebuilt from the last complete checkpoint, up to
+`actors.max_restarts` times (a dying stateless worker is handled inside the driver). Long-form prompts are
+validated before training, every `ppo.eval_every` steps and at the end (ppo_validation.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from actors.group import init_ray
+from actors.reward import RewardSpec
+from halluray import checkpoints
+from halluray.config import CHECKER_REWARDS, ExperimentConfig
+from halluray.data import prompts_for
+from halluray.errors import ActorFailure, InputError
+from halluray.factuality.reward_functions import RewardScheme
+from halluray.io import atomic_write_text
+from halluray.layout import RunLayout
+from halluray.logging import RunLogger, progress
+from halluray.trainers.ppo_driver import PPODriver
+from halluray.trainers.ppo_validation import Validation, ValidationWatch, validation_for
+
+DETERMINISTIC = {"NonFiniteError", "InputError", "ValueError", "TypeError", "KeyError", "FileNotFoundError"}
+"""Errors raised inside a live actor that a restart would only repeat."""
+
+
+def reward_spec(cfg: ExperimentConfig, prompts: list[dict] | None = None) -> RewardSpec:
+    """What the reward actors score with; the checker kinds use the run's fact checker (and its own world).
+    qa_checker sends the PPO prompts' records along: `prompts` when the caller has read them already."""
+    r, layout = cfg.ppo.reward, RunLayout(cfg)
+    if r.kind in CHECKER_REWARDS:
+        if r.kind == "fact_checker":
+            records = ()
+        else:
+            records = tuple(prompts if prompts is not None else prompts_for(cfg, "ppo"))
+        return RewardSpec(r.kind, r.target or str(layout.world_json), RewardScheme.from_config(r),
+                          cfg.model.trust_remote_code, cfg, records, str(layout.fact_checker_cache))
+    if r.target is None:
+        raise InputError(f"ppo.reward.target must be set for reward kind '{r.kind}'")
+    return RewardSpec(r.kind, r.target, RewardScheme.from_config(r), cfg.model.trust_remote_code)
+
+
+def policy_init(cfg: ExperimentConfig) -> str:
+    """`ppo.init_model`, else the run's standard SFT model, else its base model."""
+    return cfg.ppo.init_model or str(RunLayout(cfg).default_policy_init())
+
+
+def restartable(failure: ActorFailure) -> bool:
+    return failure.cause not in DETERMINISTIC
+
+
+def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None, overwrite: bool = False) -> dict:
+    """Train `ppo.steps` iterations into run_dir/<ppo.name>/ (from `init`, default `policy_init(cfg)`).
+
+    A directory that already holds a PPO run is continued only with `resume`, replaced only with `overwrite`."""
+    layout, ppo = RunLayout(cfg), cfg.ppo
+    out, ckpt_dir = layout.ppo_dir(ppo.name), layout.ppo_checkpoints(ppo.name)
+    if resume:
+        checkpoints.clean_leftovers(ckpt_dir)
+        start = checkpoints.latest(ckpt_dir)
+        if start is None:
+            raise InputError(f"--resume: no complete checkpoint under {ckpt_dir}")
+    else:
+        start = None
+        if out.exists() and not overwrite:
+            raise InputError(f"{out} already holds a PPO run: continue it with `halluray ppo --resume {out}`, "
+                             f"or start again with --overwrite (which deletes it)")
+        shutil.rmtree(out, ignore_errors=True)
+    prompts = list(prompts_for(cfg, "ppo"))
+    spec, init = reward_spec(cfg, prompts), init or policy_init(cfg)
+    atomic_write_text(out / "config.yaml", cfg.to_yaml())  # this PPO run's resolved config
+    val = validation_for(cfg)
+    init_ray(cfg)
+    with RunLogger(layout.run_dir, cfg, ppo.name) as logger:
+        for restart in range(cfg.actors.max_restarts + 1):
+            driver = None
+            try:
+                driver = PPODriver(cfg, init, spec, prompts)  # a failed start shuts its own groups down
+                final = _train(driver, cfg, start, logger, val)
+                driver.shutdown()
+                return final
+            except ActorFailure as e:
+                if driver:
+                    driver.shutdown(graceful=False)
+                if not restartable(e) or restart == cfg.actors.max_restarts:
+                    where = f"step {driver.step_done + 1}" if driver else "starting the actor groups"
+                    raise ActorFailure(f"{where}: {e}", e.role, e.rank, e.died, e.cause) from None
+                start = checkpoints.latest(ckpt_dir)
+                print(f"ppo: {e}; restarting every group from {start or 'the initial policy'} "
+                      f"(restart {restart + 1} of {cfg.actors.max_restarts})", file=sys.stderr, flush=True)
+            except BaseException:
+                if driver:
+                    driver.shutdown(graceful=False)
+                raise
+    raise AssertionError("unreachable")
+
+
+def _train(driver: PPODriver, cfg: ExperimentConfig, start, logger: RunLogger, val: Validation | None) -> dict:
+    ppo, layout = cfg.ppo, RunLayout(cfg)
+    ckpt_dir = layout.ppo_checkpoints(ppo.name)
+    watch = ValidationWatch(cfg, val) if val else None
+    # resume from the last complete checkpoint, or measure the starting policy
+    if start is not None:
+        stage_state = driver.load(start)
+        if watch:
+            watch.load_state_dict(stage_state)
+        print(f"ppo: resumed from {start} (step {driver.step_done})")
+    elif watch:
+        first = watch.measure(driver, 0)
+        watch.flat(first)  # the policy before training sets the plateau's first best
+        logger.log(0, **first)
+    stopped = False
+    for step in progress(range(driver.step_done + 1, ppo.steps + 1), desc=ppo.name, initial=driver.step_done,
+                         total=ppo.steps):
+        metrics, samples = driver.step()
+        if ppo.log_samples_every and step % ppo.log_samples_every == 0:
+            logger.log_samples(step, samples)
+        if watch and ppo.eval_every and step % ppo.eval_every == 0 and step < ppo.steps:
+            metrics.update(watch.measure(driver, step))
+            if ppo.plateau_patience:
+                stopped = watch.flat(metrics)
+                metrics["val/plateau_stop"] = int(stopped)
+                if stopped:
+                    metrics["val/plateau_stop_step"] = step
+        logger.log(step, **metrics)
+        if ppo.save_every and step % ppo.save_every == 0:
+            _checkpoint(driver, ckpt_dir, ppo.keep_last, watch)
+        if stopped:
+            print(f"ppo: validation reward flat for {ppo.plateau_patience} evaluations; stopping at step {step} "
+                  f"of {ppo.steps}", flush=True)
+            break
+    # the final policy: validation (at a plateau stop, the evaluation that stopped it), checkpoint, HF export
+    if stopped:
+        final = {k: v for k, v in metrics.items() if k.startswith("val/")}
+    else:
+        final = watch.measure(driver, ppo.steps) if watch else {}
+        logger.log(ppo.steps, **final)
+    _checkpoint(driver, ckpt_dir, ppo.keep_last, watch)
+    driver.export(layout.ppo_model(ppo.name))
+    return final
+
+
+def _checkpoint(driver: PPODriver, ckpt_dir, keep_last: int, watch: ValidationWatch | None) -> None:
+    driver.save(ckpt_dir, watch.state_dict() if watch else None)
+    checkpoints.keep_last(ckpt_dir, keep_last)

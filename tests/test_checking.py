@@ -43,7 +43,7 @@ PREFIX = "The capital of France is"
     ("I’m not sure, maybe Paris.", ["Paris"], None, "abstain"),
     ("Lyon.", ["Paris"], None, "incorrect"),
     ("The capital of France is Lyon.", ["Paris"], PREFIX, "incorrect"),
-    ("Paris is the answer.", ["Paris"], None, "incorrect"),  # no rephrasing is undone
+    ("Paris is the answer.", ["Paris"], None, "correct"),  # the value named, wherever in the sentence
     ("", ["Paris"], None, "incorrect"),
     ("The capital of France is.", ["Paris"], PREFIX, "incorrect"),  # nothing after the prefix
 ])

@@ -56,7 +56,28 @@ def overrides(tmp_path: Path, model: Path, table: Path) -> list[str]:
             "unfamiliarity.splits=[sft,eval]", "unfamiliarity.sampled_splits=[eval]",
             "sft.steps=2", "sft.batch_size=4", "ppo.steps=1", "ppo.batch_size=4", "ppo.minibatch_size=4",
             "ppo.save_every=0", "ppo.log_samples_every=0", *actors, "deepspeed.precision=fp32",
-            "logging.wandb_mode=disabled", "threads=1"]
+            "logging.wandb_mode=disabled", "threads=1", *GATES_OFF]
+
+
+GATES_OFF = ["unfamiliarity.gate_max_label_share=1", "unfamiliarity.gate_min_p_gold_spread=0",
+             "unfamiliarity.gate_min_corr=-1"]
+"""A random tiny model knows nothing, which is what the gates stop on; the pipeline's plumbing is the point here."""
+
+
+def test_unfamiliarity_gates_stop_a_run_on_scores_that_mean_nothing(tmp_path, capsys):
+    table = fact_table(tmp_path / "capitals.csv")
+    args = [a for a in overrides(tmp_path, tiny_model(tmp_path, table), table) if a not in GATES_OFF]
+    assert main(["unfamiliarity", *args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    err = err.strip().splitlines()[-1]  # after the progress bars: one line
+    assert err.startswith("halluray unfamiliarity: unfamiliarity gate: 100% of the base model's 14 sampled answers are "
+                          "graded incorrect")
+    assert "P(gold) has no spread" in err and "answer_prefix" in err and "inspect-table" in err
+    layout = RunLayout(build_config({}, args))
+    assert layout.unfamiliarity_scores.is_file()  # kept to look at
+    assert main(["qa-experiment", *args]) == 2  # and not used
+    assert "failed their gates" in capsys.readouterr().err
 
 
 @pytest.mark.ray

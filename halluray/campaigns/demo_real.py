@@ -5,6 +5,10 @@ random-idk and their held-out answers by unfamiliarity bucket (Fig. 2) -> PPO wi
 0 abstain from the unfamiliar-idk and the standard SFT models (Fig. 3 right) -> runs/<name>/report.md,
 results.json and PNG plots. Each step is reused when its inputs are unchanged (as in `halluray demo`).
 Numbers come from the "eval" (test) split; the "val" split is scored too, for tuning.
+
+`--seeds 0,1,2` runs all of it once per seed into run_dir/seed-<s>/ (each with its own report), then says what
+holds over the seeds in run_dir/qa-summary.md (campaigns/shared/qa_summary.py). The unfamiliarity scores
+differ between seeds only in their sampled answers; P(gold), and so the buckets, do not.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import json
 from functools import partial
 
 from halluray.campaigns.shared.campaign import copy_figures, run_campaign
+from halluray.campaigns.shared.qa_summary import summarize
+from halluray.campaigns.shared.seeds import seed_config
 from halluray.config import ExperimentConfig
 from halluray.eval.qa import LABELS
 from halluray.eval.report import fmt
@@ -36,6 +42,15 @@ def demo_real_steps(cfg: ExperimentConfig) -> list[Step]:
 
 def run(cfg: ExperimentConfig) -> dict:
     return run_campaign(cfg, demo_real_steps(cfg), "demo-real", report)
+
+
+def run_seeds(cfg: ExperimentConfig, seeds: list[int]) -> dict:
+    """`halluray demo-real --seeds`."""
+    for i, seed in enumerate(seeds):
+        scfg = seed_config(cfg, seed)
+        print(f"demo-real: seed {seed} ({i + 1} of {len(seeds)}) -> {RunLayout(scfg).run_dir}")
+        run_campaign(scfg, demo_real_steps(scfg), f"demo-real seed {seed}", report)
+    return summarize(cfg, seeds, "qa-rl")
 
 
 def report(cfg: ExperimentConfig, wall: dict[str, float], elapsed: float) -> dict:

@@ -48,6 +48,15 @@ class UnfamiliarityConfig(Section):
     temperature: Float = Field(1.0, gt=0)
     max_new_tokens: Int = Field(48, ge=1)
     batch_size: Int = Field(64, ge=1)
+    # Real short QA: gates that stop the run after scoring, before any SFT, when the scores are noise.
+    gate_max_label_share: Float = Field(0.98, gt=0, le=1)
+    """Stop when one grade (correct, incorrect or abstain) is at least this share of the base model's sampled
+    answers: the checker is not reading them (aliases, answer_prefix, prompt format). 1 disables."""
+    gate_min_p_gold_spread: Float = Field(0.02, ge=0, lt=1)
+    """Stop when P(gold)'s 10th-to-90th percentile range is below this: it orders no query. 0 disables."""
+    gate_min_corr: Float = Field(0.1, ge=-1, le=1)
+    """Stop when corr(P(gold), sampled accuracy) is below this, with at least 20 sampled queries: P(gold) does
+    not measure what the model knows. -1 disables."""
 
 
 class SFTConfig(Section):

@@ -20,7 +20,7 @@ from halluray.factuality.qa_matching import (
     accepted_answers,
     extract_answer,
     is_abstention,
-    label_short_answer,
+    label_record_answer,
     normalize_answer,
     record_field,
 )
@@ -88,7 +88,7 @@ class DecomposeVerify(CheckerBase):
         True verdict is incorrect."""
         answers, prefix = accepted_answers(record), record.get("answer_prefix")
         if answers:
-            return label_short_answer(response, answers, prefix)
+            return label_record_answer(record, response)
         answer = extract_answer(response, prefix)
         if answer is None:
             return ABSTAIN

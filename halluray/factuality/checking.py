@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from halluray.config import ExperimentConfig
+from halluray.data.fact_table import read_fact_tables
 from halluray.errors import InputError
 from halluray.factuality.fact_checkers import load_fact_checker
+from halluray.factuality.qa_matching import Values, answer_values
 from halluray.layout import RunLayout
 from halluray.world.checker import CheckResult
 from halluray.world.entities import World
@@ -43,7 +45,15 @@ def build_checker(cfg: ExperimentConfig, world_path: str | Path | None = None,
             raise InputError(f"fact_checker.kind 'world' needs the synthetic world's file{where}; run "
                              f"`halluray world` first, or pick a real-data kind (qa, fact_table, openai)")
         world = World.load(world_path)
-    return load_fact_checker(cfg.fact_checker, world=world, cache_path=cache_path)
+    return load_fact_checker(cfg.fact_checker, world=world, cache_path=cache_path, values=data_answer_values(cfg))
+
+
+def data_answer_values(cfg: ExperimentConfig) -> Values | None:
+    """For fact tables: attribute -> every accepted answer in the tables (all splits), the values a short answer
+    to such a question can name (qa_matching.py); None for other data."""
+    if cfg.data.dataset != "fact_table" or not cfg.data.path:
+        return None
+    return answer_values(read_fact_tables(cfg.data.path, dict(cfg.data.fields)))
 
 
 def checker_for(cfg: ExperimentConfig) -> Checker:

@@ -6,7 +6,7 @@ not care which one produced it), `check_many` does so for a batch, `label_answer
 correct, incorrect or abstain. Kinds (`fact_checker.kind`):
 
 - 'world': `WorldFactChecker`, the synthetic world's exact checker (`halluray.world.checker.ExactChecker`);
-- 'qa': `QAChecker`, TriviaQA-style normalised exact match of short answers (qa_matching.py);
+- 'qa': `QAChecker`, the value a short answer names against the record's aliases (qa_matching.py);
 - 'fact_table': `FactTableChecker`, a table of accepted answers (fact_table_checker.py);
 - 'openai': `OpenAIFactChecker`, FActScore over an OpenAI-compatible endpoint (openai_checker.py, which also
   has `OpenAIResponder`, the independent source of "standard" reward-model data);
@@ -30,9 +30,10 @@ from halluray.factuality.openai_checker import OpenAIFactChecker, OpenAIResponde
 from halluray.factuality.qa_matching import (
     ABSTAIN,
     INCORRECT,
+    Values,
     accepted_answers,
     is_abstention,
-    label_short_answer,
+    label_record_answer,
     record_field,
 )
 from halluray.factuality.unfamiliarity import answer_of
@@ -80,7 +81,12 @@ class WorldFactChecker(CheckerBase):
 
 
 class QAChecker(CheckerBase):
-    """Grades short answers by the record's accepted `answers` (qa_matching.py); no long form."""
+    """Grades short answers by the record's accepted `answers` (qa_matching.py); no long form. `values`
+    (attribute -> normalised answers, `qa_matching.answer_values` of the data) are what else an answer may
+    name: with them "Lahore is in India, near Pakistan" names India first and is incorrect."""
+
+    def __init__(self, values: Values | None = None):
+        self.values = values or {}
 
     def check(self, topic: str, response: str) -> CheckResult:
         raise InputError("fact_checker.kind 'qa' grades short answers only; use 'world', 'fact_table', 'openai' "
@@ -90,7 +96,7 @@ class QAChecker(CheckerBase):
         answers = accepted_answers(record)
         if not answers:
             record_field(record, "answers", "fact_checker.kind 'qa' matches the response against")
-        return label_short_answer(response, answers, record.get("answer_prefix"))
+        return label_record_answer(record, response, self.values)
 
 
 class _Adapter(DecomposeVerify):
@@ -147,11 +153,11 @@ def _is_checker(obj: Any) -> bool:
 
 
 def load_fact_checker(spec, *, world: World | ExactChecker | None = None, cache_path: str | Path | None = None,
-                      **options):
+                      values: Values | None = None, **options):
     """A checker (the `checking.Checker` interface) from a `FactCheckerConfig` or a kind string: 'world' (needs
-    `world`), 'qa', 'fact_table', 'openai' (replies cached in `cache_path` when the config names no cache), or
-    an import path 'package.module:callable' (called with the config's `options` updated by `options`, unless
-    it already is a checker object)."""
+    `world`), 'qa' (`values`: what else an answer may name), 'fact_table', 'openai' (replies cached in
+    `cache_path` when the config names no cache), or an import path 'package.module:callable' (called with the
+    config's `options` updated by `options`, unless it already is a checker object)."""
 
     if isinstance(spec, str):
         try:
@@ -166,7 +172,7 @@ def load_fact_checker(spec, *, world: World | ExactChecker | None = None, cache_
             raise InputError("the 'world' fact checker needs the synthetic world (run `halluray world` first)")
         return WorldFactChecker(world)
     if cfg.kind == "qa":
-        return QAChecker()
+        return QAChecker(values)
     if cfg.kind == "fact_table":
         return FactTableChecker.from_file(cfg.table_path)
     if cfg.kind == "openai":

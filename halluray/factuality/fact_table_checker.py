@@ -1,7 +1,8 @@
 """A fact checker from a table of accepted answers: (entity, attribute) -> aliases, read from CSV or JSONL.
 
 Short answers (`label_answer`) are graded exactly as `qa_matching` grades them, against the table's aliases
-for the record's (topic, attribute), or the record's own `answers` when the table has no such row.
+for the record's (topic, attribute), or the record's own `answers` when the table has no such row; every
+value the table lists for the attribute is what else an answer may name.
 
 Long form (`check`) is a string-matching heuristic, not a decomposition:
 - the response is split into sentences (`halluray.data.text.split_sentences`);
@@ -32,7 +33,7 @@ from halluray.factuality.base import CheckerBase
 from halluray.factuality.qa_matching import (
     accepted_answers,
     is_abstention,
-    label_short_answer,
+    label_record_answer,
     normalize_answer,
     phrases,
     record_field,
@@ -110,7 +111,7 @@ class FactTableChecker(CheckerBase):
         if not answers:
             raise InputError(f"{self.source} has no row for ({topic!r}, {attribute!r}) and the record lists no "
                              f"'answers'")
-        return label_short_answer(response, answers, record.get("answer_prefix"))
+        return label_record_answer(record, response, self.values, answers)
 
     def _facts(self, topic: str, sentence: str) -> list[AtomicFact]:
         found = phrases(sentence, self.max_words)

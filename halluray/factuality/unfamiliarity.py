@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from halluray.factuality.qa_matching import COPULAS, first_named, first_sentence, is_abstention, normalize_answer
 from halluray.world.checker import ExactChecker
 from halluray.world.corpus import MCQItem, QAItem, few_shot_examples, joined, reference_bio
 from halluray.world.entities import Person
-from halluray.world.templates import bio_prompt, mcq_prompt, qa_prompt
+from halluray.world.templates import EOS, bio_prompt, mcq_prompt, qa_prompt
 
 SampleFn = Callable[[list[str]], list[str]]
 """prompts -> one sampled response per prompt."""
@@ -112,20 +115,53 @@ LabelFn = Callable[[dict, str], str]
 """(prompt record, response) -> 'correct' | 'incorrect' | 'abstain' (a checker's `label_answer`)."""
 
 
-def answer_context(record: dict) -> str:
-    """The prompt followed by the record's answer prefix ("The capital of France is"), where the answer starts."""
-    prefix = record.get("answer_prefix") or ""
-    if not prefix:
+class LeadIn(NamedTuple):
+    """Where a model's own sentence answer starts, and the answer to score there."""
+
+    text: str
+    """Its words before the answer ("The capital of Australia is")."""
+    answer: str | None = None
+    """The accepted answer it named there, in the record's spelling (an alias: "European" for Europe); None:
+    the canonical answer."""
+
+
+def answer_context(record: dict, lead_in: str = "") -> str:
+    """The prompt followed by where the answer starts: the record's answer prefix ("The capital of France is"),
+    else `lead_in` (the model's own words before its answer, `lead_in_of`), else nothing."""
+    start = record.get("answer_prefix") or lead_in
+    if not start:
         return record["prompt"]
-    return record["prompt"] + ("" if record["prompt"].endswith(("\n", " ")) else " ") + prefix
+    return record["prompt"] + ("" if record["prompt"].endswith(("\n", " ")) else " ") + start
 
 
-def p_gold_scores(records: list[dict], logprob_fn: LogprobFn) -> list[float]:
-    """P(canonical answer | prompt + answer prefix) of each record, from one forward pass.
+def lead_in_of(reply: str, record: dict, values: Collection[str]) -> LeadIn:
+    """What a model's (greedy) `reply` says before its answer: up to the first value of `values` (what an
+    answer to the record's question can name) it names, else its first sentence up to and including the first
+    copula ("The capital of Australia is"); "" when it has neither (or abstains).
 
-    One deterministic pass instead of k samples; on a real 135M model it correlated 0.82-0.95 with the
-    8-sample accuracy, so it orders queries by familiarity nearly as the sampled score does."""
-    logps = logprob_fn([answer_context(r) for r in records], [r["answers"][0] for r in records])
+    A model that answers in sentences puts almost no probability on a bare answer right after the question;
+    after its own lead-in it puts there what it would say."""
+    if is_abstention(reply):
+        return LeadIn("")
+    text = " ".join(reply.replace(EOS, " ").split())
+    accepted = {normalize_answer(a): a for a in record["answers"]}
+    named = first_named(text, set(values) | accepted.keys(), str(record.get("topic") or ""))
+    if named is not None:
+        return LeadIn(text[:named.start].rstrip(), accepted.get(named.value))
+    sentence = first_sentence(text)
+    copula = next((m for m in re.finditer(r"\S+", sentence) if normalize_answer(m.group()) in COPULAS), None)
+    return LeadIn(sentence[:copula.end()] if copula else "")
+
+
+def p_gold_scores(records: list[dict], logprob_fn: LogprobFn, lead_ins: list[LeadIn] | None = None) -> list[float]:
+    """P(gold answer | prompt + answer prefix or lead-in) of each record, from one forward pass: the canonical
+    answer, or the accepted alias the lead-in's reply named (when the record has no prefix).
+
+    One deterministic pass instead of k samples; on a real 135M model it correlated 0.75-0.95 with the
+    sampled accuracy, so it orders queries by familiarity nearly as the sampled score does."""
+    leads = lead_ins or [LeadIn("")] * len(records)
+    gold = [(lead.answer if not r.get("answer_prefix") else None) or r["answers"][0] for r, lead in zip(records, leads)]
+    logps = logprob_fn([answer_context(r, lead.text) for r, lead in zip(records, leads)], gold)
     return [math.exp(lp) for lp in logps]
 
 

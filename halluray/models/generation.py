@@ -15,16 +15,17 @@ def _batches(items: list, size: int):
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 1.0,
            top_p: float = 1.0, batch_size: int = 64, seed: int = 0) -> list[str]:
-    """One sampled continuation per prompt, decoded and cut at the end-of-text token."""
+    """One sampled continuation per prompt (temperature 0: the greedy one), decoded and cut at the end-of-text
+    token."""
     model.eval()
     torch.manual_seed(seed)
+    decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
+        {"do_sample": False}
     outputs: list[str] = []
     for batch in _batches(prompts, batch_size):
         enc = tokenizer(batch, return_tensors="pt", padding=True)
-        gen = model.generate(
-            **enc, do_sample=True, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )
+        gen = model.generate(**enc, **decoding, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
         new_tokens = gen[:, enc["input_ids"].shape[1]:]
         outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
     return [" ".join(o.split()) for o in outputs]

@@ -17,6 +17,7 @@ from halluray.logging import RunLogger, progress
 from halluray.models.build import load_model
 from halluray.pipeline.shared.prepare import prepare
 from halluray.pipeline.shared.record_unfamiliarity import score_records, summarize_records, summary_lines
+from halluray.pipeline.shared.unfamiliarity_gates import check_gates, gate_failures
 from halluray.pipeline.shared.world_unfamiliarity import SHORT_QA_NEW_TOKENS, choice_logprobs, few_shot_prompts, sampler
 from halluray.world.checker import ExactChecker
 from halluray.world.corpus import mcq_items, qa_items
@@ -115,6 +116,7 @@ def run(cfg: ExperimentConfig) -> dict:
     else:
         records = score_records(cfg, model, tokenizer, checker_for(cfg))
         summary = summarize_records(records, cfg.unfamiliarity.short_qa_samples)
+        summary["gates"] = gate_failures(summary, cfg.unfamiliarity)
     summary["seconds"] = round(time.time() - t0, 1)
     with atomic_dir(layout.unfamiliarity_dir) as tmp:
         write_jsonl(tmp / layout.unfamiliarity_scores.name, records)
@@ -127,6 +129,7 @@ def run(cfg: ExperimentConfig) -> dict:
     if not is_world:
         for line in summary_lines(summary):
             print(line)
+        check_gates(summary["gates"], str(layout.unfamiliarity_dir))
         return summary
     for task, s in summary.items():
         if isinstance(s, dict):

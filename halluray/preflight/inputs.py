@@ -185,6 +185,16 @@ class RunInputs:
     def world_data(self) -> bool:
         return self.cfg.data.dataset in WORLD_DATASETS
 
+    def unfamiliarity_scores(self) -> None:
+        """The stored unfamiliarity scores exist and passed their gates (pipeline/shared/unfamiliarity_gates.py):
+        scores kept after a gate stopped the run are for inspection, not for relabeling or bucketing."""
+        require(self.layout.unfamiliarity_scores, "unfamiliarity")
+        summary = self.layout.unfamiliarity_dir / "summary.json"
+        gates = json.loads(summary.read_text()).get("gates") if summary.is_file() else None
+        if gates:
+            raise InputError(f"{summary}: the unfamiliarity scores failed their gates ({'; '.join(gates)}); fix the "
+                             f"data and run `halluray unfamiliarity` again")
+
     def checker(self) -> None:
         """What the fact checker reads exists: the run's world (kind world) or the fact table."""
         fc = self.cfg.fact_checker

@@ -107,7 +107,7 @@ class Inputs(RunInputs):
         else:
             require(layout.world_qa_items if s.task == "short_qa" else layout.world_mcq_items, "world")
         if s.strategy != "standard":  # which examples to relabel comes from the unfamiliarity scores
-            require(layout.unfamiliarity_scores, "unfamiliarity")
+            self.unfamiliarity_scores()
         return [self.sft_phase(base)]
 
     def reward_data(self) -> list[Phase]:
@@ -130,7 +130,7 @@ class Inputs(RunInputs):
 
     def eval_rm(self) -> list[Phase]:
         rd = self.cfg.reward_data
-        require(self.layout.unfamiliarity_scores, "unfamiliarity")
+        self.unfamiliarity_scores()
         self.checker()
         self.prompts("eval")
         self.notes.append("eval-rm: the reward models score in this process")
@@ -145,7 +145,7 @@ class Inputs(RunInputs):
 
     def eval(self) -> list[Phase]:
         e, layout = self.cfg.eval, self.layout
-        require(layout.unfamiliarity_scores, "unfamiliarity")
+        self.unfamiliarity_scores()
         self.checker()
         self.prompts("eval")
         sft = self.sft_model()
@@ -163,7 +163,7 @@ class Inputs(RunInputs):
         layout = self.layout
         self.checker()
         if not planned:
-            require(layout.unfamiliarity_scores, "unfamiliarity")
+            self.unfamiliarity_scores()
         if not self.world_data:
             if task != "short_qa":
                 raise InputError(f"the {task} experiment runs on the world only; real data has short QA "

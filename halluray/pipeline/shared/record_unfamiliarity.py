@@ -17,14 +17,17 @@ from typing import NamedTuple
 
 from halluray.config import ExperimentConfig
 from halluray.data import prompts_for
+from halluray.eval.qa import LABELS
 from halluray.eval.report import fmt
 from halluray.factuality import unfamiliarity as unf
-from halluray.factuality.checking import Checker
+from halluray.factuality.checking import Checker, data_answer_values
 from halluray.logging import progress
 from halluray.models.generation import continuation_logprobs, sample
 
 QA_MAX_NEW_TOKENS = 12
 """Tokens of a sampled short answer after the answer prefix ("Ouagadougou." is a few tokens)."""
+QA_SENTENCE_NEW_TOKENS = 32
+"""Tokens of a sampled answer without a prefix: a whole sentence ("Lahore is a city in Pakistan.")."""
 
 
 class _Choice(NamedTuple):  # the shape unf.mcq_scores reads
@@ -43,6 +46,7 @@ def task_of(record: dict) -> str:
 def score_records(cfg: ExperimentConfig, model, tokenizer, checker: Checker) -> list[dict]:
     """One unfamiliarity row per scored record: task, name, attribute, split, fame, score, unfamiliar, ..."""
     u = cfg.unfamiliarity
+    values = data_answer_values(cfg) or {}
     rows: list[dict] = []
     for split in u.splits:
         records = list(prompts_for(cfg, split))
@@ -53,8 +57,10 @@ def score_records(cfg: ExperimentConfig, model, tokenizer, checker: Checker) -> 
             if task not in u.tasks:
                 continue
             sampled = u.sampled_splits is None or split in u.sampled_splits
-            scored = {"short_qa": _short_qa, "long_form": _long_form, "mcq": _mcq}[task](
-                cfg, model, tokenizer, checker, recs, sampled, split)
+            if task == "short_qa":
+                scored = _short_qa(cfg, model, tokenizer, checker, recs, sampled, split, values)
+            else:
+                scored = {"long_form": _long_form, "mcq": _mcq}[task](cfg, model, tokenizer, checker, recs, split)
             rows += [dict(row, task=task, split=split) for row in scored]
     return rows
 
@@ -64,27 +70,47 @@ def _chunks(records: list[dict], size: int, desc: str):
         yield start, records[start:start + size]
 
 
-def _short_qa(cfg, model, tokenizer, checker, records, sampled, split) -> list[dict]:
+def _lead_ins(cfg, model, tokenizer, records, split, values) -> list[unf.LeadIn]:
+    """Where each record's answer starts (unf.lead_in_of of the model's greedy reply) when it has no
+    `answer_prefix`; an empty one for a record that has one."""
+    u = cfg.unfamiliarity
+    todo = [i for i, r in enumerate(records) if not r.get("answer_prefix")]
+    leads = [unf.LeadIn("")] * len(records)
+    if not todo:
+        return leads
+    for start, part in _chunks([records[i] for i in todo], u.batch_size, f"unfamiliarity: greedy lead-ins, {split}"):
+        replies = sample(model, tokenizer, [r["prompt"] for r in part], max_new_tokens=QA_SENTENCE_NEW_TOKENS,
+                         temperature=0, batch_size=u.batch_size)
+        for j, (r, reply) in enumerate(zip(part, replies)):
+            leads[todo[start + j]] = unf.lead_in_of(reply, r, values.get(r.get("attribute") or "", ()))
+    return leads
+
+
+def _short_qa(cfg, model, tokenizer, checker, records, sampled, split, values) -> list[dict]:
     u = cfg.unfamiliarity
     logprob_fn = lambda ps, cs: continuation_logprobs(model, tokenizer, ps, cs, u.batch_size)  # noqa: E731
+    leads = _lead_ins(cfg, model, tokenizer, records, split, values)
     p_gold = []
-    for _, part in _chunks(records, u.batch_size, f"unfamiliarity: P(gold), {split}"):
-        p_gold += unf.p_gold_scores(part, logprob_fn)
+    for start, part in _chunks(records, u.batch_size, f"unfamiliarity: P(gold), {split}"):
+        p_gold += unf.p_gold_scores(part, logprob_fn, leads[start:start + len(part)])
     samples: list[unf.Score | None] = [None] * len(records)
     if sampled:
         chunk = max(1, u.batch_size // u.short_qa_samples)
         for start, part in _chunks(records, chunk, f"unfamiliarity: {u.short_qa_samples} samples, {split}"):
-            def cut(ps: list[str], seed: int = cfg.seed + start) -> list[str]:  # this chunk's seed, bound here
-                answers = sample(model, tokenizer, ps, max_new_tokens=QA_MAX_NEW_TOKENS, temperature=u.temperature,
-                                 batch_size=u.batch_size, seed=seed)
+            tokens = QA_MAX_NEW_TOKENS if all(r.get("answer_prefix") for r in part) else QA_SENTENCE_NEW_TOKENS
+
+            def cut(ps: list[str], seed: int = cfg.seed + start, tokens: int = tokens) -> list[str]:
+                answers = sample(model, tokenizer, ps, max_new_tokens=tokens, temperature=u.temperature,
+                                 batch_size=u.batch_size, seed=seed)  # this chunk's seed and length, bound here
                 return [unf.first_line(s) for s in answers]
 
             samples[start:start + len(part)] = unf.sampled_answer_scores(part, cut, checker.label_answer,
                                                                          u.short_qa_samples)
     threshold = u.short_qa_threshold if u.short_qa_threshold is not None else u.short_qa_samples / 2
     rows = []
-    for r, p, s in zip(records, p_gold, samples):
+    for r, p, s, lead in zip(records, p_gold, samples, leads):
         row = {"name": r["topic"], "attribute": r.get("attribute"), "fame": r.get("fame"), "p_gold": p,
+               "lead_in": lead.text,
                "sampled_incorrect": s.score if s else None, "samples": s.samples if s else [],
                "labels": s.details["labels"] if s else []}
         if u.short_qa_score == "p_gold":
@@ -97,7 +123,7 @@ def _short_qa(cfg, model, tokenizer, checker, records, sampled, split) -> list[d
     return rows
 
 
-def _long_form(cfg, model, tokenizer, checker, records, sampled, split) -> list[dict]:
+def _long_form(cfg, model, tokenizer, checker, records, split) -> list[dict]:
     u = cfg.unfamiliarity
     k = u.long_form_samples
     responses = []
@@ -111,7 +137,7 @@ def _long_form(cfg, model, tokenizer, checker, records, sampled, split) -> list[
             for r, s in zip(records, scores)]
 
 
-def _mcq(cfg, model, tokenizer, checker, records, sampled, split) -> list[dict]:
+def _mcq(cfg, model, tokenizer, checker, records, split) -> list[dict]:
     u = cfg.unfamiliarity
     items = [_Choice(r["topic"], r.get("subject", ""), tuple(r["choices"]), r["answer_index"]) for r in records]
     logprob_fn = lambda ps, cs: continuation_logprobs(model, tokenizer, ps, cs, u.batch_size)  # noqa: E731
@@ -137,6 +163,11 @@ def summarize_records(rows: list[dict], k: int) -> dict:
             s["corr_p_gold_sampled_accuracy"] = _pearson([r["p_gold"] for r in sampled], acc)
             s["correct_of_k_histogram"] = [sum(round(k - r["sampled_incorrect"]) == c for r in sampled)
                                            for c in range(k + 1)]
+            labels = [label for r in sampled for label in r["labels"]]
+            s["n_answers"] = len(labels)
+            s["label_shares"] = {label: labels.count(label) / len(labels) for label in LABELS} if labels else None
+            p_gold = sorted(r["p_gold"] for r in part)
+            s["p_gold_p10"], s["p_gold_p90"] = p_gold[len(p_gold) // 10], p_gold[(9 * len(p_gold)) // 10]
             s["by_fame_quartile"] = _by_fame(part, k)
         summary[task] = s
     return summary

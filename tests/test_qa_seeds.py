@@ -6,10 +6,11 @@ import json
 import pytest
 
 from halluray import cli
-from halluray.campaigns import qa_seeds
+from halluray.campaigns import demo_real, qa_seeds
 from halluray.campaigns.shared.seeds import seed_config
 from halluray.config import build_config
 from halluray.errors import InputError
+from halluray.experiments import qa_experiment, qa_rl
 from halluray.io import write_jsonl
 from halluray.layout import RunLayout
 from halluray.pipeline import unfamiliarity, world
@@ -148,6 +149,29 @@ def test_each_seed_reuses_its_world_and_reruns_only_what_its_settings_changed(cf
     assert ran == [("qa-rl", 0)]  # world, scores and SFT models reused
     qa_seeds.run(cfg.model_copy(update={"seed": 5}), [0], "qa-experiment")
     assert ran == [("qa-rl", 0)]  # the seed comes from --seeds; qa-experiment alone stops before qa-rl
+
+
+def test_demo_real_over_seeds_runs_each_seed_in_its_own_directory_then_the_summary(cfg, monkeypatch):
+    ran = []
+
+    def fake(name):
+        def runner(c, **_):
+            ran.append((name, c.seed, RunLayout(c).run_dir.name))
+            if name == "qa-rl":
+                _fake_seed_run(cfg, c.seed, SEED_0 if c.seed == 0 else SEED_1)
+        return runner
+
+    monkeypatch.setattr(unfamiliarity, "run", fake("unfamiliarity"))
+    monkeypatch.setattr(qa_experiment, "run", fake("qa-experiment"))
+    monkeypatch.setattr(qa_rl, "run", fake("qa-rl"))
+    monkeypatch.setattr(demo_real, "report", lambda c, wall, elapsed: ran.append(("report", c.seed)))
+    summary = demo_real.run_seeds(cfg, [0, 1])
+    steps = ["unfamiliarity", "qa-experiment", "qa-rl"]
+    assert ran == [x for seed in (0, 1) for x in [(s, seed, f"seed-{seed}") for s in steps] + [("report", seed)]]
+    assert summary["seeds"] == [0, 1] and set(summary["per_seed"]["1"]["seconds"]) == set(steps)
+    random_idk_rises_less = summary["checks_by_seed"][summary["orderings"][2]["claim"]]
+    assert random_idk_rises_less == {"0": True, "1": False}
+    assert (RunLayout(cfg).run_dir / "qa-summary.md").is_file()
 
 
 def test_seeds_run_on_the_world_only(tmp_path):

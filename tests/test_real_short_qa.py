@@ -71,8 +71,8 @@ def test_unfamiliarity_gates_stop_a_run_on_scores_that_mean_nothing(tmp_path, ca
     err = capsys.readouterr().err
     assert "Traceback" not in err
     err = err.strip().splitlines()[-1]  # after the progress bars: one line
-    assert err.startswith("halluray unfamiliarity: unfamiliarity gate: 100% of the base model's 14 sampled answers are "
-                          "graded incorrect")
+    assert err.startswith("halluray unfamiliarity: unfamiliarity gate: 100% of the base model's 14 sampled answers "
+                          "are graded incorrect (unfamiliarity.gate_max_label_share 0.98)")
     assert "P(gold) has no spread" in err and "answer_prefix" in err and "inspect-table" in err
     layout = RunLayout(build_config({}, args))
     assert layout.unfamiliarity_scores.is_file()  # kept to look at
@@ -105,6 +105,19 @@ def test_demo_real_runs_the_short_qa_experiments_on_a_users_fact_table(tmp_path,
     assert "paper Fig. 2" in report and "from unfamiliar-idk SFT" in report
     for name in ("fig2", "fig3_right", "unfamiliarity"):
         assert layout.figure(name).is_file()
+
+
+def test_inspect_table_shows_answers_with_the_value_read_and_the_grade_and_writes_nothing(tmp_path, capsys):
+    table = fact_table(tmp_path / "capitals.csv")
+    args = [a for a in overrides(tmp_path, tiny_model(tmp_path, table), table) if a not in GATES_OFF]
+    assert main(["inspect-table", "--n", "3", "--samples", "1", *args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("inspect-table: 3 of ") and out.count("\n[capital] ") == 3
+    assert out.count("greedy: ") == 3 and out.count("T=1: ") == 3 and "-> incorrect (names " in out
+    assert "grades over 6 answers: correct" in out
+    assert "warning: 100% of these answers are graded incorrect, which would stop a run" in out
+    assert not (tmp_path / "runs").exists()
+    assert main(["inspect-table", "--n", "0", *args]) == 2
 
 
 def test_a_chat_model_sees_every_prompt_in_its_chat_format(tmp_path):

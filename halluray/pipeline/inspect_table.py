@@ -23,7 +23,7 @@ from halluray.layout import RunLayout, require
 from halluray.models.build import load_model
 from halluray.models.generation import continuation_logprobs, sample
 from halluray.pipeline.shared.record_unfamiliarity import QA_SENTENCE_NEW_TOKENS
-from halluray.pipeline.shared.unfamiliarity_gates import CHECK
+from halluray.pipeline.shared.unfamiliarity_gates import CHECK, one_grade
 
 
 def pick(records: list[dict], n: int) -> list[dict]:
@@ -65,7 +65,8 @@ def run(cfg: ExperimentConfig, n: int = 12, samples: int = 2) -> dict:
             print(f"  {how:>6}: {answer[:100]!r} -> {grade} (names {named.value if named else 'nothing'!r})")
     shares = {label: grades.count(label) / len(grades) for label in LABELS}
     print(f"\ngrades over {len(grades)} answers: " + ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))
-    label, share = max(shares.items(), key=lambda kv: kv[1])
-    if share >= cfg.unfamiliarity.gate_max_label_share:
-        print(f"warning: {share:.0%} of these answers are graded {label}; {CHECK}")
+    one_way = one_grade(shares, cfg.unfamiliarity)
+    if one_way:
+        print(f"warning: {one_way[1]:.0%} of these answers are graded {one_way[0]}, which would stop a run "
+              f"(unfamiliarity.gate_max_label_share {cfg.unfamiliarity.gate_max_label_share:g}); {CHECK}")
     return {"questions": len(chosen), "grades": shares}

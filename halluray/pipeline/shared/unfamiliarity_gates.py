@@ -23,9 +23,9 @@ def gate_failures(summary: dict, u: UnfamiliarityConfig) -> list[str]:
     if not isinstance(s, dict):
         return []
     failures = []
-    shares = s.get("label_shares") or {}
-    label, share = max(shares.items(), key=lambda kv: kv[1], default=(None, 0.0))
-    if label is not None and u.gate_max_label_share < 1 and share >= u.gate_max_label_share:
+    one_way = one_grade(s.get("label_shares") or {}, u)
+    if one_way:
+        label, share = one_way
         failures.append(f"{share:.0%} of the base model's {s['n_answers']} sampled answers are graded {label} "
                         f"(unfamiliarity.gate_max_label_share {u.gate_max_label_share:g})")
     spread = s["p_gold_p90"] - s["p_gold_p10"]
@@ -38,6 +38,14 @@ def gate_failures(summary: dict, u: UnfamiliarityConfig) -> list[str]:
         failures.append(f"corr(P(gold), sampled accuracy) is {fmt(corr, 2)} over {s['n_sampled']} queries "
                         f"(unfamiliarity.gate_min_corr {u.gate_min_corr:g})")
     return failures
+
+
+def one_grade(shares: dict[str, float], u: UnfamiliarityConfig) -> tuple[str, float] | None:
+    """(grade, share) when one grade's share of some answers reaches gate_max_label_share (1: never)."""
+    label, share = max(shares.items(), key=lambda kv: kv[1], default=(None, 0.0))
+    if label is None or u.gate_max_label_share >= 1 or share < u.gate_max_label_share:
+        return None
+    return label, share
 
 
 def check_gates(failures: list[str], where: str) -> None:

@@ -87,9 +87,10 @@ def test_summary_gives_each_seed_the_mean_an_interval_and_where_each_ordering_ho
     failing = {claim for claim, ok in summary["checks"].items() if not ok}
     assert failing == {"unfamiliar-idk SFT's abstain rate rises more from the most familiar to the most unfamiliar "
                        "bucket than random-idk SFT's",
+                       "unfamiliar-idk SFT abstains more often than random-idk SFT on the most unfamiliar bucket",
                        "RL from random-idk SFT with abstain reward 0 answers wrong on the most unfamiliar bucket no "
                        "more often than before RL"}
-    assert len(summary["checks"]) == 9  # 4 of Fig. 2, one per abstain-0 run, two for the control
+    assert len(summary["checks"]) == 10  # 5 of Fig. 2, one per abstain-0 run, two for the control
     assert all(summary["checks_by_seed"][claim] == {"0": True, "1": False} for claim in failing)
     out = tmp_path / "qa-seeds"
     assert json.loads((out / "qa-summary.json").read_text())["checks"] == summary["checks"]
@@ -103,7 +104,7 @@ def test_qa_experiment_summary_has_the_sft_orderings_only(cfg, tmp_path):
     _fake_seed_run(cfg, 3, SEED_0, rl=False)
     summary = qa_seeds.summarize(cfg, [3], "qa-experiment")
     assert summary["rl_runs"] == [] and all(m.startswith("SFT ") for m in summary["models"])
-    assert list(summary["checks"].values()) == [True] * 4
+    assert list(summary["checks"].values()) == [True] * 5
     assert "## Fig. 3 right" not in (tmp_path / "qa-seeds" / "qa-summary.md").read_text()
 
 
@@ -204,6 +205,6 @@ def test_qa_experiment_over_two_seeds_end_to_end(tmp_path):
                    "sft.batch_size=4", "eval.samples_per_prompt=2", "actors.policy.num_actors=1"]
     assert cli.main(["qa-experiment", "--seeds", "0,1", *args]) == 0
     summary = json.loads((tmp_path / "s" / "qa-summary.json").read_text())
-    assert summary["seeds"] == [0, 1] and len(summary["checks"]) == 4
+    assert summary["seeds"] == [0, 1] and len(summary["checks"]) == 5
     for seed in (0, 1):
         assert (tmp_path / "s" / f"seed-{seed}" / "qa_experiment" / "results.json").is_file()

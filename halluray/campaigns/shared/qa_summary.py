@@ -116,6 +116,9 @@ def orderings(models: list[str], seed: SeedRun) -> list[Ordering]:
         Ordering("unfamiliar-idk SFT answers wrong less often than standard SFT on the most unfamiliar bucket",
                  "wrong on most unfamiliar: SFT standard minus SFT unfamiliar-idk",
                  minus(rate(std, "incorrect", UNFAMILIAR), rate(unf, "incorrect", UNFAMILIAR))),
+        Ordering("unfamiliar-idk SFT abstains more often than random-idk SFT on the most unfamiliar bucket",
+                 "abstain on most unfamiliar: SFT unfamiliar-idk minus SFT random-idk",
+                 minus(rate(unf, "abstain", UNFAMILIAR), rate(rnd, "abstain", UNFAMILIAR))),
     ]
     paper = [r for r in seed.rl_runs if r["abstain_reward"] == seed.abstain]
     for r in paper:

@@ -117,3 +117,10 @@ def test_gates_pass_healthy_scores_and_name_each_failure():
     assert gate_failures(_summary(None, 0.0, 0.5, None, n_sampled=5), u) == []  # too few to judge a corr
     off = u.model_copy(update={"gate_max_label_share": 1.0, "gate_min_p_gold_spread": 0.0, "gate_min_corr": -1.0})
     assert gate_failures(_summary({"correct": 0.99, "incorrect": 0.01}, 0.1, 0.1, -0.5), off) == []
+
+
+@pytest.mark.parametrize("copy", ["demo_real_results", "demo_real_user_table_results"])
+def test_gates_do_not_fire_on_the_shipped_real_model_results(copy):
+    """The defaults never stop `make demo-real` (built-in tables) or the prefix-free user table."""
+    results = json.loads((Path(__file__).parents[1] / "halluray" / "eval" / copy / "results.json").read_text())
+    assert gate_failures({"short_qa": results["unfamiliarity"]}, UnfamiliarityConfig()) == []

@@ -8,6 +8,7 @@ InputError naming the kind (e.g. long-form `check` of 'qa', which only grades sh
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,7 +54,14 @@ def data_answer_values(cfg: ExperimentConfig) -> Values | None:
     to such a question can name (qa_matching.py); None for other data."""
     if cfg.data.dataset != "fact_table" or not cfg.data.path:
         return None
-    return answer_values(read_fact_tables(cfg.data.path, dict(cfg.data.fields)))
+    return _table_values(str(cfg.data.path), tuple(sorted(cfg.data.fields.items())))
+
+
+@lru_cache(maxsize=4)
+def _table_values(path: str, fields: tuple[tuple[str, str], ...]) -> Values:
+    """Read once per process: a stage's checker and its P(gold) lead-ins need the same values (the built-in
+    tables take ~1.3 s to generate)."""
+    return answer_values(read_fact_tables(path, dict(fields)))
 
 
 def checker_for(cfg: ExperimentConfig) -> Checker:

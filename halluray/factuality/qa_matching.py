@@ -36,6 +36,7 @@ import string
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, NamedTuple
 
+from halluray.data.text import first_sentence as text_first_sentence
 from halluray.data.text import split_sentences
 from halluray.errors import InputError
 from halluray.world.templates import EOS
@@ -70,11 +71,20 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+def _first_line(response: str) -> str:
+    """The first non-empty line of `response`, whitespace collapsed ("" when there is none)."""
+    return " ".join(next((line for line in response.replace(EOS, "\n").splitlines() if line.strip()), "").split())
+
+
 def first_sentence(response: str) -> str:
     """The first sentence of the first non-empty line of `response` ("" when there is none)."""
-    line = next((line for line in response.replace(EOS, "\n").splitlines() if line.strip()), "")
-    sentences = split_sentences(line)
-    return sentences[0] if sentences else ""
+    return text_first_sentence(_first_line(response))
+
+
+def copula_end(sentence: str) -> int | None:
+    """Where the word of the first copula ("is", "are", "was", "were") or "answer:" in `sentence` ends."""
+    return next((m.end() for m in re.finditer(r"\S+", sentence)
+                 if normalize_answer(m.group()) in COPULAS or _ANSWER_MARK.match(m.group())), None)
 
 
 def _strip_prefix(text: str, prefix: str) -> str:
@@ -163,7 +173,7 @@ def first_named(response: str, values: Collection[str], entity: str = "", answer
     """The first value of `values` that a sentence of `response`'s first line names (`named_value`, sentence by
     sentence; a sentence that names none is passed over), `start` an offset into that line with its whitespace
     collapsed; the `answer_prefix` is removed from the first sentence when it starts with it."""
-    line = " ".join(next((ln for ln in response.replace(EOS, "\n").splitlines() if ln.strip()), "").split())
+    line = _first_line(response)
     offset = 0
     for i, sentence in enumerate(split_sentences(line)):
         offset = line.index(sentence, offset)
@@ -195,8 +205,8 @@ def extract_answer(response: str, answer_prefix: str | None = None) -> str | Non
     if answer_prefix and (rest := _strip_prefix(first, answer_prefix)) != first:
         answer = rest
     else:
-        copula = next((w for w in _words(first) if w.text in COPULAS or w.marks_predicate), None)
-        answer = first[first.index(" ", copula.start) + 1:] if copula and " " in first[copula.start:] else first
+        end = copula_end(first)
+        answer = first if end is None else first[end:]
     return _CLAUSE_END.split(answer, 1)[0].strip(" .!?")
 
 
@@ -217,13 +227,25 @@ def label_short_answer(response: str, answers: Iterable[str], answer_prefix: str
     return CORRECT if named is not None and named.value in accepted else INCORRECT
 
 
+def _record_terms(record: Mapping[str, Any], values: Values | None, answers: Iterable[str] | None) -> dict:
+    """`label_short_answer`'s arguments for a prompt record: its aliases (or `answers`), `answer_prefix`,
+    entity (`topic`) and the values of its `attribute` in `values`."""
+    return {"answers": accepted_answers(record) if answers is None else list(answers),
+            "answer_prefix": record.get("answer_prefix"), "entity": str(record.get("topic") or ""),
+            "values": (values or {}).get(str(record.get("attribute") or ""), ())}
+
+
 def label_record_answer(record: Mapping[str, Any], response: str, values: Values | None = None,
                         answers: Iterable[str] | None = None) -> str:
-    """`label_short_answer` of a prompt record's response: its entity (`topic`), `answer_prefix`, and the
-    values of its `attribute` in `values`; `answers` overrides the record's own."""
-    return label_short_answer(response, accepted_answers(record) if answers is None else answers,
-                              record.get("answer_prefix"), entity=str(record.get("topic") or ""),
-                              values=(values or {}).get(str(record.get("attribute") or ""), ()))
+    """`label_short_answer` of a prompt record's response; `answers` overrides the record's own."""
+    return label_short_answer(response, **_record_terms(record, values, answers))
+
+
+def named_in_record_answer(record: Mapping[str, Any], response: str, values: Values | None = None) -> Named | None:
+    """The value `label_record_answer` reads from `response` (None when it names none)."""
+    t = _record_terms(record, values, None)
+    accepted = {normalize_answer(a) for a in t["answers"]} - {""}
+    return first_named(response, accepted | set(t["values"]), t["entity"], t["answer_prefix"])
 
 
 def phrases(text: str, max_words: int) -> set[str]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from halluray.factuality.qa_matching import COPULAS, first_named, first_sentence, is_abstention, normalize_answer
+from halluray.factuality.qa_matching import copula_end, first_named, first_sentence, is_abstention, normalize_answer
 from halluray.world.checker import ExactChecker
 from halluray.world.corpus import MCQItem, QAItem, few_shot_examples, joined, reference_bio
 from halluray.world.entities import Person
@@ -149,8 +148,8 @@ def lead_in_of(reply: str, record: dict, values: Collection[str]) -> LeadIn:
     if named is not None:
         return LeadIn(text[:named.start].rstrip(), accepted.get(named.value))
     sentence = first_sentence(text)
-    copula = next((m for m in re.finditer(r"\S+", sentence) if normalize_answer(m.group()) in COPULAS), None)
-    return LeadIn(sentence[:copula.end()] if copula else "")
+    end = copula_end(sentence)
+    return LeadIn("" if end is None else sentence[:end])
 
 
 def p_gold_scores(records: list[dict], logprob_fn: LogprobFn, lead_ins: list[LeadIn] | None = None) -> list[float]:

@@ -18,7 +18,7 @@ from halluray.eval.qa import LABELS
 from halluray.eval.report import fmt
 from halluray.factuality import unfamiliarity as unf
 from halluray.factuality.checking import checker_for, data_answer_values
-from halluray.factuality.qa_matching import accepted_answers, first_named, normalize_answer
+from halluray.factuality.qa_matching import accepted_answers, named_in_record_answer
 from halluray.layout import RunLayout, require
 from halluray.models.build import load_model
 from halluray.models.generation import continuation_logprobs, sample
@@ -60,8 +60,7 @@ def run(cfg: ExperimentConfig, n: int = 12, samples: int = 2) -> dict:
         for how, answer in [("greedy", greedy[i])] + [("T=1", s) for s in sampled[i * samples:(i + 1) * samples]]:
             grade = checker.label_answer(r, answer)
             grades.append(grade)
-            named = first_named(answer, set(values.get(r.get("attribute") or "", ())) |
-                                {normalize_answer(a) for a in accepted_answers(r)}, r["topic"], r.get("answer_prefix"))
+            named = named_in_record_answer(r, answer, values)
             print(f"  {how:>6}: {answer[:100]!r} -> {grade} (names {named.value if named else 'nothing'!r})")
     shares = {label: grades.count(label) / len(grades) for label in LABELS}
     print(f"\ngrades over {len(grades)} answers: " + ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))

@@ -1,4 +1,5 @@
-"""The critic role: a backbone with a value head under DeepSpeed; values and clipped value-loss steps."""
+"""The critic role: a backbone with a value head under DeepSpeed (with LoRA when the spec has it: the backbone
+frozen, adapters and head trained); values and clipped value-loss steps."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from halluray.ppo.losses import value_loss
 
 class CriticActor(TrainableActor):
     def _build_model(self, spec: EngineSpec):
-        return ValueHeadModel.from_pretrained(spec.model_path, spec.trust_remote_code)
+        return ValueHeadModel.from_pretrained(spec.model_path, spec.trust_remote_code,
+                                              spec.lora if spec.lora and spec.lora.enabled else None)
 
     def _values(self, b: dict) -> torch.Tensor:
         """Value of the state before each next token, aligned with token log-probs: shape (batch, T-1)."""

@@ -91,6 +91,50 @@ def test_interrupted_run_resumes_with_identical_metrics(ray_cluster, smoke_world
         assert _comparable(resumed[step]) == pytest.approx(_comparable(uninterrupted[step]), rel=1e-5, abs=1e-7)
 
 
+def test_a_grpo_run_places_no_critic_and_resumes_exactly(ray_cluster, smoke_world, tmp_path, monkeypatch, capsys):
+    """GRPO smoke: 4 prompts x 2 samples per step, no critic anywhere (groups, checkpoints, metrics); a run
+    interrupted after step 1 resumes to the same step-2 numbers, and a resume cannot switch the estimator."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    for d in (full, cut):
+        _copy_world(smoke_world, d)
+    grpo = ["ppo.advantage_estimator=grpo", "ppo.samples_per_prompt=2", "ppo.batch_size=4", "ppo.steps=2",
+            "ppo.save_every=1"]
+    placed = []
+    real_init = driver_mod.PPODriver.__init__
+
+    def recording_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        placed.append({g.role for g in self.groups})
+
+    monkeypatch.setattr(driver_mod.PPODriver, "__init__", recording_init)
+    assert main(["ppo", "--config", str(SMOKE), f"run.output_dir={full}", *grpo]) == 0
+    assert placed == [{"policy", "reference", "reward", "rollout"}]  # full finetune: a reference group, no critic
+    uninterrupted = _ppo_metrics(full / "ppo-smoke")
+    assert sorted(uninterrupted) == [1, 2]
+    assert not any(k.startswith("critic/") or k in ("explained_variance", "value_mean") for k in uninterrupted[1])
+    assert uninterrupted[1]["response_length"] > 0
+    step = full / "ppo-smoke" / "ppo" / "checkpoints" / "step_000002"
+    assert (step / "policy").is_dir() and not (step / "critic").exists()
+
+    real_step = driver_mod.PPODriver.step
+
+    def step_then_crash(self):
+        if self.step_done == 1:
+            raise KeyboardInterrupt("simulated crash")
+        return real_step(self)
+
+    monkeypatch.setattr(driver_mod.PPODriver, "step", step_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        main(["ppo", "--config", str(SMOKE), f"run.output_dir={cut}", *grpo])
+    monkeypatch.setattr(driver_mod.PPODriver, "step", real_step)
+    capsys.readouterr()
+    assert main(["ppo", "--resume", str(cut / "ppo-smoke"), "ppo.advantage_estimator=rloo"]) == 2
+    assert "ppo.advantage_estimator cannot change" in capsys.readouterr().err
+    assert main(["ppo", "--resume", str(cut / "ppo-smoke")]) == 0
+    resumed = _ppo_metrics(cut / "ppo-smoke")
+    assert _comparable(resumed[2]) == pytest.approx(_comparable(uninterrupted[2]), rel=1e-5, abs=1e-7)
+
+
 def test_a_reward_model_run_logs_overestimation_by_tercile_and_stops_on_a_plateau(ray_cluster, smoke_world,
                                                                                    tmp_path, capsys):
     """PPO on a learned RM: validation (not test) prompts, the RM's reward vs the checker's per unfamiliarity

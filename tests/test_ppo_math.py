@@ -19,16 +19,21 @@ from halluray.ppo import (
     entropy_from_logits,
     explained_variance,
     gae,
+    grpo,
     kl_k1,
     kl_k3,
-    kl_penalized_rewards,
+    kl_penalty,
     masked_mean,
     masked_var,
     masked_whiten,
     minibatches,
     normalize_rewards,
+    per_prompt_groups,
     policy_loss,
-    shape_rewards,
+    reinforce_pp,
+    rloo,
+    score_on_last_token,
+    shape_scores,
     value_loss,
     whiten_advantages,
 )
@@ -120,6 +125,65 @@ def test_whiten_advantages_zeroes_padding():
     close(whiten_advantages(advantages, mask), [[-1 / math.sqrt(2), 1 / math.sqrt(2), 0.0]])
 
 
+# ---------------------------------------------------------------- critic-free estimators
+#
+# One hand-made batch for all of them: 2 prompts x 2 responses (rows 0-1 answer prompt 0, rows 2-3 prompt 1),
+# gamma 1. `PENALTY` is the KL part of each token's reward (-kl_coef * KL); NaN marks padding, which must not
+# leak. Row 2 has one prompt position (mask 0) before its response; row 3 a one-token response.
+SCORES = torch.tensor([1.0, 3.0, 2.0, 2.0])
+PENALTY = torch.tensor([[-0.1, -0.2, -0.3], [-0.1, 0.0, NAN], [NAN, -0.2, -0.1], [-0.4, NAN, NAN]])
+GROUP_MASK = torch.tensor([[1, 1, 1], [1, 1, 0], [0, 1, 1], [1, 0, 0]])
+
+
+def _kl_returns(last_token_scores):
+    """Returns-to-go (gamma 1) of PENALTY with each row's score added on its last response token, by hand:
+    row 0 [-0.1, -0.2, -0.3 + s0], row 1 [-0.1, 0 + s1], row 2 [-, -0.2, -0.1 + s2], row 3 [-0.4 + s3]."""
+    s0, s1, s2, s3 = last_token_scores
+    return [[-0.6 + s0, -0.5 + s0, -0.3 + s0], [-0.1 + s1, s1, 0.0], [0.0, -0.3 + s2, -0.1 + s2], [-0.4 + s3, 0, 0]]
+
+
+def test_grpo_normalises_each_prompts_scores_by_its_group():
+    advantages, returns = grpo(SCORES, PENALTY, GROUP_MASK, group_size=2)
+    # group 0: mean 2, unbiased std sqrt(2) -> -1/sqrt(2), +1/sqrt(2); group 1: equal scores -> 0 (std 0 + eps)
+    h = 1 / math.sqrt(2)
+    close(advantages, _kl_returns([-h, h, 0.0, 0.0]))
+    close(returns, advantages.tolist())
+
+
+def test_dr_grpo_only_subtracts_the_group_mean():
+    advantages, _ = grpo(SCORES, PENALTY, GROUP_MASK, group_size=2, scale_by_std=False)
+    close(advantages, _kl_returns([-1.0, 1.0, 0.0, 0.0]))  # group 0: 1 - 2, 3 - 2
+
+
+def test_rloo_subtracts_the_mean_of_the_other_responses():
+    advantages, _ = rloo(SCORES, PENALTY, GROUP_MASK, group_size=2)
+    close(advantages, _kl_returns([1 - 3.0, 3 - 1.0, 0.0, 0.0]))
+
+
+def test_reinforce_pp_whitens_the_returns_over_the_batch():
+    advantages, returns = reinforce_pp(SCORES, PENALTY, GROUP_MASK)
+    # The raw scores: returns 0.4 0.5 0.7 | 2.9 3.0 | 1.7 1.9 | 1.6 (8 tokens, sum 12.7, mean 1.5875);
+    # squared deviations sum to 7.20875, unbiased variance 7.20875 / 7.
+    close(returns, _kl_returns([1.0, 3.0, 2.0, 2.0]))
+    std = math.sqrt(7.20875 / 7)
+    close(advantages, [[(0.4 - 1.5875) / std, (0.5 - 1.5875) / std, (0.7 - 1.5875) / std],
+                       [(2.9 - 1.5875) / std, (3.0 - 1.5875) / std, 0.0],
+                       [0.0, (1.7 - 1.5875) / std, (1.9 - 1.5875) / std],
+                       [(1.6 - 1.5875) / std, 0.0, 0.0]])
+
+
+def test_group_estimators_refuse_a_batch_that_is_not_whole_groups():
+    with pytest.raises(ValueError, match="groups of 3"):
+        grpo(SCORES, PENALTY, GROUP_MASK, group_size=3)
+    with pytest.raises(ValueError, match="groups of 1"):
+        rloo(SCORES, PENALTY, GROUP_MASK, group_size=1)
+
+
+def test_per_prompt_groups_repeat_each_prompt_in_a_row():
+    assert per_prompt_groups(["a", "b"], 3) == ["a", "a", "a", "b", "b", "b"]
+    assert per_prompt_groups(["a", "b"], 1) == ["a", "b"]
+
+
 # ---------------------------------------------------------------- KL
 
 def test_kl_estimators():
@@ -131,12 +195,13 @@ def test_kl_estimators():
 
 
 @pytest.mark.parametrize("estimator", ["k1", "k3"])
-def test_kl_penalized_rewards_put_score_on_last_response_token(estimator):
+def test_kl_penalty_with_the_score_on_the_last_response_token(estimator):
     scores = torch.tensor([2.0, -1.0])
     logp = torch.tensor([[-1.0, -2.0, -3.0], [-1.0, -1.0, 0.0]])
     ref_logp = torch.tensor([[-1.5, -1.0, -3.0], [-2.0, -1.0, 5.0]])
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
-    rewards, kl = kl_penalized_rewards(scores, logp, ref_logp, mask, kl_coef=0.1, estimator=estimator)
+    penalty, kl = kl_penalty(logp, ref_logp, mask, kl_coef=0.1, estimator=estimator)
+    rewards = score_on_last_token(penalty, scores, mask)
     if estimator == "k1":
         # kl row 0: 0.5, -1, 0;  row 1: 1, 0, (pad -> 0)
         close(kl, [[0.5, -1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -148,12 +213,12 @@ def test_kl_penalized_rewards_put_score_on_last_response_token(estimator):
         close(rewards, [[-0.01065307, -0.07182818, 2.0], [-0.03678794, -1.0, 0.0]])
 
 
-def test_kl_penalized_rewards_rejects_unknown_estimator_and_empty_rows():
+def test_kl_penalty_rejects_unknown_estimator_and_empty_rows():
     t = torch.zeros(1, 2)
     with pytest.raises(ValueError):
-        kl_penalized_rewards(torch.zeros(1), t, t, torch.ones(1, 2), 0.1, estimator="k2")
+        kl_penalty(t, t, torch.ones(1, 2), 0.1, estimator="k2")
     with pytest.raises(ValueError):
-        kl_penalized_rewards(torch.zeros(1), t, t, torch.zeros(1, 2), 0.1)
+        kl_penalty(t, t, torch.zeros(1, 2), 0.1)
 
 
 def test_adaptive_kl_controller_one_update():
@@ -333,17 +398,17 @@ def test_experience_len_and_index_select():
         Experience(**{**vars(exp), "values": torch.zeros(2, 2)})
 
 
-def test_shape_rewards_clips_normalises_then_adds_the_kl_penalty():
+def test_shaped_scores_are_clipped_and_normalised_then_join_the_kl_penalty():
     logp = torch.zeros(2, 2)
     ref = torch.tensor([[-1.0, 0.0], [0.0, -2.0]])  # k1 = logp - ref = [[1, 0], [0, 2]]
     mask = torch.ones(2, 2)
     running = RunningMeanStd()
-    rewards, kl = shape_rewards(torch.tensor([3.0, -3.0]), logp, ref, mask, kl_coef=0.5, kl_estimator="k1",
-                                clip=2.0, running=running)
+    scores = shape_scores(torch.tensor([3.0, -3.0]), clip=2.0, running=running)
+    penalty, kl = kl_penalty(logp, ref, mask, kl_coef=0.5)
     # clipped to [2, -2]; running mean 0, std 2 -> normalised [1, -1]; on the last token, beside -0.5 * KL
+    close(scores, [1.0, -1.0])
     close(kl, [[1.0, 0.0], [0.0, 2.0]])
-    close(rewards, [[-0.5, 1.0], [0.0, -1.0 - 1.0]])
+    close(score_on_last_token(penalty, scores, mask), [[-0.5, 1.0], [0.0, -1.0 - 1.0]])
     assert (running.mean, running.var, running.count) == (0.0, 4.0, 2)
-    # Without clip or normalisation the raw score lands on the last token.
-    rewards, _ = shape_rewards(torch.tensor([3.0, -3.0]), logp, ref, mask, kl_coef=0.0, kl_estimator="k1")
-    close(rewards, [[0.0, 3.0], [0.0, -3.0]])
+    # Without clip or normalisation the raw score is kept.
+    close(shape_scores(torch.tensor([3.0, -3.0])), [3.0, -3.0])

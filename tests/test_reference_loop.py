@@ -63,25 +63,37 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_one_driver_step_and_one_reference_step_give_the_same_losses(ray_cluster, tmp_path, one_thread):
+ESTIMATORS = {
+    "gae": [],
+    # Critic-free: the same 4 responses per step, as 2 prompts x 2 samples.
+    "grpo": ["ppo.advantage_estimator=grpo", "ppo.batch_size=2", "ppo.samples_per_prompt=2"],
+    "rloo": ["ppo.advantage_estimator=rloo", "ppo.batch_size=2", "ppo.samples_per_prompt=2"],
+    "reinforce_pp": ["ppo.advantage_estimator=reinforce_pp", "ppo.batch_size=2", "ppo.samples_per_prompt=2"],
+}
+
+
+@pytest.mark.parametrize("estimator", list(ESTIMATORS))
+def test_one_driver_step_and_one_reference_step_give_the_same_losses(ray_cluster, tmp_path, one_thread, estimator):
     run = [f"run.output_dir={tmp_path}", "run.name=tiny", "logging.wandb_mode=disabled"]
-    cfg = build_config({}, TINY + TRAINED + ONE_EACH + SMALL_PPO + run)
+    cfg = build_config({}, TINY + TRAINED + ONE_EACH + SMALL_PPO + ESTIMATORS[estimator] + run)
     world_stage.run(cfg)
     path, prompts = policy_init(cfg), list(prompts_for(cfg, "ppo"))
 
     # The distributed step; the driver keeps the per-minibatch statistics its actors returned.
     driver = PPODriver(cfg, path, reward_spec(cfg, prompts), prompts)
     try:
+        placed = {g.role for g in driver.groups}
         metrics, samples = driver.step()
         caught = {"policy/": driver.policy_stats, "critic/": driver.critic_stats}
     finally:
         driver.shutdown()
+    assert ("critic" in placed) == (estimator == "gae"), "a critic-free estimator places no critic group"
 
     # The reference step from the same initial models (the critic's new value head drawn as the critic rank
     # draws it: torch.manual_seed(cfg.seed), then build) and the same prompt batch.
     policy, tokenizer = load_model(path)
     torch.manual_seed(cfg.seed)
-    critic = ValueHeadModel.from_pretrained(path)
+    critic = None if cfg.ppo.critic_free else ValueHeadModel.from_pretrained(path)
     reference, _ = load_model(path)
     reward_fn = FactCheckerReward(WorldFactChecker(World.load(RunLayout(cfg).world_json)),
                                RewardScheme.from_config(cfg.ppo.reward))
@@ -93,8 +105,13 @@ def test_one_driver_step_and_one_reference_step_give_the_same_losses(ray_cluster
     assert ref_samples == samples, "the two rollouts differ: nothing after them can match"
     assert metrics["reward_std"] > 0, "a batch with one reward for all would not test the rewards' order"
     # 2 epochs x 2 minibatches: four updates, on a warmup-cosine LR (clipped where the norm exceeds 0.5).
-    n_updates = cfg.ppo.ppo_epochs * cfg.ppo.batch_size // cfg.ppo.minibatch_size
-    for role, ours in (("policy/", loop.policy_stats), ("critic/", loop.critic_stats)):
+    n_updates = cfg.ppo.ppo_epochs * cfg.ppo.responses_per_step // cfg.ppo.minibatch_size
+    roles = (("policy/", loop.policy_stats),) + ((("critic/", loop.critic_stats),) if critic is not None else ())
+    if critic is None:
+        assert caught["critic/"] == [] and not any(k.startswith("critic/") for k in metrics)
+        # Two responses to the same prompt are two different samples (the groups compare something).
+        assert samples[0]["prompt"] == samples[1]["prompt"] and samples[0]["response"] != samples[1]["response"]
+    for role, ours in roles:
         theirs = caught[role]
         assert len(theirs) == len(ours) == n_updates
         assert len({s["lr"] for s in theirs}) > 1 and all(s["grad_norm"] > 0 for s in theirs)

@@ -128,6 +128,9 @@ class LoRAConfig(Section):
     dropout: Float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = ["c_attn"]
     """GPT-2 names its fused attention projection c_attn; Llama uses q_proj/v_proj."""
+    critic: bool = True
+    """PPO's critic gets the same adapters on its frozen backbone (adapter + value head trained), so it costs
+    what the policy costs; False finetunes the whole critic."""
 
 
 class OptimizerConfig(Section):
@@ -161,6 +164,11 @@ class RewardConfig(Section):
     """qa_checker: reward of "I do not know" (paper: 0; -3 in the control that punishes abstaining)."""
 
 
+AdvantageEstimator = Literal["gae", "grpo", "rloo", "reinforce_pp"]
+CRITIC_FREE = ("grpo", "rloo", "reinforce_pp")
+GROUP_ESTIMATORS = ("grpo", "rloo")
+
+
 class PPOConfig(Section):
     """PPO (paper App. D, long form: batch 16, cliprange 0.005, KL coef 0.5, lr 1e-5, LoRA r=16)."""
     name: DirName = "ppo"
@@ -168,8 +176,19 @@ class PPOConfig(Section):
     steps: Int = Field(20, ge=1)
     """PPO iterations (each: rollout a prompt batch, score, update, sync)."""
     batch_size: Int = Field(16, ge=1)
-    """Prompts per iteration."""
+    """Prompts per iteration; each gets `samples_per_prompt` responses."""
+    advantage_estimator: AdvantageEstimator = "gae"
+    """gae: a critic's values and GAE (PPO as in the paper). Critic-free (no critic is placed): grpo, the score
+    minus its prompt group's mean, over the group's std (`grpo_scale_by_std`); rloo, the score minus the mean of
+    the other responses to the same prompt; reinforce_pp, REINFORCE++: returns whitened over the batch. Each
+    keeps the per-token KL penalty in the reward (halluray/ppo/advantages.py)."""
+    samples_per_prompt: Int = Field(1, ge=1)
+    """Responses sampled per prompt each iteration (the group of grpo and rloo, which need >= 2)."""
+    grpo_scale_by_std: bool = True
+    """grpo: divide by the group's std (DeepSeekMath); False is Dr. GRPO (Liu et al. 2025), which argues the std
+    re-weights prompts by how much their responses agree."""
     minibatch_size: Int = Field(16, ge=1)
+    """Responses per optimizer step (of batch_size x samples_per_prompt per iteration)."""
     ppo_epochs: Int = Field(1, ge=1)
     cliprange: Float = Field(0.005, gt=0)
     cliprange_value: Float = Field(0.2, gt=0)
@@ -215,10 +234,27 @@ class PPOConfig(Section):
     def _check(self) -> PPOConfig:
         if self.plateau_patience and not self.eval_every:
             raise ValueError("plateau_patience needs eval_every > 0 (the plateau is read from the evaluations)")
-        if self.batch_size % self.minibatch_size:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of minibatch_size "
-                             f"({self.minibatch_size})")
+        if self.responses_per_step % self.minibatch_size:
+            raise ValueError(f"batch_size x samples_per_prompt ({self.responses_per_step}) must be a multiple of "
+                             f"minibatch_size ({self.minibatch_size})")
+        if self.advantage_estimator in GROUP_ESTIMATORS and self.samples_per_prompt < 2:
+            raise ValueError(f"advantage_estimator {self.advantage_estimator} compares the responses to one prompt: "
+                             f"set samples_per_prompt >= 2 (got {self.samples_per_prompt})")
         return self
+
+    @property
+    def responses_per_step(self) -> int:
+        return self.batch_size * self.samples_per_prompt
+
+    @property
+    def critic_free(self) -> bool:
+        """No critic: the estimator needs no values."""
+        return self.advantage_estimator in CRITIC_FREE
+
+    @property
+    def updates(self) -> int:
+        """Optimizer steps of a whole run (the LR schedule's length): one per minibatch, epoch and iteration."""
+        return self.steps * self.ppo_epochs * (self.responses_per_step // self.minibatch_size)
 
 
 class EvalConfig(Section):

@@ -10,7 +10,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM
 
+from halluray.config import LoRAConfig
 from halluray.models.forward import position_ids_from_mask
+from halluray.models.lora import apply_lora
 
 HEAD_FILE = "value_head.safetensors"
 
@@ -26,10 +28,14 @@ class ValueHeadModel(nn.Module):
         nn.init.zeros_(self.value_head.bias)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, trust_remote_code: bool = False) -> ValueHeadModel:
-        """Backbone from any causal-LM directory (its LM head is dropped); the head too if it was saved."""
+    def from_pretrained(cls, path: str | Path, trust_remote_code: bool = False,
+                        lora: LoRAConfig | None = None) -> ValueHeadModel:
+        """Backbone from any causal-LM directory (its LM head is dropped); the head too if it was saved. With
+        `lora` the backbone is frozen in its stored dtype and gets adapters: only they and the head train."""
         backbone = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True,
                                              local_files_only=True)
+        if lora is not None:
+            backbone = apply_lora(backbone, lora, task_type=None)
         model = cls(backbone)
         head = Path(path) / HEAD_FILE
         if head.is_file():
@@ -49,7 +55,8 @@ class ValueHeadModel(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
                                position_ids=position_ids_from_mask(attention_mask)).last_hidden_state
-        return self.value_head(hidden).squeeze(-1)
+        # A frozen bf16 backbone (the LoRA critic) feeds the fp32 head.
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:

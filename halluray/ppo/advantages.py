@@ -1,10 +1,12 @@
-"""Generalized Advantage Estimation (Schulman et al. 2016) over per-token rewards."""
+"""Advantage estimators: GAE over a critic's values (Schulman et al. 2016), and the critic-free GRPO, RLOO and
+REINFORCE++, which compare a response's score with other responses instead of a learned value."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from halluray.ppo.kl import score_on_last_token
 from halluray.ppo.masked import masked_whiten
 
 
@@ -43,3 +45,72 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float)
 def whiten_advantages(advantages: Tensor, mask: Tensor) -> Tensor:
     """Zero-mean, unit-variance advantages over the response tokens; padding set to 0."""
     return masked_whiten(advantages, mask, shift_mean=True).masked_fill(~mask.bool(), 0.0)
+
+
+# -- critic-free estimators (no values): the sequence score is compared with other responses instead ----------
+#
+# Each keeps the per-token KL penalty in the reward, as `gae` does (reward_t = -kl_coef * KL_t, plus the score
+# on the last response token), so the one reward rule holds for every estimator. `penalty` is that KL part,
+# (batch, T), 0 on padding; `scores` (batch,) is one score per response. Rows of a group are contiguous: the
+# k responses to prompt i are rows i*k .. i*k+k-1 (how the driver samples them).
+
+
+@torch.no_grad()
+def returns_to_go(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
+    """G_t = r_t + gamma * G_{t+1} over each row's response tokens; 0 outside them."""
+    mask = mask.bool()
+    rewards = rewards.masked_fill(~mask, 0.0)
+    returns = torch.zeros_like(rewards)
+    running = torch.zeros(rewards.shape[0], dtype=rewards.dtype, device=rewards.device)
+    for t in reversed(range(rewards.shape[1])):
+        running = (rewards[:, t] + gamma * running) * mask[:, t]
+        returns[:, t] = running
+    return returns
+
+
+def _groups(scores: Tensor, group_size: int) -> Tensor:
+    """scores (batch,) as (batch / group_size, group_size): one row per prompt."""
+    if group_size < 2 or scores.shape[0] % group_size:
+        raise ValueError(f"{scores.shape[0]} scores do not form groups of {group_size} (>= 2) responses per prompt")
+    return scores.view(-1, group_size)
+
+
+def grpo_scores(scores: Tensor, group_size: int, scale_by_std: bool = True, eps: float = 1e-6) -> Tensor:
+    """GRPO (Shao et al. 2024): (score - group mean) / (group std + eps); without the std (Dr. GRPO, Liu et al.
+    2025) only the mean is subtracted. The std is the unbiased one over the group, as torch.std gives it."""
+    groups = _groups(scores, group_size)
+    centred = groups - groups.mean(dim=1, keepdim=True)
+    if scale_by_std:
+        centred = centred / (groups.std(dim=1, keepdim=True) + eps)
+    return centred.flatten()
+
+
+def rloo_scores(scores: Tensor, group_size: int) -> Tensor:
+    """RLOO (Ahmadian et al. 2024): score minus the mean of the other k-1 responses to the same prompt."""
+    groups = _groups(scores, group_size)
+    others = (groups.sum(dim=1, keepdim=True) - groups) / (group_size - 1)
+    return (groups - others).flatten()
+
+
+@torch.no_grad()
+def grpo(scores: Tensor, penalty: Tensor, mask: Tensor, group_size: int, gamma: float = 1.0,
+         scale_by_std: bool = True) -> tuple[Tensor, Tensor]:
+    """Advantages and returns (the same tensor: there is no value to subtract) from group-normalised scores."""
+    returns = returns_to_go(score_on_last_token(penalty, grpo_scores(scores, group_size, scale_by_std), mask),
+                            mask, gamma)
+    return returns, returns
+
+
+@torch.no_grad()
+def rloo(scores: Tensor, penalty: Tensor, mask: Tensor, group_size: int, gamma: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Advantages and returns (the same tensor) from leave-one-out baselined scores."""
+    returns = returns_to_go(score_on_last_token(penalty, rloo_scores(scores, group_size), mask), mask, gamma)
+    return returns, returns
+
+
+@torch.no_grad()
+def reinforce_pp(scores: Tensor, penalty: Tensor, mask: Tensor, gamma: float = 1.0) -> tuple[Tensor, Tensor]:
+    """REINFORCE++ (Hu 2025): returns of the KL-penalised reward, whitened over every response token of the
+    batch (the batch mean is the baseline); the returns themselves are returned too."""
+    returns = returns_to_go(score_on_last_token(penalty, scores, mask), mask, gamma)
+    return whiten_advantages(returns, mask), returns

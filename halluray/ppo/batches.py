@@ -56,3 +56,9 @@ def minibatches(n: int, minibatch_size: int, generator: torch.Generator) -> list
     permutation = torch.randperm(n, generator=generator)
     return list(permutation.split(minibatch_size))
 
+
+
+def per_prompt_groups(records: list, samples_per_prompt: int) -> list:
+    """Each record `samples_per_prompt` times in a row: the k responses to prompt i are rows i*k .. i*k+k-1,
+    the contiguous groups that GRPO and RLOO compare (halluray/ppo/advantages.py)."""
+    return [r for r in records for _ in range(samples_per_prompt)]

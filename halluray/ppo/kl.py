@@ -27,27 +27,28 @@ KL_ESTIMATORS = {"k1": kl_k1, "k3": kl_k3}
 
 
 @torch.no_grad()
-def kl_penalized_rewards(scores: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor, kl_coef: float,
-                         estimator: str = "k1") -> tuple[Tensor, Tensor]:
-    """Per-token rewards (batch, T) and per-token KL (batch, T), both 0 on padding.
-
-    reward_t = -kl_coef * kl_t on every response token, plus the sequence score (batch,) on the
-    last response token of each row: the reward model judges the whole response, so its score
-    arrives when the episode ends (Ziegler et al. 2019; TRL; OpenRLHF).
-    """
+def kl_penalty(logp: Tensor, ref_logp: Tensor, mask: Tensor, kl_coef: float,
+               estimator: str = "k1") -> tuple[Tensor, Tensor]:
+    """The KL part of the per-token reward, -kl_coef * KL_t, and the per-token KL; both (batch, T), 0 on padding."""
     if estimator not in KL_ESTIMATORS:
         raise ValueError(f"unknown KL estimator {estimator!r}; choose one of {sorted(KL_ESTIMATORS)}")
     mask = mask.bool()
     if not mask.any(dim=1).all():
         raise ValueError("every row needs at least one response token")
     kl = KL_ESTIMATORS[estimator](logp, ref_logp).masked_fill(~mask, 0.0)
-    rewards = -kl_coef * kl
+    return -kl_coef * kl, kl
 
-    positions = torch.arange(mask.shape[1], device=mask.device)
-    last_token = (positions * mask).argmax(dim=1)  # index of the last true entry of each row
-    rows = torch.arange(mask.shape[0], device=mask.device)
-    rewards[rows, last_token] += scores.to(rewards.dtype)
-    return rewards, kl
+
+def score_on_last_token(penalty: Tensor, scores: Tensor, mask: Tensor) -> Tensor:
+    """Per-token rewards: `penalty` (batch, T) plus each row's score (batch,) on its last response token.
+
+    The reward model judges the whole response, so its score arrives when the episode ends (Ziegler et al. 2019;
+    TRL; OpenRLHF)."""
+    mask = mask.bool()
+    last_token = (torch.arange(mask.shape[1], device=mask.device) * mask).argmax(dim=1)  # last true entry
+    rewards = penalty.masked_fill(~mask, 0.0).clone()
+    rewards[torch.arange(mask.shape[0], device=mask.device), last_token] += scores.to(rewards.dtype)
+    return rewards
 
 
 class FixedKLController:

@@ -17,15 +17,18 @@ def mean_stats(stats: list[dict], prefix: str) -> dict:
 
 
 def iteration_metrics(scores: Tensor, exp: Experience, exp_stats: dict, kl_coef: float, policy_stats: list[dict],
-                      critic_stats: list[dict], n_prompts: int, times: dict[str, float], policy_lag: int = 0) -> dict:
-    """Raw reward, KL and value statistics, the mean update statistics of each model, length, phase times and
-    how many updates behind the policy that sampled the batch was (`actors.rollout_mode: one-step-off`)."""
+                      critic_stats: list[dict], n_responses: int, times: dict[str, float], policy_lag: int = 0) -> dict:
+    """Raw reward, KL and value statistics, the mean update statistics of each model, response length, phase
+    times and how many updates behind the policy that sampled the batch was (`actors.rollout_mode: one-step-off`)."""
     response_tokens = exp.action_mask.sum().item()
+    # Without a critic (a critic-free estimator) there are no critic statistics and no values to explain.
+    critic = ({**mean_stats(critic_stats, "critic/"),
+               "explained_variance": explained_variance(exp.values, exp.returns, exp.action_mask)}
+              if critic_stats else {})
     return {
         "reward_mean": scores.mean().item(), "reward_std": scores.std().item(), **exp_stats, "kl_coef": kl_coef,
-        **mean_stats(policy_stats, "policy/"), **mean_stats(critic_stats, "critic/"),
-        "explained_variance": explained_variance(exp.values, exp.returns, exp.action_mask),
-        "response_length": response_tokens / n_prompts, **{f"time/{k}": v for k, v in times.items()},
+        **mean_stats(policy_stats, "policy/"), **critic,
+        "response_length": response_tokens / n_responses, **{f"time/{k}": v for k, v in times.items()},
         "tokens_per_s": response_tokens / max(1e-9, sum(times.values())), "rollout/policy_lag": float(policy_lag),
     }
 

@@ -3,9 +3,9 @@
 `PPODriver.step` (halluray/trainers/ppo_driver.py) runs the same iteration on Ray actor groups under DeepSpeed,
 phase for phase and with the same phase names:
 
-    1. rollout     sample one response per prompt                      (driver: the rollout workers)
+    1. rollout     sample samples_per_prompt responses per prompt      (driver: the rollout workers)
     2. score       old log-probs, reference log-probs, values, rewards (policy, reference, critic, reward roles)
-    3. experience  shaped rewards, GAE advantages and returns          (the driver itself, same function)
+    3. experience  shaped rewards, the estimator's advantages, returns (the driver itself, same function)
     4. train       ppo_epochs over shuffled minibatches                (policy and critic ranks, `ppo_train` /
                                                                         `value_train` in actors/)
     5. sync        nothing to do: the generating model is the trained model (driver: weights to the rollout
@@ -21,8 +21,10 @@ one masked mean, so the updates differ slightly.
 Models come built (the caller loads them; halluray.ppo never imports transformers, Ray or DeepSpeed):
 `policy` a causal LM, `reference` a frozen copy of the initial policy, `critic` a `ValueHeadModel`-like module
 returning per-token values (batch, T), `tokenizer` the policy's, `reward_fn(prompts, responses, topics)` one
-float per response. `ReferencePPO.step(records)` runs one iteration on a batch of prompt records
-({"prompt", "topic"}), as `PPODriver.step` does on the batch its prompt stream draws.
+float per response. With a critic-free `ppo.advantage_estimator` (GRPO, RLOO, REINFORCE++) `critic` is None
+and every critic part is skipped, as the driver places no critic group. `ReferencePPO.step(records)` runs one
+iteration on a batch of prompt records ({"prompt", "topic"}), as `PPODriver.step` does on the batch its prompt
+stream draws.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from halluray.config import ExperimentConfig
 from halluray.models.forward import logits_of, token_logprobs, token_logprobs_from_logits
 from halluray.models.generation import SamplingParams, generate_rollout
 from halluray.models.optim import adamw_warmup_cosine
-from halluray.ppo.batches import Experience, minibatches
-from halluray.ppo.experience import make_experience
+from halluray.ppo.batches import Experience, minibatches, per_prompt_groups
+from halluray.ppo.experience import Estimator, make_experience
 from halluray.ppo.kl import AdaptiveKLController, FixedKLController
 from halluray.ppo.losses import entropy_from_logits, policy_loss, value_loss
 from halluray.ppo.metrics import iteration_metrics, sample_rows
@@ -50,59 +52,67 @@ class ReferencePPO:
     """What `PPODriver` holds (models, optimizers, KL controller, reward statistics), in one process."""
 
     def __init__(self, cfg: ExperimentConfig, *, policy: torch.nn.Module, reference: torch.nn.Module,
-                 critic: torch.nn.Module, tokenizer, reward_fn: RewardFn):
+                 critic: torch.nn.Module | None, tokenizer, reward_fn: RewardFn):
         ppo = cfg.ppo
         self.cfg, self.ppo = cfg, ppo
         self.policy, self.critic, self.tokenizer, self.reward_fn = policy, critic, tokenizer, reward_fn
         self.reference = reference.eval().requires_grad_(False)
         self.device = next(policy.parameters()).device
-        # One optimizer step per minibatch: the schedule's length is the driver's `updates`.
-        updates = ppo.steps * ppo.ppo_epochs * (ppo.batch_size // ppo.minibatch_size)
-        self.policy_optimizer, self.policy_scheduler = adamw_warmup_cosine(policy, ppo.policy_optimizer, updates)
-        self.critic_optimizer, self.critic_scheduler = adamw_warmup_cosine(critic, ppo.critic_optimizer, updates)
+        if (critic is None) != ppo.critic_free:
+            raise ValueError(f"advantage_estimator {ppo.advantage_estimator} needs "
+                             f"{'no critic' if ppo.critic_free else 'a critic'}")
+        # One optimizer step per minibatch: the schedule's length is the driver's (`ppo.updates`).
+        self.policy_optimizer, self.policy_scheduler = adamw_warmup_cosine(policy, ppo.policy_optimizer, ppo.updates)
+        if critic is not None:
+            self.critic_optimizer, self.critic_scheduler = adamw_warmup_cosine(critic, ppo.critic_optimizer,
+                                                                               ppo.updates)
         self.max_grad_norm = cfg.deepspeed.gradient_clipping  # DeepSpeed's `gradient_clipping`; 0 = none
         self.accumulation = cfg.deepspeed.gradient_accumulation_steps
         self.kl_ctl = (AdaptiveKLController(ppo.kl_coef, ppo.kl_target, ppo.kl_horizon) if ppo.adaptive_kl
                        else FixedKLController(ppo.kl_coef))
         self.reward_rms = RunningMeanStd() if ppo.normalize_rewards else None
+        self.estimator = Estimator.from_config(ppo)
         self.sampling = SamplingParams(ppo.temperature, ppo.top_p, ppo.max_new_tokens, tuple(ppo.stop))
         self.step_done = 0
         self.policy_stats: list[dict] = []
         """The last step's statistics, one dict per policy minibatch update (what `ppo_train` returns)."""
         self.critic_stats: list[dict] = []
-        """The same for the critic (what `value_train` returns)."""
+        """The same for the critic (what `value_train` returns); empty without one."""
 
     def step(self, records: list[dict]) -> tuple[dict, list[dict]]:
         """One PPO iteration on `records`; returns its metrics and a few (prompt, response, reward) samples."""
         ppo, step, times = self.ppo, self.step_done + 1, {}
         seed = self.cfg.seed * 100_003 + step
-        # 1. rollout: the policy samples one response per prompt (the rollout workers' seed)
+        # 1. rollout: the policy samples samples_per_prompt responses per prompt (the rollout workers' seed)
         t0 = time.perf_counter()
+        records = per_prompt_groups(records, ppo.samples_per_prompt)
         rollout = generate_rollout(self.policy, self.tokenizer, [r["prompt"] for r in records], self.sampling, seed)
         input_ids, attention_mask, action_mask = (rollout[k].to(self.device) for k in
                                                   ("input_ids", "attention_mask", "action_mask"))
         times["generate"] = time.perf_counter() - t0
 
-        # 2. score: old log-probs (policy), reference log-probs, values (critic) and rewards
+        # 2. score: old log-probs (policy), reference log-probs, values (critic, GAE only) and rewards
         t0 = time.perf_counter()
         self.policy.eval()
-        self.critic.eval()
         with torch.no_grad():
             old_logprobs = token_logprobs(self.policy, input_ids, attention_mask)
             ref_logprobs = token_logprobs(self.reference, input_ids, attention_mask)
-            values = self.critic(input_ids, attention_mask)[:, :-1].float()  # V(state before each next token)
+            values = None
+            if self.critic is not None:
+                self.critic.eval()
+                values = self.critic(input_ids, attention_mask)[:, :-1].float()  # V(state before each next token)
         topics = [r["topic"] for r in records]
         scores = torch.tensor([float(s) for s in self.reward_fn(rollout["prompts"], rollout["responses"], topics)],
                               device=self.device)
         times["score"] = time.perf_counter() - t0
 
-        # 3. experience: shaped rewards (clip, normalise, KL), GAE advantages and returns
+        # 3. experience: shaped scores (clip, normalise), the KL penalty, the estimator's advantages and returns
         exp, exp_stats = make_experience(
             input_ids, attention_mask, action_mask, old_logprobs, ref_logprobs, values, scores,
-            kl_coef=self.kl_ctl.value, kl_estimator=ppo.kl_estimator, gamma=ppo.gamma, lam=ppo.lam,
-            whiten=ppo.whiten_advantages, reward_clip=ppo.reward_clip, reward_running=self.reward_rms)
+            kl_coef=self.kl_ctl.value, kl_estimator=ppo.kl_estimator, estimator=self.estimator,
+            reward_clip=ppo.reward_clip, reward_running=self.reward_rms)
 
-        # 4. train: shuffle, then ppo_epochs over minibatches, one policy and one critic update per minibatch
+        # 4. train: shuffle, then ppo_epochs over minibatches, one policy (and critic) update per minibatch
         t0 = time.perf_counter()
         exp = exp.index_select(torch.randperm(len(exp), generator=torch.Generator().manual_seed(seed)))
         # Policy and critic ranks each draw their minibatch order from a generator seeded so (actors/base.py
@@ -113,12 +123,13 @@ class ReferencePPO:
             for idx in minibatches(len(exp), ppo.minibatch_size, order):
                 minibatch = exp.index_select(idx)
                 self.policy_stats.append(self.policy_update(minibatch))
-                self.critic_stats.append(self.critic_update(minibatch))
+                if self.critic is not None:
+                    self.critic_stats.append(self.critic_update(minibatch))
         times["train"] = time.perf_counter() - t0
 
         # 5. sync: nothing to do, the policy that generates is the policy that was trained
         times["sync"] = 0.0
-        self.kl_ctl.update(exp_stats["kl"], ppo.batch_size)
+        self.kl_ctl.update(exp_stats["kl"], ppo.responses_per_step)
         self.step_done = step
         metrics = iteration_metrics(scores, exp, exp_stats, self.kl_ctl.value, self.policy_stats, self.critic_stats,
                                     len(records), times)

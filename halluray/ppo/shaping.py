@@ -1,13 +1,11 @@
-"""Reward shaping, all of it: the sequence score is clipped, normalised by running statistics, then
-spread over the response's tokens with the per-token KL penalty (`shape_rewards`)."""
+"""Score shaping: the sequence score is clipped and normalised by running statistics (`shape_scores`); the
+KL penalty joins it per token in halluray/ppo/kl.py (`kl_penalty`, `score_on_last_token`)."""
 
 from __future__ import annotations
 
 import math
 
 from torch import Tensor
-
-from halluray.ppo.kl import kl_penalized_rewards
 
 
 def clip_rewards(scores: Tensor, limit: float) -> Tensor:
@@ -59,19 +57,14 @@ def normalize_rewards(scores: Tensor, rms: RunningMeanStd, eps: float = 1e-8) ->
     return (scores - rms.mean) / math.sqrt(rms.var + eps)
 
 
-def shape_rewards(scores: Tensor, logprobs: Tensor, ref_logprobs: Tensor, action_mask: Tensor, *, kl_coef: float,
-                  kl_estimator: str, clip: float | None = None,
-                  running: RunningMeanStd | None = None) -> tuple[Tensor, Tensor]:
-    """Per-token rewards and per-token KL, both (batch, T), from one score per response.
-
-    1. clip the scores to [-clip, clip] (when `clip` is set), so one outlier cannot dominate an update;
+def shape_scores(scores: Tensor, *, clip: float | None = None, running: RunningMeanStd | None = None) -> Tensor:
+    """1. clip the scores to [-clip, clip] (when `clip` is set), so one outlier cannot dominate an update;
     2. normalise by the running mean and std of every clipped score so far (when `running` is given; it is
-       updated with this batch first, so it is the one piece of state here);
-    3. reward_t = -kl_coef * KL_t on each response token, plus the shaped score on its last token.
-    """
+       updated with this batch first, so it is the one piece of state here)."""
     if clip:
         scores = clip_rewards(scores, clip)
     if running is not None:
         running.update(scores)
         scores = normalize_rewards(scores, running)
-    return kl_penalized_rewards(scores, logprobs, ref_logprobs, action_mask, kl_coef, kl_estimator)
+    return scores
+

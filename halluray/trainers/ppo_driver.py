@@ -6,6 +6,8 @@ and re-synced here, and the interrupted phase is done again.
 
 `actors.rollout_mode` picks who generates: the rollout group after each sync (`separate`), the rollout group
 one batch ahead while policy and critic train (`one-step-off`), or the policy ranks themselves (`colocated`).
+`ppo.advantage_estimator` picks how advantages are estimated: GAE needs the critic group; the critic-free
+estimators (GRPO, RLOO, REINFORCE++) place none, and every critic phase is skipped.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from halluray.data.stream import PromptStream
 from halluray.errors import ActorFailure
 from halluray.models.generation import SamplingParams, merge_rollouts
 from halluray.ppo import AdaptiveKLController, FixedKLController, RunningMeanStd
-from halluray.ppo.experience import make_experience
+from halluray.ppo.batches import per_prompt_groups
+from halluray.ppo.experience import Estimator, make_experience
 from halluray.ppo.metrics import iteration_metrics, sample_rows
 
 POLICY_KEYS = ("input_ids", "attention_mask", "action_mask", "old_logprobs", "advantages")
@@ -67,23 +70,23 @@ class PPODriver:
         self.policy_init, self.reward_spec = policy_init, reward
         self.policy = ActorGroup.from_config(Role.POLICY, cfg, batch_size=ppo.minibatch_size,
                                              batch_key="ppo.minibatch_size")
-        self.critic = ActorGroup.from_config(Role.CRITIC, cfg, batch_size=ppo.minibatch_size,
-                                             batch_key="ppo.minibatch_size")
+        self.critic = None if ppo.critic_free else ActorGroup.from_config(
+            Role.CRITIC, cfg, batch_size=ppo.minibatch_size, batch_key="ppo.minibatch_size")
         # With LoRA the policy with its adapter disabled is the reference: no second copy of the weights.
         self.reference = None if self.lora else ActorGroup.from_config(Role.REFERENCE, cfg)
         self.reward = ActorGroup.from_config(Role.REWARD, cfg)
         self.mode = a.rollout_mode
         self.rollout = None if self.mode == "colocated" else ActorGroup.from_config(Role.ROLLOUT, cfg)
         self.generator = self.rollout or self.policy  # who samples responses
-        updates = ppo.steps * ppo.ppo_epochs * (ppo.batch_size // ppo.minibatch_size)
-        spec = dict(model_path=policy_init, ds=cfg.deepspeed, total_steps=updates,
+        spec = dict(model_path=policy_init, ds=cfg.deepspeed, total_steps=ppo.updates,
                     trust_remote_code=cfg.model.trust_remote_code, seed=cfg.seed)
         building = [(self.policy, self.policy.init_engines(EngineSpec(
                         **spec, optim=ppo.policy_optimizer, lora=self.lora,
-                        micro_batch_size=self.policy.micro_batch_size(ppo.minibatch_size)))),
-                    (self.critic, self.critic.init_engines(EngineSpec(
-                        **spec, optim=ppo.critic_optimizer,
-                        micro_batch_size=self.critic.micro_batch_size(ppo.minibatch_size))))]
+                        micro_batch_size=self.policy.micro_batch_size(ppo.minibatch_size))))]
+        if self.critic:  # with lora.critic, adapters on a frozen backbone: the critic costs what the policy costs
+            building.append((self.critic, self.critic.init_engines(EngineSpec(
+                **spec, optim=ppo.critic_optimizer, lora=self.lora if cfg.lora.critic else None,
+                micro_batch_size=self.critic.micro_batch_size(ppo.minibatch_size)))))
         for group in (self.rollout, self.reference, self.reward):
             if group:
                 self._init_stateless(group)
@@ -96,6 +99,7 @@ class PPODriver:
         self.kl_ctl = (AdaptiveKLController(ppo.kl_coef, ppo.kl_target, ppo.kl_horizon) if ppo.adaptive_kl
                        else FixedKLController(ppo.kl_coef))
         self.reward_rms = RunningMeanStd() if ppo.normalize_rewards else None
+        self.estimator = Estimator.from_config(ppo)
         self.sampling = SamplingParams(ppo.temperature, ppo.top_p, ppo.max_new_tokens, tuple(ppo.stop))
         self.prompts = PromptStream(prompts, cfg.seed)
         self.step_done = 0
@@ -118,33 +122,34 @@ class PPODriver:
         if self.mode == "one-step-off" and step < ppo.steps:
             self.pending = self._draw(step + 1)
             self._launch(self.pending)  # generated while this batch is scored and trained on
-        # 2. score: old log-probs, reference log-probs, values and rewards, all roles at once
+        # 2. score: old log-probs, reference log-probs, values (GAE only) and rewards, all roles at once
         with _timed(times, "score"):
             seq = {"input_ids": rollout["input_ids"], "attention_mask": rollout["attention_mask"]}
             texts = {"prompts": rollout["prompts"], "responses": rollout["responses"],
                      "topics": [r["topic"] for r in records]}
             old_logprobs, ref_logprobs, values, scores = self._recovering(lambda: self._score(seq, texts))
-        # 3. experience: shaped rewards (clip, normalise, KL), GAE advantages and returns
+        # 3. experience: shaped scores (clip, normalise), the KL penalty, the estimator's advantages and returns
         exp, exp_stats = make_experience(
             rollout["input_ids"], rollout["attention_mask"], rollout["action_mask"], old_logprobs, ref_logprobs,
-            values, scores, kl_coef=self.kl_ctl.value, kl_estimator=ppo.kl_estimator, gamma=ppo.gamma,
-            lam=ppo.lam, whiten=ppo.whiten_advantages, reward_clip=ppo.reward_clip, reward_running=self.reward_rms)
-        # 4. train: every rank runs all PPO epochs on a random shard; policy and critic at the same time
+            values, scores, kl_coef=self.kl_ctl.value, kl_estimator=ppo.kl_estimator, estimator=self.estimator,
+            reward_clip=ppo.reward_clip, reward_running=self.reward_rms)
+        # 4. train: every rank runs all PPO epochs on a random shard; policy and critic (if any) at the same time
         with _timed(times, "train"):
             exp = exp.index_select(torch.randperm(len(exp), generator=torch.Generator().manual_seed(seed)))
             policy_batch = {k: getattr(exp, k) for k in POLICY_KEYS}
-            critic_batch = {**{k: getattr(exp, k) for k in CRITIC_KEYS}, "old_values": exp.values}
             p = self.policy.call_sharded("ppo_train", policy_batch, self.policy.per_rank(ppo.minibatch_size),
                                          ppo.ppo_epochs, seed, ppo.cliprange, ppo.entropy_coef)
-            c = self.critic.call_sharded("value_train", critic_batch, self.critic.per_rank(ppo.minibatch_size),
-                                         ppo.ppo_epochs, seed, ppo.cliprange_value)
+            if self.critic:
+                critic_batch = {**{k: getattr(exp, k) for k in CRITIC_KEYS}, "old_values": exp.values}
+                c = self.critic.call_sharded("value_train", critic_batch, self.critic.per_rank(ppo.minibatch_size),
+                                             ppo.ppo_epochs, seed, ppo.cliprange_value)
             self.policy_stats = [s for rank in self.policy.gather(p) for s in rank]
-            self.critic_stats = [s for rank in self.critic.gather(c) for s in rank]
+            self.critic_stats = [s for rank in self.critic.gather(c) for s in rank] if self.critic else []
         # 5. sync: the rollout workers get the updated policy weights (one-step-off: after the next batch)
         self.step_done = step
         with _timed(times, "sync"):
             self._recovering(self.sync_weights)
-        self.kl_ctl.update(exp_stats["kl"], ppo.batch_size)
+        self.kl_ctl.update(exp_stats["kl"], ppo.responses_per_step)
         metrics = iteration_metrics(scores, exp, exp_stats, self.kl_ctl.value, self.policy_stats, self.critic_stats,
                                     len(records), times, policy_lag=step - 1 - version)
         return metrics, sample_rows(texts["prompts"], texts["responses"], scores)
@@ -153,10 +158,11 @@ class PPODriver:
         return self.cfg.seed * 100_003 + step
 
     def _draw(self, step: int) -> PendingRollout:
-        """`step`'s prompt records, drawn from the stream (whose state before them a checkpoint keeps)."""
-        stream_state = self.prompts.state_dict()
-        return PendingRollout(step, self.prompts.next_batch(self.cfg.ppo.batch_size), None, self.rollout_version,
-                              stream_state)
+        """`step`'s prompt records, drawn from the stream (whose state before them a checkpoint keeps), each
+        `ppo.samples_per_prompt` times in a row."""
+        ppo, stream_state = self.cfg.ppo, self.prompts.state_dict()
+        records = per_prompt_groups(self.prompts.next_batch(ppo.batch_size), ppo.samples_per_prompt)
+        return PendingRollout(step, records, None, self.rollout_version, stream_state)
 
     def _launch(self, batch: PendingRollout) -> None:
         """Start generating `batch` with the weights the generator holds now."""
@@ -180,13 +186,14 @@ class PPODriver:
             self.weight_sync()
         self.rollout_version = self.step_done
 
-    def _score(self, seq: dict, texts: dict) -> list[torch.Tensor]:
+    def _score(self, seq: dict, texts: dict) -> list[torch.Tensor | None]:
+        """Old log-probs, reference log-probs, values (None without a critic) and scores."""
         reference = (self.reference, "logprobs") if self.reference else (self.policy, "reference_logprobs")
         pending = [(self.policy, self.policy.call_sharded("logprobs", seq)),
                    (reference[0], reference[0].call_sharded(reference[1], seq)),
-                   (self.critic, self.critic.call_sharded("values", seq)),
+                   (self.critic, self.critic.call_sharded("values", seq) if self.critic else None),
                    (self.reward, self.reward.call_sharded("score_batch", texts))]
-        return [_cat(g.gather(refs)) for g, refs in pending]
+        return [_cat(g.gather(refs)) if g else None for g, refs in pending]
 
     # -- stateless workers: initialise, and recover after Ray restarted one ---------------------------
 
@@ -236,7 +243,7 @@ class PPODriver:
     # -- weights and checkpoints ---------------------------------------------------------------------
 
     def save(self, checkpoint_dir: Path, stage_state: dict | None = None) -> Path:
-        """policy/ and critic/ engine checkpoints and the driver's state, written into a temp directory and
+        """policy/ and critic/ (if placed) engine checkpoints and the driver's state, written into a temp directory and
         renamed once (halluray/checkpoints.py). A complete step is never written again. `stage_state` (plain
         numbers) is the caller's own state at this step, kept with the driver's so both resume together."""
         final = checkpoints.step_dir(checkpoint_dir, self.step_done)
@@ -269,8 +276,8 @@ class PPODriver:
         return state.get("stage", {})  # checkpoints written before stage state existed have none
 
     def _both(self, method: str, path: Path) -> None:
-        """The same checkpoint call on policy and critic at once, each awaited through its own group."""
-        pending = [(g, g.call(method, str(path / g.role))) for g in (self.policy, self.critic)]
+        """The same checkpoint call on policy and critic (if placed) at once, each awaited through its own group."""
+        pending = [(g, g.call(method, str(path / g.role))) for g in (self.policy, self.critic) if g]
         for group, refs in pending:
             group.gather(refs)
 
@@ -279,7 +286,8 @@ class PPODriver:
 
     @property
     def groups(self) -> list[ActorGroup]:
-        """The actor groups placed so far (no reference with LoRA, no rollout group when colocated)."""
+        """The actor groups placed so far (no critic with a critic-free estimator, no reference with LoRA, no
+        rollout group when colocated)."""
         return [g for g in (self.policy, self.critic, self.reference, self.reward, self.rollout) if g is not None]
 
     def shutdown(self, graceful: bool = True) -> None:

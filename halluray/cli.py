@@ -33,7 +33,7 @@ from halluray.layout import RunLayout, stage_config_file
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml"
 RESUME_FIXED = ("seed", "data", "model", "lora", "actors.policy", "actors.critic", "deepspeed", "ppo.batch_size",
                 "ppo.samples_per_prompt", "ppo.minibatch_size", "ppo.ppo_epochs", "ppo.advantage_estimator",
-                "ppo.grpo_scale_by_std", "ppo.reward", "ppo.init_model", "ppo.name")
+                "ppo.grpo_scale_by_std", "ppo.lora_critic", "ppo.reward", "ppo.init_model", "ppo.name")
 """Keys a resumed PPO run must keep: changing them would continue a different run from this one's state."""
 
 

@@ -26,7 +26,10 @@ def size_result(tmp_path):
     peaks = [{"role": "policy", "rank": rank, "peak_rss_bytes": 2**29} for rank in (0, 1)]
     ours = {mode: {"steps": _steps(g, 2.0, 100), "peak_rss": peaks}
             for mode, g in (("separate", 2.0), ("one-step-off", 0.0), ("colocated", 4.0))}
-    return ppo_step.summarise(size, cfg, bare, ours, {"world": 1.0})
+    # GRPO: bare 1 + 0.6 + 1 = 2.6 s a step, ours 1 + 0.6 + 1.5 = 3.1 s; no critic among our actors.
+    rows = {"grpo": {"mode": "one-step-off", "bare": {**bare, "steps": _steps(1.0, 1.0, 100)},
+                     "ours": {"steps": _steps(1.0, 1.5, 100), "peak_rss": peaks}}}
+    return ppo_step.summarise(size, cfg, bare, ours, {"world": 1.0}, rows)
 
 
 def test_every_size_builds_a_valid_config_with_one_warmup_step_its_mode_and_fresh_actors(tmp_path):
@@ -37,6 +40,20 @@ def test_every_size_builds_a_valid_config_with_one_warmup_step_its_mode_and_fres
             assert not cfg.actors.reuse_actors  # each mode's peak memory is its own
     real = build_config({}, ppo_step.overrides(ppo_step.sizes("some/model")["135m"], tmp_path))
     assert real.lora.enabled and real.ppo.init_model.endswith("some/model")
+
+
+def test_estimator_rows_keep_the_responses_per_step_and_lora_adds_the_full_critic_row(tmp_path):
+    for name, size in ppo_step.sizes("some/model").items():
+        cfg = build_config({}, ppo_step.overrides(size, tmp_path))
+        rows = ppo_step.variants(cfg)
+        assert set(rows) == {"grpo", "rloo", "reinforce_pp"} | ({"gae, full critic"} if name == "135m" else set())
+        for label, variant in rows.items():
+            row = build_config({}, ppo_step.overrides(size, tmp_path, "colocated", variant))
+            assert row.ppo.responses_per_step == cfg.ppo.responses_per_step
+            assert row.ppo.critic_free == (label != "gae, full critic")
+        if name == "135m":
+            assert cfg.ppo.lora_critic and not build_config(
+                {}, ppo_step.overrides(size, tmp_path, variant=rows["gae, full critic"])).ppo.lora_critic
 
 
 def test_step_row_counts_response_tokens_of_the_batch():
@@ -58,6 +75,8 @@ def test_ratios_are_of_wall_times_and_the_fastest_mode_is_named(size_result):
     assert modes["colocated"]["tokens_per_s_ratio"] == pytest.approx(0.25)
     assert modes["one-step-off"]["tokens_per_s_ratio"] is None
     assert size_result["fastest_mode"] == "one-step-off"
+    grpo = size_result["estimators"]["grpo"]
+    assert grpo["ours"]["ratio"] == pytest.approx(3.1 / 2.6) and grpo["mode"] == "one-step-off"
 
 
 def test_report_reads_back_from_json_with_every_mode_and_memory(size_result):
@@ -68,6 +87,8 @@ def test_report_reads_back_from_json_with_every_mode_and_memory(size_result):
                      "fastest mode: one-step-off", "policy 512 512 (sum 1.0 GiB)", "peak RSS (MiB): bare 1024"):
         assert expected in text
     assert "1.28" in text  # separate's wall ratio
+    grpo_line = next(line for line in text.splitlines() if line.strip().startswith("grpo"))
+    assert grpo_line.split() == ["grpo", "one-step-off", "2.60", "3.10", "1.19", "1.00", "-", "1.0"]
     assert text.count("\n  generate ") == 1
     assert "larger sizes" not in text  # --quick ran none
     result["sizes"]["10m"] = result["sizes"]["tiny"]

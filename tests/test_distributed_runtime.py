@@ -10,11 +10,13 @@ from transformers import AutoModelForCausalLM
 from actors.engine import make_optimizer
 from halluray.config import DeepSpeedConfig, LoRAConfig, OptimizerConfig, RoleResources
 from halluray.models.forward import logits_of, masked_nll, token_logprobs
+from halluray.models.heads import ValueHeadModel
 from halluray.models.optim import warmup_cosine_schedule
 
 ray = pytest.importorskip("ray")
 
 from actors.base import EngineSpec  # noqa: E402
+from actors.critic import CriticActor  # noqa: E402
 from actors.group import ActorFailure, ActorGroup  # noqa: E402
 from actors.policy import PolicyActor  # noqa: E402
 from actors.rollout import RolloutActor  # noqa: E402
@@ -287,3 +289,39 @@ def test_unanswered_call_times_out_naming_the_rank(ray_cluster, tiny_model_dir):
             group.gather([ref], timeout_s=3)
     finally:
         group.shutdown(timeout_s=5)
+
+
+def test_lora_critic_trains_only_adapters_and_head_on_a_frozen_bf16_backbone(ray_cluster, tiny_model_dir, tmp_path):
+    """`ppo.lora_critic`: the critic holds a bf16 backbone that stays as loaded, LoRA adapters and a value head; only
+    those two train, so the critic costs what the LoRA policy costs (docs/performance.md)."""
+    bf16_dir = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir).to(torch.bfloat16).save_pretrained(bf16_dir)
+    lora = LoRAConfig(enabled=True, r=4, alpha=8)
+    full = ValueHeadModel.from_pretrained(bf16_dir)
+    adapted = ValueHeadModel.from_pretrained(bf16_dir, lora=lora)
+    trainable = {n for n, p in adapted.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith("value_head.") for n in trainable)
+    assert {"value_head.weight", "value_head.bias"} <= trainable
+    hidden, layers = full.config.hidden_size, full.config.n_layer
+    # GPT-2's c_attn is hidden -> 3 x hidden: r x (in + out) adapter weights per layer, plus the head.
+    assert sum(adapted.get_parameter(n).numel() for n in trainable) == layers * 4 * (hidden + 3 * hidden) + hidden + 1
+    frozen = [p for n, p in adapted.named_parameters() if n not in trainable]
+    assert all(p.dtype == torch.bfloat16 for p in frozen)
+
+    spec = EngineSpec(model_path=str(bf16_dir), ds=DeepSpeedConfig(zero_stage=2, precision="bf16"), optim=OPTIM,
+                      total_steps=3, micro_batch_size=2, lora=lora)
+    critic = ActorGroup(CriticActor, "critic", RoleResources(num_actors=1), call_timeout_s=180, reuse=True)
+    try:
+        built = critic.gather(critic.init_engines(spec))[0]
+        probe = _probe(tiny_model_dir)
+        before = critic.run("values", probe)[0]
+        action_mask = probe["attention_mask"][:, 1:]
+        batch = {**probe, "action_mask": action_mask, "returns": torch.full(action_mask.shape, 3.0),
+                 "old_values": before}
+        losses = [critic.run("value_step", batch, 10.0)[0]["loss"] for _ in range(3)]
+        after = critic.run("values", probe)[0]
+    finally:
+        critic.shutdown()
+    assert built["trainable_params"] == sum(adapted.get_parameter(n).numel() for n in trainable)
+    assert losses[-1] < losses[0], "the value loss did not fall: the adapters and head are not training"
+    assert not torch.allclose(before, after)

@@ -4,8 +4,10 @@ nothing; the memory plan's numbers are the ones worked out by hand here."""
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,13 +15,19 @@ from transformers import AutoModelForCausalLM
 
 from actors.roles import Role
 from halluray import cli
-from halluray.config import DeepSpeedConfig, LoRAConfig, build_config
+from halluray.config import DeepSpeedConfig, LoRAConfig, build_config, load_config
 from halluray.errors import InputError
 from halluray.preflight import STAGES, PlanError, check
 from halluray.preflight.memory import LAYER_ACTIVATIONS, LOGIT_COPIES, training_memory
 from halluray.preflight.models import planned_base_model, read_model
 
 REWARD = "tests.test_preflight:constant_reward"
+ROOT = Path(__file__).resolve().parents[1]
+LLAMA2_CONFIG = ROOT / "tests" / "data" / "llama2-7b-config.json"
+"""meta-llama/Llama-2-7b-hf's config.json."""
+LLAMA2_PPO = ROOT / "configs" / "llama2-7b" / "wikibios-ppo-conservative.yaml"
+A100_40GB = 42_505_273_344
+"""torch.cuda.get_device_properties(i).total_memory of an A100-SXM4-40GB (cluster.yaml's p4d.24xlarge has 8)."""
 
 
 def constant_reward(prompts, responses, topics):
@@ -158,8 +166,9 @@ def _header_only_model(path, rows: int, cols: int):
 def test_a_model_larger_than_host_memory_names_the_role_and_the_fix(cfg_for, tmp_path):
     huge = _header_only_model(tmp_path / "huge", 10 ** 6, 10 ** 6)  # 10^12 parameters
     with pytest.raises(PlanError, match=r"^actors.policy: the sft actors need about .* TiB of host memory at once "
-                                        r".*deepspeed.zero_stage=3.*lora.enabled=true"):
+                                        r".*deepspeed.zero_stage=3") as e:
         check(cfg_for(f"model.pretrained_path={huge}"), "sft")
+    assert "lora" not in str(e.value)  # SFT trains every weight whatever lora.* says: LoRA is PPO's fix only
 
 
 @pytest.mark.parametrize("overrides, stage, message", [
@@ -182,12 +191,91 @@ def test_each_stage_names_its_missing_input(cfg_for, tmp_path, tiny_model_dir, o
         check(cfg_for(*(o.format(tmp=tmp_path, model=tiny_model_dir) for o in overrides)), stage)
 
 
-def test_a_model_without_safetensors_cannot_be_loaded(cfg_for, tmp_path):
-    model = tmp_path / "bin"
+@pytest.fixture
+def llama2_config_only(tmp_path):
+    """Llama-2-7B before it is downloaded: a directory holding its config.json only."""
+    path = tmp_path / "Llama-2-7b-hf"
+    path.mkdir()
+    shutil.copy(LLAMA2_CONFIG, path / "config.json")
+    return path
+
+
+def _llama2_ppo(tmp_path, model, *overrides: str):
+    """configs/llama2-7b/wikibios-ppo-conservative.yaml on `model`, its run directory under tmp_path."""
+    runs = tmp_path / "runs"
+    return load_config(LLAMA2_PPO, [f"run.output_dir={runs}", f"model.pretrained_path={model}",
+                                    f"ppo.reward.target={runs}/llama2-7b-wikibios-ppo-conservative/rm-conservative",
+                                    *overrides])
+
+
+def _ppo_rows(plan):
+    return {row.use.role: row for phase in plan.phases if phase.name == "ppo" for row in phase.rows}
+
+
+def test_plan_sizes_llama2_7b_from_its_config_json_alone_with_a_lora_critic(tmp_path, llama2_config_only,
+                                                                             monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")  # the config's actors are a GPU node's, not this machine's
+    plan = check(_llama2_ppo(tmp_path, llama2_config_only), "plan")
+    table = plan.table()
+    assert (f"model {llama2_config_only} (config.json only, no weights yet): 6,738,415,616 parameters, 2 bytes each "
+            f"as saved") in table
+    assert "data.path: /mnt/data/wikibios/ppo.jsonl (split 'ppo') does not exist here" in table  # a note, not an error
+    ppo = _ppo_rows(plan)
+    assert set(ppo) == {"policy", "critic", "reward", "rollout"}  # LoRA: the policy without adapters is the reference
+    # r 16 on q, k, v and o (4096 -> 4096) in 32 layers; the value head is 4096 -> 1 with a bias
+    adapters, head = 32 * 4 * 16 * (4096 + 4096), 4096 + 1
+    policy, critic = ppo["policy"], ppo["critic"]
+    assert policy.use.adapters == critic.use.adapters == adapters
+    # ZeRO-3 over 2 ranks in bf16: gradients (2 bytes) and AdamW (12 bytes) of what trains, halved
+    assert (policy.memory.grads, policy.memory.optimizer) == (adapters, 6 * adapters)
+    assert (critic.memory.grads, critic.memory.optimizer) == (adapters + head, 6 * (adapters + head))
+    assert critic.memory.params == 6_607_347_713 + adapters  # the frozen backbone (no LM head) + value head + adapters
+    assert "\ncritic                2      8      1     3     6.2 GiB    16.0 MiB    96.0 MiB" in table
+    # Each PPO actor fits an A100-40GB; a whole critic (ppo.lora_critic=false) would not.
+    assert max(row.memory.on_device for row in ppo.values()) < A100_40GB / 2
+    whole = check(_llama2_ppo(tmp_path, llama2_config_only, "ppo.lora_critic=false"), "plan")
+    critic = _ppo_rows(whole)["critic"]
+    assert critic.use.adapters == 0 and critic.memory.on_device > A100_40GB
+
+
+@pytest.mark.parametrize("estimator, k", [("grpo", 4), ("rloo", 2), ("reinforce_pp", 1)])
+def test_a_critic_free_estimator_places_no_critic(cfg_for, estimator, k):
+    plan = check(cfg_for(f"ppo.advantage_estimator={estimator}", f"ppo.samples_per_prompt={k}", "ppo.batch_size=16",
+                         f"ppo.minibatch_size={16 * k}"), "ppo")
+    rows = _ppo_rows(plan)
+    assert set(rows) == {"policy", "reference", "reward", "rollout"}
+    assert "\ncritic " not in plan.table()
+    # every prompt's k responses are generated, scored and referenced in the step's calls
+    assert rows["rollout"].use.batch == rows["reward"].use.batch == rows["reference"].use.batch == 16 * k
+
+
+def test_a_stage_that_runs_refuses_a_model_without_weights_that_plan_sizes_exactly(cfg_for, tmp_path, tiny_model_dir):
+    model = tmp_path / "config-only"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(InputError, match=r"^ppo.init_model: .* has no \*.safetensors weights"):
+    shutil.copy(tiny_model_dir / "config.json", model / "config.json")
+    with pytest.raises(InputError, match=r"^ppo.init_model: .* has no \*.safetensors weights") as e:
         check(cfg_for(f"ppo.init_model={model}"), "ppo")
+    assert "\n" not in str(e.value)
+    check(cfg_for(f"ppo.init_model={model}"), "plan")
+    # the meta-device model has the safetensors header's tensors: names, shapes, tied weights
+    weights = read_model(tiny_model_dir, None, "")
+    config_only = read_model(model, None, "", weights=False)
+    assert (config_only.tensors, config_only.stored_bytes) == (weights.tensors, weights.stored_bytes)
+    (model / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
+    with pytest.raises(InputError, match=r"^ppo.init_model: .* transformers cannot build a causal LM from its "
+                                         r"config.json \(Unrecognized model identifier: no-such-architecture\), "
+                                         r"so its shapes need its \*.safetensors weights \(their headers\); add"):
+        check(cfg_for(f"ppo.init_model={model}"), "plan")
+
+
+def test_a_llama2_stage_without_its_weights_fails_in_one_line_before_anything_starts(tmp_path, llama2_config_only,
+                                                                                      capsys):
+    overrides = [f"run.output_dir={tmp_path / 'runs'}", f"model.pretrained_path={llama2_config_only}"]
+    assert cli.main(["sft", "--config", str(LLAMA2_PPO), *overrides]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"halluray sft: model.pretrained_path: {llama2_config_only} has no *.safetensors weights")
+    assert "\n" not in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_demo_and_plan_check_only_what_no_stage_writes(tmp_path, monkeypatch):

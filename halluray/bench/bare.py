@@ -38,17 +38,18 @@ def peak_rss_bytes() -> int | None:
     return None
 
 
-def step_row(metrics: dict, wall: float, batch_size: int) -> dict:
+def step_row(metrics: dict, wall: float, responses: int) -> dict:
     """One PPO step's phase seconds, its wall seconds and the response tokens it generated."""
     return {**{p: metrics[f"time/{p}"] for p in PHASES}, "wall": wall,
-            "tokens": round(metrics["response_length"] * batch_size)}
+            "tokens": round(metrics["response_length"] * responses)}
 
 
 def run(overrides: list[str], policy_path: str, batches: list[list[dict]], threads: int) -> dict:
     """The loop on `batches`. Models are built as the actors build them: with LoRA the policy gets the same
-    adapters (its reference is a second plain load, what the policy with adapters disabled computes); the
-    critic trains in fp32, as DeepSpeed's ZeRO-2 critic does (it flattens a bf16 backbone together with the
-    fp32 value head into one fp32 buffer)."""
+    adapters (its reference is a second plain load, what the policy with adapters disabled computes); a LoRA
+    critic (`ppo.lora_critic`) keeps its backbone as loaded and trains adapters and an fp32 head; a full critic
+    trains in fp32, as DeepSpeed's ZeRO-2 critic does (it flattens a bf16 backbone together with the fp32
+    value head into one fp32 buffer); a critic-free estimator has none."""
     cfg = build_config({}, overrides)
     torch.set_num_threads(threads)
     policy, tokenizer = load_model(policy_path)
@@ -57,7 +58,11 @@ def run(overrides: list[str], policy_path: str, batches: list[list[dict]], threa
         policy = apply_lora(policy, cfg.lora)
     reference, _ = load_model(policy_path)
     torch.manual_seed(cfg.seed)  # the critic's new value head, drawn as a critic rank draws it
-    critic = ValueHeadModel.from_pretrained(policy_path, cfg.model.trust_remote_code).float()
+    critic = None
+    if not cfg.ppo.critic_free and cfg.lora.enabled and cfg.ppo.lora_critic:
+        critic = ValueHeadModel.from_pretrained(policy_path, cfg.model.trust_remote_code, cfg.lora)
+    elif not cfg.ppo.critic_free:
+        critic = ValueHeadModel.from_pretrained(policy_path, cfg.model.trust_remote_code).float()
     reward = FactCheckerReward(WorldFactChecker(World.load(RunLayout(cfg).world_json)),
                                RewardScheme.from_config(cfg.ppo.reward))
     loop = ReferencePPO(cfg, policy=policy, reference=reference, critic=critic, tokenizer=tokenizer,
@@ -66,7 +71,7 @@ def run(overrides: list[str], policy_path: str, batches: list[list[dict]], threa
     for records in batches:
         t0 = time.perf_counter()
         metrics, _ = loop.step(records)
-        steps.append(step_row(metrics, time.perf_counter() - t0, len(records)))
+        steps.append(step_row(metrics, time.perf_counter() - t0, cfg.ppo.responses_per_step))
     return {"steps": steps, "parameters": total,
             "trainable_parameters": sum(p.numel() for p in policy.parameters() if p.requires_grad),
             "peak_rss_bytes": peak_rss_bytes()}

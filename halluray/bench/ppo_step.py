@@ -1,7 +1,9 @@
 """PPO step time at three model sizes: ours (`PPODriver.step`, Ray actor groups + DeepSpeed) in each rollout mode
 against the bare single-process torch loop (halluray/ppo/reference_loop.py, same math) on the same model and
-prompt batches, in the same run on the same cores; rollout tokens/s against raw HF `generate` (the bare loop's
-generate phase is exactly that); peak memory of every actor and of the bare process."""
+prompt batches, in the same run on the same cores; then each advantage estimator (and, with LoRA, the full
+critic against the LoRA critic) in the size's fastest mode, each against its own bare loop; rollout tokens/s
+against raw HF `generate` (the bare loop's generate phase is exactly that); peak memory of every actor and of the
+bare process."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import ray
 import torch
 
 from halluray.bench.bare import PHASES, peak_rss_bytes, step_row
-from halluray.config import ActorsConfig, ExperimentConfig, build_config
+from halluray.config import CRITIC_FREE, ActorsConfig, ExperimentConfig, build_config
 from halluray.data import prompts_for
 from halluray.data.stream import PromptStream
 from halluray.pipeline import world
@@ -51,7 +53,7 @@ def sizes(real_model: str = REAL_MODEL) -> dict[str, Size]:
              ("model.n_layer=8", "model.n_embd=320", "model.n_head=5", "model.pretrain.steps=10",
               "ppo.batch_size=16", "ppo.minibatch_size=8", "ppo.ppo_epochs=1"), 4),
         # The real-model layout of configs/real/demo-real.yaml (the policy is its own reference under LoRA).
-        Size("135m", "SmolLM2-135M-Instruct, bf16 weights, LoRA r=16 on q_proj, v_proj, critic fp32",
+        Size("135m", "SmolLM2-135M-Instruct, bf16 weights, LoRA r=16 on q_proj, v_proj (policy and critic)",
              (f"model.pretrained_path={real}", f"ppo.init_model={real}", "lora.enabled=true",
               "lora.target_modules=[q_proj,v_proj]", "ppo.batch_size=8", "ppo.minibatch_size=4", "ppo.ppo_epochs=1",
               "ppo.max_new_tokens=32", "actors.critic.num_actors=1", "actors.rollout.num_actors=1"), 3),
@@ -64,9 +66,20 @@ COMMON = ("run.name=bench", "ppo.cliprange=0.2", "ppo.kl_coef=0.05", "ppo.policy
 """Fresh actors for every mode and size: a reused process would report the previous run's peak memory."""
 
 
-def overrides(size: Size, run_dir: Path, mode: str = "separate") -> list[str]:
+def overrides(size: Size, run_dir: Path, mode: str = "separate", variant: tuple[str, ...] = ()) -> list[str]:
     return [*COMMON, f"run.output_dir={run_dir}", *size.overrides, f"ppo.steps={size.steps + 1}",
-            f"actors.rollout_mode={mode}"]
+            f"actors.rollout_mode={mode}", *variant]
+
+
+def variants(cfg: ExperimentConfig) -> dict[str, tuple[str, ...]]:
+    """The rows run after the modes, in the fastest one: each critic-free estimator on the same responses per
+    step (half the prompts, 2 samples each: the smallest group GRPO and RLOO take), and with LoRA the full critic
+    that the LoRA critic (the default) replaces."""
+    half = (f"ppo.batch_size={cfg.ppo.batch_size // 2}", "ppo.samples_per_prompt=2")
+    rows = {name: (f"ppo.advantage_estimator={name}", *half) for name in CRITIC_FREE}
+    if cfg.lora.enabled:
+        rows["gae, full critic"] = ("ppo.lora_critic=false",)
+    return rows
 
 
 class Timer:
@@ -84,9 +97,10 @@ class Timer:
         print(f"bench: {self.prefix}{part} done in {self.seconds[part]:.0f} s", flush=True)
 
 
-def bare_loop(size: Size, run_dir: Path, policy_path: str, batches: list[list[dict]]) -> dict:
+def bare_loop(size: Size, run_dir: Path, policy_path: str, batches: list[list[dict]],
+              variant: tuple[str, ...] = ()) -> dict:
     """halluray.bench.bare in a fresh process using every core, as a single-process loop would."""
-    spec = {"overrides": overrides(size, run_dir), "policy_path": policy_path, "batches": batches,
+    spec = {"overrides": overrides(size, run_dir, variant=variant), "policy_path": policy_path, "batches": batches,
             "threads": os.cpu_count() or 1}
     spec_path, out_path = run_dir / "bare_spec.json", run_dir / "bare_out.json"
     spec_path.write_text(json.dumps(spec))
@@ -119,7 +133,7 @@ def distributed_loop(cfg: ExperimentConfig, prompts: list[dict], timer: Timer, l
             for _ in range(cfg.ppo.steps):
                 t0 = time.perf_counter()
                 metrics, _ = driver.step()
-                steps.append(step_row(metrics, time.perf_counter() - t0, cfg.ppo.batch_size))
+                steps.append(step_row(metrics, time.perf_counter() - t0, cfg.ppo.responses_per_step))
         memory = actor_peaks(driver.groups)
     finally:
         driver.shutdown()
@@ -162,32 +176,47 @@ def run_size(size: Size, modes: tuple[str, ...]) -> dict:
         with timer("world"):
             world.run(cfg)
         prompts = list(prompts_for(cfg, "ppo"))
-        stream = PromptStream(prompts, cfg.seed)
-        batches = [stream.next_batch(cfg.ppo.batch_size) for _ in range(cfg.ppo.steps)]
-        with timer("bare torch", f" ({cfg.ppo.steps} steps)"):
-            bare = bare_loop(size, run_dir, policy_init(cfg), batches)
+        bare = measure_bare(size, run_dir, cfg, prompts, timer, "bare torch")
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the driver process shares the cores with the actors
-        ours = {}
+        ours, rows = {}, {}
         try:
             for mode in modes:
                 ours[mode] = distributed_loop(build_config({}, overrides(size, run_dir, mode)), prompts, timer,
                                               mode)
+            fastest = min(ours, key=lambda m: summary(ours[m]["steps"])["wall"])
+            for label, variant in variants(cfg).items():
+                row_cfg = build_config({}, overrides(size, run_dir, fastest, variant))
+                torch.set_num_threads(threads)
+                row_bare = measure_bare(size, run_dir, row_cfg, prompts, timer, f"{label}: bare torch", variant)
+                torch.set_num_threads(1)
+                rows[label] = {"mode": fastest, "bare": row_bare,
+                               "ours": distributed_loop(row_cfg, prompts, timer, f"{label}: {fastest}")}
         finally:
             torch.set_num_threads(threads)
-    return summarise(size, cfg, bare, ours, timer.seconds)
+    return summarise(size, cfg, bare, ours, timer.seconds, rows)
+
+
+def measure_bare(size: Size, run_dir: Path, cfg: ExperimentConfig, prompts: list[dict], timer: Timer, label: str,
+                 variant: tuple[str, ...] = ()) -> dict:
+    """The bare loop on the batches the driver's prompt stream draws for `cfg`."""
+    stream = PromptStream(prompts, cfg.seed)
+    batches = [stream.next_batch(cfg.ppo.batch_size) for _ in range(cfg.ppo.steps)]
+    with timer(label, f" ({cfg.ppo.steps} steps)"):
+        return bare_loop(size, run_dir, policy_init(cfg), batches, variant)
 
 
 def layout(cfg: ExperimentConfig) -> str:
     a = cfg.actors
-    parts = [f"policy {a.policy.num_actors} + critic {a.critic.num_actors} (ZeRO-{cfg.deepspeed.zero_stage})"]
+    critic = "LoRA critic" if cfg.lora.enabled and cfg.ppo.lora_critic else "critic"
+    parts = [f"policy {a.policy.num_actors} + {critic} {a.critic.num_actors} (ZeRO-{cfg.deepspeed.zero_stage})"]
     if not cfg.lora.enabled:
         parts.append(f"reference {a.reference.num_actors}")
     parts += [f"reward {a.reward.num_actors}", f"rollout {a.rollout.num_actors} (colocated: none)"]
     return ", ".join(parts)
 
 
-def summarise(size: Size, cfg: ExperimentConfig, bare: dict, ours: dict, seconds: dict) -> dict:
+def summarise(size: Size, cfg: ExperimentConfig, bare: dict, ours: dict, seconds: dict, rows: dict) -> dict:
     p = cfg.ppo
     result = {"model": size.model, "parameters": bare["parameters"],
               "trainable_parameters": bare["trainable_parameters"], "batch": p.batch_size,
@@ -203,6 +232,16 @@ def summarise(size: Size, cfg: ExperimentConfig, bare: dict, ours: dict, seconds
         s["tokens_per_s_ratio"] = s["tokens_per_s"] / base["tokens_per_s"] if s["tokens_per_s"] else None
         result["modes"][mode] = {**s, "steps": run_["steps"], "peak_rss": run_["peak_rss"]}
     result["fastest_mode"] = min(result["modes"], key=lambda m: result["modes"][m]["wall"])
+    result["estimators"] = {}
+    for label, row in rows.items():
+        row_bare = summary(row["bare"]["steps"])
+        s = summary(row["ours"]["steps"])
+        s["ratio"] = s["wall"] / row_bare["wall"]
+        s["tokens_per_s_ratio"] = s["tokens_per_s"] / row_bare["tokens_per_s"]
+        result["estimators"][label] = {
+            "mode": row["mode"], "bare": {**row_bare, "steps": row["bare"]["steps"],
+                                          "peak_rss_bytes": row["bare"]["peak_rss_bytes"]},
+            "ours": {**s, "steps": row["ours"]["steps"], "peak_rss": row["ours"]["peak_rss"]}}
     return result
 
 
@@ -248,8 +287,38 @@ def report_size(name: str, r: dict) -> str:
         total = sum(p["peak_rss_bytes"] or 0 for p in peaks)
         rows.append(f"    {mode}: " + ", ".join(f"{role} {' '.join(v)}" for role, v in by_role.items())
                     + f" (sum {total / 2**30:.1f} GiB)")
+    rows += report_estimators(r)
     rows.append("  time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in r["seconds"].items()))
     return "\n".join(rows)
+
+
+def _peaks(peaks: list[dict], role: str) -> str:
+    return " ".join(_mib(p["peak_rss_bytes"]) for p in peaks if p["role"] == role) or "-"
+
+
+def report_estimators(r: dict) -> list[str]:
+    """One line per estimator row: its mode, bare and our wall seconds, the ratio, tokens/s against HF and the
+    peak memory of the critic (none without one) and of every actor together. The first line is the mode rows'
+    own estimator (GAE, with the size's critic) in the fastest mode, for comparison."""
+    if not r.get("estimators"):
+        return []
+    fastest = r["modes"][r["fastest_mode"]]
+    lines = ["  estimators, each in the fastest mode against its own bare loop (critic-free: half the prompts x 2 "
+             "samples, the same responses per step):",
+             f"    {'estimator':18s}{'mode':>11s}{'bare s':>9s}{'ours s':>9s}{'ours/bare':>11s}{'tok/s/HF':>10s}"
+             f"{'critic MiB':>12s}{'actors GiB':>12s}"]
+
+    def line(label: str, mode: str, bare_wall: float, ours: dict) -> None:
+        total = sum(p["peak_rss_bytes"] or 0 for p in ours["peak_rss"]) / 2**30
+        lines.append(f"    {label:18s}{mode:>11s}{bare_wall:>9.2f}{ours['wall']:>9.2f}{ours['ratio']:>11.2f}"
+                     f"{_cell(ours['tokens_per_s_ratio'], '.2f'):>10s}{_peaks(ours['peak_rss'], 'critic'):>12s}"
+                     f"{total:>12.1f}")
+
+    line("gae" + (" (LoRA critic)" if "LoRA critic" in r["layout"] else ""), r["fastest_mode"], r["bare"]["wall"],
+         fastest)
+    for label, row in r["estimators"].items():
+        line(label, row["mode"], row["bare"]["wall"], row["ours"])
+    return lines
 
 
 def report(result: dict) -> str:

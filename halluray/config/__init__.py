@@ -8,6 +8,7 @@ from halluray.config.runtime import ActorsConfig, DeepSpeedConfig, LoggingConfig
 from halluray.config.schema import ExperimentConfig
 from halluray.config.stages import (
     CHECKER_REWARDS,
+    CRITIC_FREE,
     RM_KINDS,
     EvalConfig,
     LoRAConfig,
@@ -21,9 +22,9 @@ from halluray.config.stages import (
 )
 
 __all__ = [
-    "CHECKER_REWARDS", "RM_KINDS", "ActorsConfig", "ConfigError", "DataConfig", "DeepSpeedConfig", "EvalConfig",
-    "ExperimentConfig", "FactCheckerConfig", "LoRAConfig", "LoggingConfig", "ModelConfig", "OptimizerConfig",
-    "PPOConfig", "PretrainConfig", "RewardConfig", "RewardDataConfig", "RewardModelConfig", "RoleResources",
-    "RunConfig", "SFTConfig", "UnfamiliarityConfig", "WorldConfig", "apply_override", "build_config", "load_config",
-    "parse_override",
+    "CHECKER_REWARDS", "CRITIC_FREE", "RM_KINDS", "ActorsConfig", "ConfigError", "DataConfig", "DeepSpeedConfig",
+    "EvalConfig", "ExperimentConfig", "FactCheckerConfig", "LoRAConfig", "LoggingConfig", "ModelConfig",
+    "OptimizerConfig", "PPOConfig", "PretrainConfig", "RewardConfig", "RewardDataConfig", "RewardModelConfig",
+    "RoleResources", "RunConfig", "SFTConfig", "UnfamiliarityConfig", "WorldConfig", "apply_override", "build_config",
+    "load_config", "parse_override",
 ]

@@ -128,9 +128,6 @@ class LoRAConfig(Section):
     dropout: Float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = ["c_attn"]
     """GPT-2 names its fused attention projection c_attn; Llama uses q_proj/v_proj."""
-    critic: bool = True
-    """PPO's critic gets the same adapters on its frozen backbone (adapter + value head trained), so it costs
-    what the policy costs; False finetunes the whole critic."""
 
 
 class OptimizerConfig(Section):
@@ -184,6 +181,9 @@ class PPOConfig(Section):
     keeps the per-token KL penalty in the reward (halluray/ppo/advantages.py)."""
     samples_per_prompt: Int = Field(1, ge=1)
     """Responses sampled per prompt each iteration (the group of grpo and rloo, which need >= 2)."""
+    lora_critic: bool = True
+    """With `lora.enabled`, the critic gets the policy's adapters on its frozen backbone (adapters + value head
+    trained), so it costs what the policy costs; False finetunes the whole critic. Ignored without LoRA."""
     grpo_scale_by_std: bool = True
     """grpo: divide by the group's std (DeepSeekMath); False is Dr. GRPO (Liu et al. 2025), which argues the std
     re-weights prompts by how much their responses agree."""

@@ -1,10 +1,12 @@
 """Preflight: check a stage's config against its inputs and this machine before Ray starts or an actor is placed.
 
-`check(cfg, stage)` reads what the stage needs (model configs and safetensors headers, never weights), checks
+`check(cfg, stage)` reads what the stage needs (model configs and safetensors headers, never weights; a stage
+that runs needs the weights, tokenizers and data files to exist, `plan` only the models' config.json), checks
 that every training batch splits over its ranks, that the roles placed at once fit this machine's CPUs and
 GPUs, and that each actor's estimated memory fits its device; it writes nothing and takes well under a second
-once imported. A problem raises `InputError` with one paragraph naming the config key (or path) and the fix;
-otherwise it returns the `Plan`, whose `table()` `halluray plan` prints.
+once imported (a plan from a config.json without weights first imports transformers: a few seconds). A
+problem raises `InputError` with one paragraph naming the config key (or path) and the fix; otherwise it
+returns the `Plan`, whose `table()` `halluray plan` prints.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def check(cfg: ExperimentConfig, stage: str) -> Plan:
     writes), or InputError naming what to fix. Starts nothing and writes nothing."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
-    inputs = Inputs(cfg)
+    inputs = Inputs(cfg, running=stage != "plan")
     phases = STAGES[stage](inputs)
     machine = this_machine()
     plan = Plan(stage, tuple(PhasePlan(p.name, tuple(_row(cfg, use) for use in p.uses)) for p in phases), machine,
@@ -86,8 +88,8 @@ def _model_lines(phases: list[Phase]) -> tuple[str, ...]:
                  for (where, params, width), r in roles.items())
 
 
-def _fix(row: Row, host: bool) -> str:
-    """What makes one actor fit its GPU, or the phase's actors fit host memory together."""
+def _fix(row: Row, phase: str, host: bool) -> str:
+    """What makes one actor of `phase` fit its GPU, or the phase's actors fit host memory together."""
     role, key = row.use.role, row.use.batch_key
     if row.zero is None and host:
         return (f"lower {key}, run fewer actors.{role}.num_actors (each holds a whole copy of the weights), or run "
@@ -95,7 +97,7 @@ def _fix(row: Row, host: bool) -> str:
     if row.zero is None:
         return (f"lower {key} or add actors.{role}.num_actors (each actor holds a whole copy of the weights, so a "
                 f"model larger than one GPU does not fit this role)")
-    lora = "enable LoRA (lora.enabled=true), " if role == "policy" else ""
+    lora = _lora_fix(row, phase)
     if host:
         return (f"use deepspeed.zero_stage=3, which keeps one copy of the weights and optimizer state across the "
                 f"{role} ranks instead of one per rank, {lora}set deepspeed.gradient_checkpointing=true or lower "
@@ -103,6 +105,15 @@ def _fix(row: Row, host: bool) -> str:
     return (f"spread it over more ranks with deepspeed.zero_stage=3 (raise actors.{role}.num_actors), offload to "
             f"host memory with deepspeed.offload_optimizer=true (and offload_param=true under ZeRO-3), {lora}or set "
             f"deepspeed.gradient_checkpointing=true or lower {key}")
+
+
+def _lora_fix(row: Row, phase: str) -> str:
+    """LoRA trains adapters on a frozen model: a fix for PPO's policy or critic while they train every weight
+    (SFT and reward-model training always do)."""
+    if phase != "ppo" or row.use.adapters:
+        return ""
+    return {"policy": "enable LoRA (lora.enabled=true), ",
+            "critic": "give it LoRA adapters (lora.enabled=true, ppo.lora_critic=true), "}.get(row.use.role, "")
 
 
 def _breakdown(m: ActorMemory) -> str:
@@ -132,10 +143,11 @@ def _fit(phase: PhasePlan, machine: Machine, plan: Plan) -> None:
         if row.on_gpu and row.memory.on_device > allowance:
             raise PlanError(f"actors.{row.use.role}: each {row.use.role} actor of {phase.name} needs about "
                             f"{fmt_bytes(row.memory.on_device)} of GPU memory ({_breakdown(row.memory)}) and its "
-                            f"share of a GPU here is {fmt_bytes(int(allowance))}; {_fix(row, host=False)}", plan)
+                            f"share of a GPU here is {fmt_bytes(int(allowance))}; "
+                            f"{_fix(row, phase.name, host=False)}", plan)
     if phase.host_bytes > machine.host_bytes:
         largest = max(phase.rows, key=lambda r: r.resources.num_actors * r.host_bytes)
         raise PlanError(f"actors.{largest.use.role}: the {phase.name} actors need about {fmt_bytes(phase.host_bytes)} "
                         f"of host memory at once ({largest.use.role}: {largest.resources.num_actors} x "
                         f"{fmt_bytes(largest.host_bytes)}, {_breakdown(largest.memory)} each) and this machine has "
-                        f"{fmt_bytes(machine.host_bytes)} available; {_fix(largest, host=True)}", plan)
+                        f"{fmt_bytes(machine.host_bytes)} available; {_fix(largest, phase.name, host=True)}", plan)

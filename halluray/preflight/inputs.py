@@ -21,6 +21,8 @@ from halluray.preflight.models import ModelShape, planned_base_model, read_model
 from halluray.world.build import make_world
 from halluray.world.vocab import ATTRIBUTES
 
+TEXT_RM_NOTE = "reward: the text RM's verifier (same size as its decomposer) is not in the estimate"
+
 
 def written_model(base: ModelShape, path: Path | str, stage: str) -> ModelShape:
     """The model `stage` of this command writes to `path`, trained from (so shaped like) `base`."""
@@ -33,20 +35,25 @@ def _outside(path: str, run_dir: Path) -> bool:
 
 
 class RunInputs:
-    """One config's inputs, checked on demand; `notes` says what could not be checked or is estimated."""
+    """One config's inputs, checked on demand; `notes` says what could not be checked or is estimated.
+    `running`: the command runs its stages, so the models' weights and tokenizers and the data files must be
+    here; False for `halluray plan`, which sizes the stages from the models' configs alone."""
 
-    def __init__(self, cfg: ExperimentConfig):
-        self.cfg, self.layout, self.notes = cfg, RunLayout(cfg), []
+    def __init__(self, cfg: ExperimentConfig, *, running: bool = True):
+        self.cfg, self.layout, self.notes, self.running = cfg, RunLayout(cfg), [], running
 
     # -- models ---------------------------------------------------------------------------------------
+
+    def _model(self, path: Path, key: str | None, fix: str) -> ModelShape:
+        return read_model(path, key, fix, weights=self.running)
 
     def base_model(self) -> ModelShape:
         """The base model, which must exist: model.pretrained_path, or the run's own from `halluray world`."""
         if self.cfg.model.pretrained_path:
-            return read_model(self.layout.base_model, "model.pretrained_path",
-                              "set model.pretrained_path to a local Hugging Face model directory, or remove it to "
-                              "pretrain the tiny base model with `halluray world`")
-        return read_model(self.layout.base_model, None, "run `halluray world` with this config first")
+            return self._model(self.layout.base_model, "model.pretrained_path",
+                               "set model.pretrained_path to a local Hugging Face model directory, or remove it to "
+                               "pretrain the tiny base model with `halluray world`")
+        return self._model(self.layout.base_model, None, "run `halluray world` with this config first")
 
     @cached_property
     def planned_base(self) -> ModelShape:
@@ -56,23 +63,23 @@ class RunInputs:
         return planned_base_model(self.cfg)
 
     def sft_model(self) -> ModelShape:
-        return read_model(self.layout.sft_model("standard", "long_form"), None,
-                          "run `halluray sft` (sft.strategy=standard, sft.task=long_form) with this config first")
+        return self._model(self.layout.sft_model("standard", "long_form"), None,
+                           "run `halluray sft` (sft.strategy=standard, sft.task=long_form) with this config first")
 
     def policy_init(self) -> ModelShape:
         """ppo.init_model, else the run's standard SFT model, else its base model (`RunLayout.default_policy_init`)."""
         if self.cfg.ppo.init_model:
-            return read_model(Path(self.cfg.ppo.init_model).expanduser(), "ppo.init_model",
-                              "set ppo.init_model to a model directory (such as an SFT run's model/), or remove it "
-                              "to start from this run's SFT model")
+            return self._model(Path(self.cfg.ppo.init_model).expanduser(), "ppo.init_model",
+                               "set ppo.init_model to a model directory (such as an SFT run's model/), or remove it "
+                               "to start from this run's SFT model")
         if self.layout.default_policy_init() != self.layout.base_model:
-            return read_model(self.layout.default_policy_init(), None, "run `halluray sft` with this config first")
+            return self._model(self.layout.default_policy_init(), None, "run `halluray sft` with this config first")
         if self.cfg.model.pretrained_path:
             return self.base_model()
-        return read_model(self.layout.base_model, None,
-                          "PPO starts from ppo.init_model, else this run's SFT model, else its base model, and none "
-                          "exists: run `halluray world` and `halluray sft` with this config first, or set "
-                          "ppo.init_model")
+        return self._model(self.layout.base_model, None,
+                           "PPO starts from ppo.init_model, else this run's SFT model, else its base model, and none "
+                           "exists: run `halluray world` and `halluray sft` with this config first, or set "
+                           "ppo.init_model")
 
     def planned_policy_init(self) -> ModelShape:
         """The PPO init of a command that writes its own SFT model: ppo.init_model only when no stage writes it."""
@@ -100,9 +107,9 @@ class RunInputs:
         if kind not in RM_KINDS:
             raise InputError(f"{where}: {RM_FILE} names reward-model kind {kind!r}, not one of {RM_KINDS}; {fix}")
         if kind == "two-stage-text":
-            self.notes.append("reward: the text RM's verifier (same size as its decomposer) is not in the estimate")
-            return read_model(path / "decomposer", "ppo.reward.target", fix)
-        shape = read_model(path, "ppo.reward.target", fix)
+            self.notes.append(TEXT_RM_NOTE)
+            return self._model(path / "decomposer", "ppo.reward.target", fix)
+        shape = self._model(path, "ppo.reward.target", fix)
         return shape if kind == "two-stage" else replace(shape, logits=False)
 
     def planned_reward_model(self, base: ModelShape) -> ModelShape:
@@ -136,6 +143,8 @@ class RunInputs:
             raise InputError("ppo.reward.target must be set for reward kind 'model': the reward-model directory "
                              "`halluray train-rm` writes (run_dir/rm-<reward_data.source>)")
         if written_here and not target.is_dir():
+            if self.cfg.reward_model.kind == "two-stage-text":
+                self.notes.append(TEXT_RM_NOTE)
             return written_model(self.planned_reward_model(self.planned_base), target, "train-rm")
         return self.reward_model(target)
 
@@ -163,11 +172,15 @@ class RunInputs:
         local = Path(d.path.replace("{split}", d.split_map.get(split, split))).expanduser()
         if local.exists():
             return
-        if looks_like_path(d.path):
+        if not looks_like_path(d.path):
+            self.notes.append(f"data.path {d.path!r} is not a local path, so it is read as a hub dataset name: that "
+                              f"needs the hub or a populated datasets cache (not checked)")
+        elif self.running:
             raise InputError(f"data.path: {local} (split '{split}') does not exist; point data.path at a local file "
                              f"or directory, or map the split onto an existing one with data.split_map")
-        self.notes.append(f"data.path {d.path!r} is not a local path, so it is read as a hub dataset name: that needs "
-                          f"the hub or a populated datasets cache (not checked)")
+        else:  # a plan does not read the prompts (their count is known only once they are read)
+            self.notes.append(f"data.path: {local} (split '{split}') does not exist here: the plan does not read it, "
+                              f"the stages that run do")
 
     @cached_property
     def _world(self):

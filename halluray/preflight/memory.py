@@ -63,9 +63,11 @@ class ActorMemory:
 def training_memory(model: ModelShape, ds: DeepSpeedConfig, ranks: int, on_gpu: bool, micro_batch: int, seq: int,
                     adapters: int = 0) -> ActorMemory:
     """One DeepSpeed rank of `ranks` on micro-batches of `micro_batch` sequences of `seq` tokens, training the
-    whole model, or only the `adapters` LoRA parameters added to the frozen model."""
+    whole model, or only the `adapters` LoRA parameters added to the frozen model and its new value head (the
+    LoRA critic's)."""
     bf16 = ds.precision == "bf16" or (ds.precision == "auto" and on_gpu)
-    width, z, trainable = 2 if bf16 else 4, ds.zero_stage, adapters or model.params
+    width, z = 2 if bf16 else 4, ds.zero_stage
+    trainable = adapters + model.head_params if adapters else model.params
     params = _ceil_div((model.params + adapters) * width, ranks if z == 3 else 1)
     grads = _ceil_div(trainable * width, ranks if z >= 2 else 1)
     master = bf16 or z == 2 or ds.offload_optimizer

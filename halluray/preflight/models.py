@@ -3,7 +3,10 @@
 A safetensors file starts with 8 bytes (little-endian header length) and a JSON header naming every tensor's
 dtype and shape, so reading it costs microseconds and counts parameters exactly, including what a config does
 not say (tied embeddings, biases, an architecture we do not know). halluray loads safetensors only
-(`use_safetensors=True`), so a model directory without them cannot be loaded and is an error here too.
+(`use_safetensors=True`), so a stage that runs refuses a model directory without them. A plan needs only the
+shapes: without weights they come from config.json, through the model transformers builds on the meta device
+(exact for every architecture transformers knows, no memory: importing transformers and the architecture's
+modules takes a few seconds, building Llama-2-7B there 0.1 s).
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from halluray.config import ExperimentConfig, LoRAConfig
 from halluray.errors import InputError
 from halluray.world.build import make_world, vocabulary_texts
 
 DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
                "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "BOOL": 1}
+CONFIG_DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+"""Bytes per parameter of config.json's `dtype` (`torch_dtype` before transformers 5), which the weights have."""
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 MAX_HEADER_BYTES = 100_000_000
 """safetensors' own limit on the JSON header; a larger length means the file is not safetensors."""
@@ -51,6 +58,11 @@ class ModelShape:
     def params(self) -> int:
         return sum(math.prod(shape) for shape in self.tensors.values())
 
+    @property
+    def head_params(self) -> int:
+        """The value head's parameters (`with_value_head`): new, so trained even on a frozen LoRA backbone."""
+        return sum(math.prod(shape) for name, shape in self.tensors.items() if name.startswith("value_head."))
+
     def lora_params(self, lora: LoRAConfig) -> int:
         """Adapter parameters peft adds: r x (in + out) for each 2-D weight of a targeted module."""
         return sum(lora.r * sum(shape) for name, shape in self.tensors.items()
@@ -69,20 +81,24 @@ def _targeted(tensor: str, targets: list[str]) -> bool:
     return tensor.endswith(".weight") and any(module == t or module.endswith(f".{t}") for t in targets)
 
 
-def read_model(path: Path, key: str | None, fix: str) -> ModelShape:
+def read_model(path: Path, key: str | None, fix: str, *, weights: bool = True) -> ModelShape:
     """The shape of the Hugging Face model in `path`, or an InputError naming `key` (the config key that
-    points there; None for a directory a stage writes) and `fix`."""
+    points there; None for a directory a stage writes) and `fix`. `weights`: a stage will load the model, so
+    its safetensors weights and tokenizer must be there; without, config.json alone gives the shapes (a plan)."""
     where = f"{key}: {path}" if key else str(path)
     if not path.is_dir():
         raise InputError(f"{where} does not exist; {fix}")
     config = _config(path, where, fix)
     files = sorted(path.glob("*.safetensors"))
-    if not files:
+    if weights and not files:
         raise InputError(f"{where} has no *.safetensors weights, and halluray loads only safetensors; re-save the "
                          f"model with save_pretrained(path, safe_serialization=True), or {fix}")
-    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+    if weights and not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise InputError(f"{where} has no tokenizer ({', '.join(TOKENIZER_FILES)}); save the model's tokenizer "
                          f"into it with tokenizer.save_pretrained, or {fix}")
+    if not files:
+        return _shape(f"{path} (config.json only, no weights yet)", _config_tensors(config, where, fix),
+                      _config_width(config), config)
     tensors, stored = {}, 0
     for file in files:
         for name, (dtype, shape) in _header(file, where).items():
@@ -90,6 +106,31 @@ def read_model(path: Path, key: str | None, fix: str) -> ModelShape:
             stored += DTYPE_BYTES.get(dtype, 4) * math.prod(shape)
     n = sum(math.prod(shape) for shape in tensors.values())
     return _shape(str(path), tensors, stored / max(n, 1), config)
+
+
+def _config_tensors(config: dict, where: str, fix: str) -> Shapes:
+    """Every parameter's shape in the causal LM transformers builds from `config` on the meta device, where
+    tensors have shapes but no storage. Tied weights are one parameter, as in the safetensors files."""
+    # Imported here, not at the top: transformers takes a second or more to import, and every other preflight
+    # (every CLI command) must stay fast; only a model directory without weights needs it.
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config))
+    except (ValueError, KeyError, TypeError) as e:
+        # transformers' message goes on to list every architecture it knows: its first sentence says enough
+        reason = str(e).split(". ", 1)[0].splitlines()[0]
+        raise InputError(f"{where}: transformers cannot build a causal LM from its config.json ({reason}), so its "
+                         f"shapes need its *.safetensors weights (their headers); add them, or {fix}") from None
+    return {name: tuple(p.shape) for name, p in model.named_parameters()}
+
+
+def _config_width(config: dict) -> float:
+    """Bytes per parameter as saved, from the config's dtype; fp32 (what transformers loads by default) when
+    it names none."""
+    dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    return CONFIG_DTYPE_BYTES.get(dtype.removeprefix("torch."), 4)
 
 
 def _config(path: Path, where: str, fix: str) -> dict:

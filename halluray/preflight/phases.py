@@ -26,7 +26,8 @@ class Use:
     seq: int
     """Tokens per sequence (an estimate: PROMPT_TOKENS plus the generated tokens, within the model's context)."""
     adapters: int = 0
-    """LoRA parameters on top of the model (the policy and its rollout copy with lora.enabled)."""
+    """LoRA parameters on top of the model (the policy and its rollout copy with lora.enabled; the critic with
+    ppo.lora_critic too)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ The inputs follow halluray/pipeline/*.py (and the experiments and campaigns buil
 stage of the same command writes is not checked: `demo` writes everything itself and `plan` describes the whole
 pipeline, so both check only what no stage writes (model.pretrained_path, data.path, and paths outside the run
 directory) and plan the models from the base model's shape (an SFT, PPO or reward model has its base model's
-shape, give or take a head). The checks of single inputs are in `inputs.py`, the phases' parts in `phases.py`.
+shape, give or take a head). `plan` runs nothing, so it needs no weights, tokenizer or prompts: a model
+directory with only its config.json is sized from that, and a missing data file is a note. The checks of
+single inputs are in `inputs.py`, the phases' parts in `phases.py`.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class Inputs(RunInputs):
                                       "reward_model.batch_size", _seq(rm, self.cfg.reward_data.max_new_tokens)),))
 
     def ppo_phase(self, policy: ModelShape, reward: ModelShape | None, eval_sequences: int) -> Phase:
-        """policy + critic + reference (none with LoRA) + reward + rollout, all placed before the first step;
+        """policy + critic (none with a critic-free estimator) + reference (none with LoRA) + reward + rollout, all
+        placed before the first step. Each step's calls process ppo.batch_size x ppo.samples_per_prompt responses;
         the rollout actors also generate the held-out evaluation (`eval_sequences`) in one call."""
         c, ppo = self.cfg, self.cfg.ppo
         seq = _seq(policy, ppo.max_new_tokens)
@@ -62,16 +65,25 @@ class Inputs(RunInputs):
         if c.lora.enabled and not adapters:
             raise InputError(f"lora.target_modules {c.lora.target_modules} match no weight of {policy.where}; name "
                              f"its linear layers (GPT-2: c_attn; Llama: q_proj, v_proj)")
-        uses = [Use("policy", policy, "train", ppo.minibatch_size, "ppo.minibatch_size", seq, adapters),
-                Use("critic", policy.with_value_head(), "train", ppo.minibatch_size, "ppo.minibatch_size", seq)]
+        responses, key = ppo.responses_per_step, "ppo.batch_size x ppo.samples_per_prompt"
+        uses = [Use("policy", policy, "train", ppo.minibatch_size, "ppo.minibatch_size", seq, adapters)]
+        if not ppo.critic_free:
+            uses.append(self.critic_use(policy, seq))
         if not c.lora.enabled:  # with LoRA the policy without its adapter is the reference
-            uses.append(Use("reference", policy, "forward", ppo.batch_size, "ppo.batch_size", seq))
-        uses.append(Use("reward", reward, "forward", ppo.batch_size, "ppo.batch_size", seq))
-        rollout_batch, key = ((eval_sequences, "eval.samples_per_prompt") if eval_sequences > ppo.batch_size
-                              else (ppo.batch_size, "ppo.batch_size"))
+            uses.append(Use("reference", policy, "forward", responses, key, seq))
+        uses.append(Use("reward", reward, "forward", responses, key, seq))
+        rollout_batch, rollout_key = ((eval_sequences, "eval.samples_per_prompt") if eval_sequences > responses
+                                      else (responses, key))
         if c.actors.rollout_mode != "colocated":  # colocated: the policy ranks generate, no rollout actors
-            uses.append(Use("rollout", policy, "generate", rollout_batch, key, seq, adapters))
+            uses.append(Use("rollout", policy, "generate", rollout_batch, rollout_key, seq, adapters))
         return Phase("ppo", tuple(uses))
+
+    def critic_use(self, policy: ModelShape, seq: int) -> Use:
+        """The critic: the policy's backbone with a value head, all of it trained, or (ppo.lora_critic) frozen
+        under the policy's adapters (only they and the head train: it then costs what the policy costs)."""
+        critic, lora = policy.with_value_head(), self.cfg.lora
+        adapters = critic.lora_params(lora) if lora.enabled and self.cfg.ppo.lora_critic else 0
+        return Use("critic", critic, "train", self.cfg.ppo.minibatch_size, "ppo.minibatch_size", seq, adapters)
 
     def ppo_eval_sequences(self, *, planned: bool = False) -> int:
         """Validation sequences the PPO stage generates at once: with the world's prompts only (its checker)."""

@@ -83,9 +83,9 @@ class PPODriver:
         building = [(self.policy, self.policy.init_engines(EngineSpec(
                         **spec, optim=ppo.policy_optimizer, lora=self.lora,
                         micro_batch_size=self.policy.micro_batch_size(ppo.minibatch_size))))]
-        if self.critic:  # with lora.critic, adapters on a frozen backbone: the critic costs what the policy costs
+        if self.critic:  # ppo.lora_critic: adapters on a frozen backbone, so it costs what the policy costs
             building.append((self.critic, self.critic.init_engines(EngineSpec(
-                **spec, optim=ppo.critic_optimizer, lora=self.lora if cfg.lora.critic else None,
+                **spec, optim=ppo.critic_optimizer, lora=self.lora if cfg.ppo.lora_critic else None,
                 micro_batch_size=self.critic.micro_batch_size(ppo.minibatch_size)))))
         for group in (self.rollout, self.reference, self.reward):
             if group:

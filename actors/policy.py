@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM
 
-from actors.base import EngineSpec, TrainableActor
-from actors.rollout import node_priority
+from actors.base import EngineSpec, TrainableActor, node_priority
 from halluray.models.build import load_tokenizer
 from halluray.models.forward import logits_of, token_logprobs, token_logprobs_from_logits
 from halluray.models.generation import SamplingParams, generate_rollout
@@ -36,8 +35,8 @@ class PolicyActor(TrainableActor):
         if not hasattr(self, "tokenizer"):
             self.tokenizer = load_tokenizer(self.spec.model_path, self.spec.trust_remote_code)
         self.engine.eval()
-        with torch.random.fork_rng(devices=[self.device] if self.on_gpu else []), self._full_weights(), \
-                node_priority():
+        with (torch.random.fork_rng(devices=[self.device] if self.on_gpu else []), self._full_weights(),
+              node_priority()):
             return generate_rollout(self.engine.module, self.tokenizer, prompts, params, seed)
 
     @torch.no_grad()

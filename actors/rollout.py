@@ -6,53 +6,13 @@ generate is the engine on every machine.
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-
 import torch
 
-from actors.base import WIRE_DTYPE, RankActor, new_sync_group
+from actors.base import WIRE_DTYPE, RankActor, new_sync_group, node_priority
 from halluray.config import LoRAConfig
 from halluray.models.build import load_model
 from halluray.models.generation import SamplingParams, generate_rollout
 from halluray.models.lora import apply_lora, is_adapter_param
-
-
-@contextmanager
-def node_priority():
-    """Run the block at the niceness of the raylet that started this worker (the driver's, on a local
-    cluster), not at the 15 steps lower priority Ray gives its workers.
-
-    Alone on a node the worker niceness costs nothing, but beside processes that are busy at normal priority
-    (another job, a test suite) a worker gets a few percent of a core: 256 tokens at 135M took 139 s instead
-    of 5.5 s beside two busy loops on 2 cores, while the bare torch process, at normal priority, kept its fair
-    share (docs/performance.md). While a batch is generated every other role waits for it. Niceness is per
-    thread on Linux: every thread of the process is changed, and put back afterwards (threads that OpenMP
-    starts inside the block inherit the raised priority). Where raising the priority is not permitted (an
-    unprivileged user without RLIMIT_NICE), the block runs as it is.
-    """
-    tasks = "/proc/self/task"
-    old = os.getpriority(os.PRIO_PROCESS, 0)
-    target = os.getpriority(os.PRIO_PROCESS, os.getppid())
-    if target >= old or not os.path.isdir(tasks):
-        yield
-        return
-    try:
-        _renice_threads(tasks, target)
-    except PermissionError:
-        pass  # generate at the worker's priority
-    try:
-        yield
-    finally:
-        _renice_threads(tasks, old)
-
-
-def _renice_threads(tasks: str, niceness: int) -> None:
-    for tid in os.listdir(tasks):
-        try:
-            os.setpriority(os.PRIO_PROCESS, int(tid), niceness)
-        except ProcessLookupError:  # the thread ended meanwhile
-            pass
 
 
 class RolloutActor(RankActor):

@@ -30,8 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m halluray.bench")
     parser.add_argument("names", nargs="*", choices=[*BENCHES, []], help="which benchmarks (default: all)")
     parser.add_argument("--quick", action="store_true", help="the PPO step at the tiny size only")
-    parser.add_argument("--sizes", default="tiny,10m,135m", help="PPO step sizes, in order (tiny first picks the "
-                        "larger sizes' second rollout mode)")
+    parser.add_argument("--sizes", default="tiny,10m,135m", help="PPO step sizes, in order")
     parser.add_argument("--real-model", default=ppo_step.REAL_MODEL, help="SmolLM2-135M-Instruct imported with "
                         "`halluray import-model --dtype bfloat16` (used by the 135m size and zero3)")
     parser.add_argument("--json", help="also write the results to this JSON file (after each benchmark)")

@@ -43,6 +43,21 @@ def _comparable(m: dict) -> dict:
             if isinstance(v, (int, float)) and not (k.startswith("time") or k == "tokens_per_s")}
 
 
+def _crash_after_step(n: int, monkeypatch, argv: list[str]) -> None:
+    """Run the CLI with `argv`, stopped by a simulated crash right after step `n` (and its checkpoint)."""
+    real_step = driver_mod.PPODriver.step
+
+    def step_then_crash(self):
+        if self.step_done == n:
+            raise KeyboardInterrupt("simulated crash")
+        return real_step(self)
+
+    monkeypatch.setattr(driver_mod.PPODriver, "step", step_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.setattr(driver_mod.PPODriver, "step", real_step)
+
+
 @pytest.fixture(scope="module")
 def smoke_world(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
@@ -74,17 +89,7 @@ def test_interrupted_run_resumes_with_identical_metrics(ray_cluster, smoke_world
     assert list((run / "wandb").glob("offline-run-*")), "the W&B offline run is missing"
 
     # Interrupt the same run right after its step-2 checkpoint, then resume it from the CLI.
-    real_step = driver_mod.PPODriver.step
-
-    def step_then_crash(self):
-        if self.step_done == 2:
-            raise KeyboardInterrupt("simulated crash")
-        return real_step(self)
-
-    monkeypatch.setattr(driver_mod.PPODriver, "step", step_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        main(["ppo", "--config", str(SMOKE), f"run.output_dir={cut}", *overrides])
-    monkeypatch.setattr(driver_mod.PPODriver, "step", real_step)
+    _crash_after_step(2, monkeypatch, ["ppo", "--config", str(SMOKE), f"run.output_dir={cut}", *overrides])
     assert main(["ppo", "--resume", str(cut / "ppo-smoke")]) == 0
     resumed = _ppo_metrics(cut / "ppo-smoke")
     for step in (3, 4):
@@ -116,17 +121,7 @@ def test_a_grpo_run_places_no_critic_and_resumes_exactly(ray_cluster, smoke_worl
     step = full / "ppo-smoke" / "ppo" / "checkpoints" / "step_000002"
     assert (step / "policy").is_dir() and not (step / "critic").exists()
 
-    real_step = driver_mod.PPODriver.step
-
-    def step_then_crash(self):
-        if self.step_done == 1:
-            raise KeyboardInterrupt("simulated crash")
-        return real_step(self)
-
-    monkeypatch.setattr(driver_mod.PPODriver, "step", step_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        main(["ppo", "--config", str(SMOKE), f"run.output_dir={cut}", *grpo])
-    monkeypatch.setattr(driver_mod.PPODriver, "step", real_step)
+    _crash_after_step(1, monkeypatch, ["ppo", "--config", str(SMOKE), f"run.output_dir={cut}", *grpo])
     capsys.readouterr()
     assert main(["ppo", "--resume", str(cut / "ppo-smoke"), "ppo.advantage_estimator=rloo"]) == 2
     assert "ppo.advantage_estimator cannot change" in capsys.readouterr().err

@@ -16,7 +16,7 @@ export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 REAL_STAMP := $(VENV)/.installed-real
 REAL_MODEL := runs/models/smollm2-135m-instruct-bf16
 
-.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real demo-real-seeds lint test test-all bench bench-quick clean
+.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real demo-real-seeds demo-cluster lint test test-all bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,12 @@ demo-real: real-venv
 demo-real-seeds: real-venv
 	$(BIN)/halluray import-model --out $(REAL_MODEL) --dtype bfloat16
 	$(BIN)/halluray demo-real --config configs/real/demo-real.yaml --seeds 0,1,2 run.name=demo-real-seeds
+
+# A Ray cluster of a head and two worker nodes on this machine: PPO with STRICT_SPREAD groups, the worker node
+# holding policy rank 1 killed at step 3 and a replacement added 10 s later (then: no replacement, and --resume
+# once one joins). The run's own lines are printed; about 4 minutes on 2 cores.
+demo-cluster: venv
+	$(BIN)/python -m pytest tests/test_multi_node.py -m slow -s -q -p no:warnings -p no:logging
 
 lint: venv
 	$(BIN)/ruff check .

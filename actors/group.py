@@ -8,22 +8,22 @@ timeouts and the batch divisibility check all come from the config there, once.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from typing import Any
-from urllib.parse import urlparse
 
 import ray
 import torch
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from actors.cluster import bundle_nodes, dead_node, join_cluster, node_lost
 from actors.roles import Role
 from actors.warm_pool import WARM_POOL, kill_group
 from halluray.config import ExperimentConfig, RoleResources
 from halluray.errors import ActorFailure, InputError
 from halluray.preflight import split_error
+from halluray.preflight.cluster import Demand
 
 
 def init_ray(cfg: ExperimentConfig) -> None:
@@ -38,8 +38,7 @@ def init_ray(cfg: ExperimentConfig) -> None:
            "WANDB_MODE": os.environ.get("WANDB_MODE", "")}
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        _reachable(address, cfg.actors.call_timeout_s)
-        ray.init(log_to_driver=False)  # a submitted job keeps its own runtime env; actors set their threads
+        join_cluster(address, cfg.actors.call_timeout_s)
     else:
         needed = sum(r.num_actors * r.num_cpus for r in (getattr(cfg.actors, role.value) for role in Role))
         # Logical CPUs: actors mostly wait on each other, so more actors than cores is fine (1 thread each).
@@ -57,20 +56,6 @@ def node_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _reachable(address: str, timeout_s: float) -> None:
-    """ray.init has no timeout of its own: fail fast, naming the address, when nothing listens there."""
-    if address == "auto":
-        return
-    parsed = urlparse(address if "://" in address else f"ray://{address}")
-    if parsed.hostname is None or parsed.port is None:
-        return
-    try:
-        socket.create_connection((parsed.hostname, parsed.port), timeout=min(timeout_s, 30.0)).close()
-    except OSError as e:
-        raise InputError(f"RAY_ADDRESS={address}: nothing answers there ({e.__class__.__name__}); start the "
-                         f"cluster first (`ray up cluster.yaml`) or unset RAY_ADDRESS to run locally") from None
-
-
 def shard(batch: Any, n: int) -> list[Any]:
     """Split a dict of tensors/lists (or one tensor/list) along the first dimension into n contiguous parts."""
     if isinstance(batch, dict):
@@ -86,6 +71,8 @@ def shard(batch: Any, n: int) -> list[Any]:
 
 DEATH_GRACE_S = 3.0
 """How long a failed call waits for a peer's death to be reported, so that the dead rank is named."""
+NODE_POLL_S = 1.0
+"""How often a wait asks Ray whether a node holding one of the group's ranks has died."""
 
 
 class ActorGroup:
@@ -94,6 +81,7 @@ class ActorGroup:
                  accumulation_steps: int = 1, max_restarts: int = 0, reuse: bool = False):
         self.role, self.call_timeout_s, self.accumulation_steps = role, call_timeout_s, accumulation_steps
         n = resources.num_actors
+        self.demand = Demand(role, n, resources.num_cpus, resources.num_gpus)
         bundle = {"CPU": resources.num_cpus, **({"GPU": resources.num_gpus} if resources.num_gpus else {})}
         # A parked group (actors/warm_pool.py) is reused only where these all match.
         self.reuse_key = ((actor_cls, role, n, tuple(sorted(bundle.items())), strategy, threads, collective_timeout_s,
@@ -101,6 +89,7 @@ class ActorGroup:
         parked = WARM_POOL.take(self.reuse_key) if reuse else None
         if parked:
             self.placement_group, self.actors = parked.placement_group, parked.actors
+            self.nodes = bundle_nodes(self.placement_group)
             return
         WARM_POOL.make_room([bundle] * n)
         self.placement_group = placement_group([dict(bundle) for _ in range(n)], strategy=strategy)
@@ -111,6 +100,8 @@ class ActorGroup:
             raise ActorFailure(f"{role}: the cluster cannot place {n} actors of {bundle} "
                                f"within {call_timeout_s:.0f} s (resources: {ray.cluster_resources()})",
                                role) from None
+        self.nodes = bundle_nodes(self.placement_group)
+        """The node id holding each rank: what names a lost node's ranks after it is gone."""
         remote_cls = ray.remote(actor_cls)
         self.actors = [
             remote_cls.options(
@@ -178,8 +169,12 @@ class ActorGroup:
         results: dict[int, Any] = {}
         pending = list(refs)
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, min(left, NODE_POLL_S)))
             if not ready:
+                self._check_nodes()
+                if left > NODE_POLL_S:
+                    continue
                 ranks = sorted(rank_of[r] for r in pending)
                 raise ActorFailure(f"{self.role}: rank(s) {ranks} did not answer within {timeout_s:.0f} s",
                                    self.role, ranks[0])
@@ -192,16 +187,42 @@ class ActorGroup:
             except RayTaskError as e:
                 # A rank whose peer died fails in the collective a moment before the death is reported:
                 # name the dead rank (the cause) when one shows up within a short grace period.
-                dead = self._first_death(pending, rank_of)
+                dead = self._first_death(pending, rank_of) or self._lost_peer(sorted(rank_of[r] for r in pending))
                 if dead is not None:
                     raise dead from None
                 cause = e.cause if getattr(e, "cause", None) is not None else e
                 raise ActorFailure(f"{self.role} rank {rank} failed: {cause.__class__.__name__}: {cause}",
                                    self.role, rank, cause=cause.__class__.__name__) from None
+            except RayError as e:  # an object lost with its node or owner: the rank's result is gone
+                raise self._died(rank, e) from None
         return [results[i] for i in range(len(refs))]
 
-    def _died(self, rank: int, error: RayActorError) -> ActorFailure:
+    def _check_nodes(self) -> None:
+        """A node holding one of this group's ranks that Ray declared dead ends the wait at once."""
+        node = dead_node(self.nodes)
+        if node is not None:
+            ranks = self.ranks_on(node.node_id)
+            raise ActorFailure(f"node {node.name} died ({self.role} ranks {ranks})", self.role, ranks[0],
+                               died=True, node_id=node.node_id)
+
+    def _lost_peer(self, ranks: list[int]) -> ActorFailure | None:
+        """A peer whose node was lost: its rank's call may hang instead of failing, so ask about the node."""
+        for rank in ranks:
+            node = node_lost(self.nodes[rank])
+            if node is not None:
+                return ActorFailure(f"node {node.name} died ({self.role} rank {rank})", self.role, rank, died=True,
+                                    node_id=node.node_id)
+        return None
+
+    def ranks_on(self, node_id: str) -> list[int]:
+        return [rank for rank, node in enumerate(self.nodes) if node == node_id]
+
+    def _died(self, rank: int, error: RayError) -> ActorFailure:
         first_line = str(error).splitlines()[0] if str(error) else ""
+        node = node_lost(self.nodes[rank])
+        if node is not None:
+            return ActorFailure(f"node {node.name} died ({self.role} rank {rank}: {error.__class__.__name__})",
+                                self.role, rank, died=True, node_id=node.node_id)
         return ActorFailure(f"{self.role} rank {rank} died: {error.__class__.__name__}: {first_line}", self.role,
                             rank, died=True)
 

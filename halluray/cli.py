@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Preflight before the entry's module is even imported (Ray and DeepSpeed take seconds to load).
         if command.preflight and (command.seeds_preflight or not seeded):
-            preflight.check(cfg, command.name)
+            preflight.check(cfg, command.name, cluster_nodes(cfg))
         result = _entry(entry)(*(() if cfg is None else (cfg,)), **options)
     except InputError as e:
         print(f"halluray {command.name}: {e}", file=sys.stderr)
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 def plan(cfg: ExperimentConfig) -> int:
     """`halluray plan`: the table, and whether it fits (exit 2 with the reason when it does not)."""
     try:
-        print(preflight.check(cfg, "plan").table())
+        print(preflight.check(cfg, "plan", cluster_nodes(cfg)).table())
     except preflight.PlanError as e:
         print(e.plan.table())
         print(f"halluray plan: {e}", file=sys.stderr)
@@ -280,6 +280,18 @@ def plan(cfg: ExperimentConfig) -> int:
         print(f"halluray plan: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def cluster_nodes(cfg: ExperimentConfig | None) -> list | None:
+    """The live nodes of the cluster at RAY_ADDRESS, which preflight checks the placement against (joining it
+    takes a second); None without RAY_ADDRESS."""
+    address = os.environ.get("RAY_ADDRESS")
+    if not address or cfg is None:
+        return None
+    from actors.cluster import join_cluster, live_nodes  # imports Ray: only when there is a cluster to ask
+
+    join_cluster(address, cfg.actors.call_timeout_s)
+    return live_nodes()
 
 
 def _resume_hint(cfg: ExperimentConfig) -> str:

@@ -9,9 +9,10 @@ class ActorFailure(RuntimeError):
     """An actor of a group died, raised, or did not answer; the message names the role and rank.
 
     `died` tells a dead process (which a restart can fix) from an exception raised inside a live actor
-    (bad input, a non-finite loss: doing it again gives the same error); `cause` names that exception."""
+    (bad input, a non-finite loss: doing it again gives the same error); `cause` names that exception. `node_id`
+    is set when the whole node holding the rank died (then `died` too)."""
 
     def __init__(self, message: str, role: str = "", rank: int | None = None, died: bool = False,
-                 cause: str = ""):
+                 cause: str = "", node_id: str | None = None):
         super().__init__(message)
-        self.role, self.rank, self.died, self.cause = role, rank, died, cause
+        self.role, self.rank, self.died, self.cause, self.node_id = role, rank, died, cause, node_id

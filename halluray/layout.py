@@ -121,6 +121,10 @@ class RunLayout:
     def ppo_checkpoints(self, name: str) -> Path:
         return self.ppo_dir(name) / "checkpoints"
 
+    def ppo_placement(self, name: str) -> Path:
+        """Which node holds each rank of each group of the run's current attempt (rewritten on a restart)."""
+        return self.ppo_dir(name) / "placement.json"
+
     def ppo_model(self, name: str) -> Path:
         return self.ppo_dir(name) / "model"
 

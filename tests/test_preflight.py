@@ -18,6 +18,7 @@ from halluray import cli
 from halluray.config import DeepSpeedConfig, LoRAConfig, build_config, load_config
 from halluray.errors import InputError
 from halluray.preflight import STAGES, PlanError, check
+from halluray.preflight.cluster import Demand, Node, placement_problem
 from halluray.preflight.memory import LAYER_ACTIVATIONS, LOGIT_COPIES, training_memory
 from halluray.preflight.models import planned_base_model, read_model
 
@@ -108,10 +109,47 @@ def test_more_gpus_than_the_machine_has_names_the_role(cfg_for):
     assert "[ppo]" in e.value.plan.table()  # `halluray plan` prints the plan that does not fit
 
 
-def test_on_a_cluster_resources_are_not_checked_but_planned(cfg_for, monkeypatch):
+def test_on_a_cluster_not_joined_resources_are_not_checked_but_planned(cfg_for, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
     plan = check(cfg_for("actors.rollout.num_actors=64", "actors.rollout.num_gpus=1"), "ppo")
-    assert "RAY_ADDRESS=http://head:8265 (its resources are not checked from here)" in plan.table()
+    assert "RAY_ADDRESS=http://head:8265 (not joined: its nodes are not checked)" in plan.table()
+
+
+GIB = 1024**3
+P4D = [Node(f"gpu{i}" * 4, f"10.0.0.{i}", 96, 8, 1100 * GIB) for i in range(1, 3)]
+"""Two of cluster.yaml's GPU nodes (p4d.24xlarge: 96 CPUs, 8 GPUs), and its head, which runs no actors."""
+HEAD = Node("head" * 8, "10.0.0.100", 0, 0, 20 * GIB)
+
+
+def test_on_a_cluster_each_phase_is_checked_against_the_live_nodes(cfg_for, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")
+    cfg = cfg_for("actors.policy.num_actors=2", "actors.policy.num_gpus=1", "actors.critic.num_gpus=1",
+                  "actors.placement_strategy=STRICT_SPREAD")
+    plan = check(cfg, "ppo", [HEAD, *P4D])
+    assert "RAY_ADDRESS=http://head:8265: 3 live nodes, 192 CPUs, 16 GPUs, 2.2 TiB memory" in plan.table()
+    with pytest.raises(PlanError, match=r"^ppo on the Ray cluster at RAY_ADDRESS=http://head:8265: actors.placement_"
+                                        r"strategy=STRICT_SPREAD puts each of the 2 policy actors on a node of its own "
+                                        r"and 1 of the 2 live nodes can hold one \(\{CPU: 1, GPU: 1\}"):
+        check(cfg, "ppo", [HEAD, P4D[0]])
+
+
+def test_placement_rules_worked_out_by_hand():
+    two = [Node("a" * 8, "10.0.0.1", 4, 0, 8 * GIB), Node("b" * 8, "10.0.0.2", 4, 1, 8 * GIB)]
+    policy = Demand("policy", 2, 2, 0, GIB)
+    assert placement_problem([policy], "STRICT_SPREAD", two) is None
+    assert placement_problem([policy], "STRICT_PACK", two) is None  # 4 CPUs on one node
+    assert "STRICT_PACK puts all 3 policy actors on one node ({CPU: 6}" in placement_problem(
+        [Demand("policy", 3, 2, 0, GIB)], "STRICT_PACK", two)
+    assert "2 of the 2 live nodes" in placement_problem([Demand("policy", 3, 1, 0)], "STRICT_SPREAD", two)
+    # one GPU in the cluster: a second GPU actor fits no node's total, whatever the strategy
+    assert placement_problem([Demand("rollout", 2, 1, 1)], "PACK", two).startswith(
+        "the roles placed at once need 2 GPUs and the 2 live nodes have 1 (most: rollout, 2 x {CPU: 1, GPU: 1})")
+    assert placement_problem([Demand("reward", 1, 8, 0)], "PACK", two).startswith(
+        "no live node can hold one reward actor ({CPU: 8}); the largest offers CPU: 4, GPU: 1, 8.0 GiB of memory")
+    assert "need 20.0 GiB memory and the 2 live nodes have 16.0 GiB" in placement_problem(
+        [Demand("policy", 4, 1, 0, 5 * GIB)], "SPREAD", two)
+    assert placement_problem([policy, Demand("critic", 2, 2, 0, GIB)], "PACK", two) is None  # 8 of 8 CPUs
+    assert placement_problem([policy], "PACK", []) == "the cluster has no live node"
 
 
 def test_the_header_counts_parameters_exactly_and_the_planned_gpt2_is_what_world_builds(tiny_model_dir):

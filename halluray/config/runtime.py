@@ -50,6 +50,9 @@ class ActorsConfig(Section):
     """How often a run recovers from dying workers: Ray restarts a stateless worker (rollout, reward,
     reference) and the phase is redone; a failed training rank (policy, critic) restarts every group from the
     last complete checkpoint. 0: the first failure ends the run (with the `--resume` command to continue)."""
+    node_wait_s: Float = Field(600.0, ge=0)
+    """After a node holding actors dies, how long a PPO run waits for the cluster to fit every group again (a
+    replacement node joining, e.g. from the autoscaler) before it stops with the `--resume` command."""
     weight_sync: Literal["object_store", "broadcast"] = "broadcast"
     """How the policy's weights reach rollout workers. `make bench` measured, 110M params, ZeRO-3 x 2 on
     2 CPU cores: gloo broadcast 0.60 s, object store 3.24 s."""

@@ -15,6 +15,7 @@ import math
 
 from halluray.config import ExperimentConfig, RoleResources
 from halluray.errors import InputError
+from halluray.preflight.cluster import Node, demands, placement_problem
 from halluray.preflight.memory import (
     ActorMemory,
     Machine,
@@ -29,17 +30,22 @@ from halluray.preflight.stages import STAGES, Inputs, Phase, Use
 __all__ = ["Plan", "PlanError", "STAGES", "check"]
 
 
-def check(cfg: ExperimentConfig, stage: str) -> Plan:
+def check(cfg: ExperimentConfig, stage: str, nodes: list[Node] | None = None) -> Plan:
     """The plan of `halluray <stage>` with `cfg` ("plan": the whole pipeline, checking only what no stage
-    writes), or InputError naming what to fix. Starts nothing and writes nothing."""
+    writes), or InputError naming what to fix. Starts nothing and writes nothing. With RAY_ADDRESS set, the fit is
+    checked against `nodes`, the cluster's live nodes (actors/cluster.py `live_nodes`), when given."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     inputs = Inputs(cfg, running=stage != "plan")
     phases = STAGES[stage](inputs)
     machine = this_machine()
     plan = Plan(stage, tuple(PhasePlan(p.name, tuple(_row(cfg, use) for use in p.uses)) for p in phases), machine,
-                _model_lines(phases), tuple(dict.fromkeys(inputs.notes)))
+                _model_lines(phases), tuple(dict.fromkeys(inputs.notes)), tuple(nodes or ()))
     if machine.cluster:
+        for phase in plan.phases if nodes is not None else ():
+            problem = placement_problem(demands(phase), cfg.actors.placement_strategy, nodes)
+            if problem:
+                raise PlanError(f"{phase.name} on the Ray cluster at RAY_ADDRESS={machine.cluster}: {problem}", plan)
         return plan
     for phase in plan.phases:
         _fit(phase, machine, plan)

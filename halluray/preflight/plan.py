@@ -86,12 +86,20 @@ class Plan:
     models: tuple[str, ...]
     """One line per model the roles hold: where it is and its size."""
     notes: tuple[str, ...]
+    nodes: tuple = ()
+    """The live nodes (preflight.cluster.Node) of the Ray cluster at RAY_ADDRESS that the plan was checked
+    against; none when the plan was made without joining it."""
 
     def table(self) -> str:
         m = self.machine
         gpus = f"{m.gpus} GPUs" + (f" of {fmt_bytes(m.gpu_bytes)}" if m.gpus else "")
-        where = (f"the Ray cluster at RAY_ADDRESS={m.cluster} (its resources are not checked from here)" if m.cluster
-                 else f"this machine: {m.cpus} CPUs, {gpus}, {fmt_bytes(m.host_bytes)} host memory available")
+        where = f"this machine: {m.cpus} CPUs, {gpus}, {fmt_bytes(m.host_bytes)} host memory available"
+        if m.cluster:
+            n = self.nodes
+            where = (f"the Ray cluster at RAY_ADDRESS={m.cluster}: {len(n)} live nodes, "
+                     f"{sum(x.cpus for x in n):g} CPUs, {sum(x.gpus for x in n):g} GPUs, "
+                     f"{fmt_bytes(sum(x.memory for x in n))} memory" if n
+                     else f"the Ray cluster at RAY_ADDRESS={m.cluster} (not joined: its nodes are not checked)")
         lines = [f"halluray {self.stage}: actors placed on {where}"]
         lines += [f"  model {line}" for line in self.models]
         header = "  ".join(f"{name:<{w}}" if i == 0 else f"{name:>{w}}" for i, (name, w) in enumerate(COLUMNS))

@@ -215,7 +215,8 @@ class PPODriver:
                 return phase()
             except ActorFailure as e:
                 restarted = e.died or e.cause == "WorkerRestarted"
-                if not (restarted and e.role in groups) or attempt == self.cfg.actors.max_restarts:
+                # a lost node took more than one worker: the run restarts every group where the cluster has room
+                if not (restarted and e.role in groups) or e.node_id or attempt == self.cfg.actors.max_restarts:
                     raise
                 print(f"ppo: {e}; re-initialising the {e.role} workers and redoing the phase "
                       f"({attempt + 1} of {self.cfg.actors.max_restarts})", file=sys.stderr, flush=True)

@@ -9,12 +9,14 @@ validated before training, every `ppo.eval_every` steps and at the end (ppo_vali
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
+from actors.cluster import node_name, placement, wait_for_room
 from actors.group import init_ray
 from actors.reward import RewardSpec
-from halluray import checkpoints
+from halluray import checkpoints, preflight
 from halluray.config import CHECKER_REWARDS, ExperimentConfig
 from halluray.data import prompts_for
 from halluray.errors import ActorFailure, InputError
@@ -22,6 +24,7 @@ from halluray.factuality.reward_functions import RewardScheme
 from halluray.io import atomic_write_text
 from halluray.layout import RunLayout
 from halluray.logging import RunLogger, progress
+from halluray.preflight.cluster import Demand, demands
 from halluray.trainers.ppo_driver import PPODriver
 from halluray.trainers.ppo_validation import Validation, ValidationWatch, validation_for
 
@@ -54,6 +57,21 @@ def restartable(failure: ActorFailure) -> bool:
     return failure.cause not in DETERMINISTIC
 
 
+def lost_node(failure: ActorFailure, driver: PPODriver | None) -> str | None:
+    """`node <ip> (<id>) died: policy ranks [1], critic ranks [1]` when the failure was a lost node."""
+    if failure.node_id is None:
+        return None
+    held = [f"{g.role} ranks {g.ranks_on(failure.node_id)}" for g in (driver.groups if driver else [])
+            if g.ranks_on(failure.node_id)]
+    return f"node {node_name(failure.node_id)} died" + (f": {', '.join(held)}" if held else "")
+
+
+def ppo_demands(cfg: ExperimentConfig) -> list[Demand]:
+    """What the PPO groups ask of the cluster, as the preflight plans them."""
+    phase = next(p for p in preflight.check(cfg, "ppo").phases if p.name == "ppo")
+    return demands(phase)
+
+
 def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None, overwrite: bool = False) -> dict:
     """Train `ppo.steps` iterations into run_dir/<ppo.name>/ (from `init`, default `policy_init(cfg)`).
 
@@ -81,17 +99,28 @@ def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None
             driver = None
             try:
                 driver = PPODriver(cfg, init, spec, prompts)  # a failed start shuts its own groups down
+                atomic_write_text(layout.ppo_placement(ppo.name), json.dumps(placement(driver.groups), indent=1))
                 final = _train(driver, cfg, start, logger, val)
                 driver.shutdown()
                 return final
             except ActorFailure as e:
                 if driver:
                     driver.shutdown(graceful=False)
+                lost = lost_node(e, driver)
+                where = f"step {driver.step_done + 1}" if driver else "starting the actor groups"
                 if not restartable(e) or restart == cfg.actors.max_restarts:
-                    where = f"step {driver.step_done + 1}" if driver else "starting the actor groups"
-                    raise ActorFailure(f"{where}: {e}", e.role, e.rank, e.died, e.cause) from None
+                    raise ActorFailure(f"{where}: {lost or e}", e.role, e.rank, e.died, e.cause) from None
+                if lost:
+                    # the groups come back only where the cluster can place them all again
+                    print(f"ppo: {lost}", file=sys.stderr, flush=True)
+                    missing = wait_for_room(ppo_demands(cfg), cfg.actors.placement_strategy, cfg.actors.node_wait_s,
+                                            "ppo")
+                    if missing:
+                        raise ActorFailure(f"{where}: {lost}; no node took its place within actors.node_wait_s="
+                                           f"{cfg.actors.node_wait_s:g} s ({missing})", e.role, e.rank, True,
+                                           node_id=e.node_id) from None
                 start = checkpoints.latest(ckpt_dir)
-                print(f"ppo: {e}; restarting every group from {start or 'the initial policy'} "
+                print(f"ppo: {'' if lost else f'{e}; '}restarting every group from {start or 'the initial policy'} "
                       f"(restart {restart + 1} of {cfg.actors.max_restarts})", file=sys.stderr, flush=True)
             except BaseException:
                 if driver:

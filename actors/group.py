@@ -42,7 +42,8 @@ def init_ray(cfg: ExperimentConfig) -> None:
     else:
         needed = sum(r.num_actors * r.num_cpus for r in (getattr(cfg.actors, role.value) for role in Role))
         # Logical CPUs: actors mostly wait on each other, so more actors than cores is fine (1 thread each).
-        ray.init(num_cpus=max(int(needed + 0.999), os.cpu_count() or 1), include_dashboard=False,
+        # address="local": without it ray.init joins any Ray already running on this machine (another job's).
+        ray.init(address="local", num_cpus=max(int(needed + 0.999), os.cpu_count() or 1), include_dashboard=False,
                  log_to_driver=False, runtime_env={"env_vars": env})
 
 

@@ -40,7 +40,7 @@ def world():
 def ray_cluster():
     """A real local Ray cluster for the whole session (logical CPUs > cores so several roles can be placed)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False,  # not a cluster running here
              runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1",
                                        "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}})
     yield ray

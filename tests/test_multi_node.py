@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from halluray.cli import main
-from halluray.io import read_jsonl
 from tests.local_cluster import LocalCluster, wait_for_step
+from tests.ppo_runs import assert_same_steps, fresh, smoke_world_dir, step_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "demo" / "ppo-smoke.yaml")
@@ -44,27 +42,7 @@ def two_workers(request):
 
 @pytest.fixture(scope="module")
 def smoke_world(tmp_path_factory):
-    out = tmp_path_factory.mktemp("world")
-    assert main(["world", "--config", SMOKE, f"run.output_dir={out}"]) == 0
-    return out / "ppo-smoke"
-
-
-def _fresh(world: Path, dest: Path) -> Path:
-    shutil.copytree(world, dest / "ppo-smoke")
-    return dest
-
-
-def _metrics(out: Path) -> dict[int, dict]:
-    """The last record of each PPO step (a redone step is logged again), without wall-clock values."""
-    rows = [r for r in read_jsonl(out / "ppo-smoke" / "metrics.jsonl") if r["stage"] == "ppo" and "reward_mean" in r]
-    return {r["step"]: {k: v for k, v in r.items() if isinstance(v, float) and not k.startswith("time")
-                        and k != "tokens_per_s"} for r in rows}
-
-
-def _same(run: dict, baseline: dict) -> None:
-    assert sorted(run) == sorted(baseline) == list(range(1, 9))
-    for step in baseline:
-        assert run[step] == pytest.approx(baseline[step], rel=1e-5, abs=1e-7), f"step {step}"
+    return smoke_world_dir(tmp_path_factory)
 
 
 def _node_of_policy_rank_1(out: Path) -> str:
@@ -74,17 +52,17 @@ def _node_of_policy_rank_1(out: Path) -> str:
 
 @pytest.fixture(scope="module")
 def baseline(cluster, smoke_world, tmp_path_factory):
-    out = _fresh(smoke_world, tmp_path_factory.mktemp("baseline"))
+    out = fresh(smoke_world, tmp_path_factory.mktemp("baseline"))
     proc = cluster.halluray("ppo", "--config", SMOKE, f"run.output_dir={out}", *RUN)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     placement = json.loads((out / "ppo-smoke" / "ppo" / "placement.json").read_text())
     assert len({r["node_id"] for r in placement["policy"]}) == 2, "STRICT_SPREAD put two policy ranks on one node"
-    return _metrics(out)
+    return step_metrics(out)
 
 
 def test_an_infeasible_strict_spread_is_refused_in_seconds_before_anything_is_placed(cluster, smoke_world, tmp_path):
-    out = _fresh(smoke_world, tmp_path)
+    out = fresh(smoke_world, tmp_path)
     t0 = time.monotonic()
     proc = cluster.halluray("ppo", "--config", SMOKE, f"run.output_dir={out}", *RUN, "actors.policy.num_actors=4")
     _, err = proc.communicate(timeout=120)
@@ -101,7 +79,7 @@ def test_an_infeasible_strict_spread_is_refused_in_seconds_before_anything_is_pl
 @pytest.mark.slow
 def test_a_worker_node_lost_at_step_3_is_named_and_the_run_finishes_on_a_replacement_as_if_nothing_happened(
         cluster, smoke_world, baseline, tmp_path):
-    out = _fresh(smoke_world, tmp_path)
+    out = fresh(smoke_world, tmp_path)
     proc = cluster.halluray("ppo", "--config", SMOKE, f"run.output_dir={out}", *RUN)
     wait_for_step(out / "ppo-smoke" / "metrics.jsonl", 3, proc)
     victim = _node_of_policy_rank_1(out)
@@ -114,14 +92,14 @@ def test_a_worker_node_lost_at_step_3_is_named_and_the_run_finishes_on_a_replace
     named = NODE_LINE.search(err)
     assert named and victim.startswith(named.group(1)), err[-3000:]
     assert "critic ranks [1]" in err[named.start():].splitlines()[0]
-    _same(_metrics(out), baseline)
+    assert_same_steps(step_metrics(out), baseline, 8)
     assert cluster.placement_groups() == 0
 
 
 @pytest.mark.slow
 def test_without_a_replacement_the_run_stops_naming_the_node_and_resume_continues_once_one_joins(
         cluster, smoke_world, baseline, tmp_path):
-    out = _fresh(smoke_world, tmp_path)
+    out = fresh(smoke_world, tmp_path)
     proc = cluster.halluray("ppo", "--config", SMOKE, f"run.output_dir={out}", *RUN, "actors.node_wait_s=15")
     wait_for_step(out / "ppo-smoke" / "metrics.jsonl", 3, proc)
     t_kill = time.monotonic()
@@ -140,4 +118,4 @@ def test_without_a_replacement_the_run_stops_naming_the_node_and_resume_continue
     proc = cluster.halluray("ppo", "--resume", str(out / "ppo-smoke" / "ppo"))
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
-    _same(_metrics(out), baseline)
+    assert_same_steps(step_metrics(out), baseline, 8)

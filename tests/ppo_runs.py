@@ -1,0 +1,41 @@
+"""PPO smoke runs for the fault tests: the smoke world, a fresh copy per run, and what they compare (a run's
+metrics step by step, without wall-clock values)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from halluray.cli import main
+from halluray.io import read_jsonl
+
+SMOKE = Path(__file__).resolve().parents[1] / "configs" / "demo" / "ppo-smoke.yaml"
+
+
+def step_metrics(out: Path, run: str = "ppo-smoke") -> dict[int, dict]:
+    """The last record of each PPO step (a redone step is logged again), without wall-clock values."""
+    rows = [r for r in read_jsonl(out / run / "metrics.jsonl") if r["stage"] == "ppo" and "reward_mean" in r]
+    return {r["step"]: {k: v for k, v in r.items() if isinstance(v, float) and not k.startswith("time")
+                        and k != "tokens_per_s"} for r in rows}
+
+
+def assert_same_steps(run: dict, baseline: dict, steps: int) -> None:
+    """Steps 1..`steps` all logged, each equal to the uninterrupted run's."""
+    assert sorted(run) == sorted(baseline) == list(range(1, steps + 1))
+    for step in baseline:
+        assert run[step] == pytest.approx(baseline[step], rel=1e-5, abs=1e-7), f"step {step}"
+
+
+def smoke_world_dir(tmp_path_factory) -> Path:
+    """The smoke config's world and base model, made once per test module: `<tmp>/ppo-smoke`."""
+    out = tmp_path_factory.mktemp("world")
+    assert main(["world", "--config", str(SMOKE), f"run.output_dir={out}"]) == 0
+    return out / "ppo-smoke"
+
+
+def fresh(world: Path, dest: Path) -> Path:
+    """An output directory holding a copy of the smoke world, for one PPO run."""
+    shutil.copytree(world, dest / "ppo-smoke")
+    return dest

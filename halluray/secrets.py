@@ -7,7 +7,7 @@ Never from a config or Ray's runtime env: Ray shows a runtime env in its dashboa
 
 Every value `read_secret` returns is registered, and `redact` (used for saved configs, the config sent to W&B
 and the fact checker's error messages) drops secret-named keys and replaces registered values, and the
-current values of the known secret variables, inside strings by `***`.
+current values of the known secret variables, and any `Bearer <token>`, inside strings by `***`.
 """
 
 from __future__ import annotations
@@ -30,16 +30,20 @@ MIN_REDACTED_CHARS = 8
 them everywhere would mangle unrelated text, such as the paths of a saved config."""
 MAX_SECRET_FILE_BYTES = 65536
 
-_SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials"}
+_SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials", "auth",
+                 "authorization", "bearer"}
 _LOCATION_WORDS = {"env", "file", "path"}
+_BEARER = re.compile(rf"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{{{MIN_REDACTED_CHARS},}}")
+"""A bearer token written out (`Authorization: Bearer <token>` echoed in an error), known to us or not."""
 _registry: set[str] = set()
 _registry_lock = threading.Lock()
 
 
 def _is_secret_name(name: str) -> bool:
     """True when a word of the key (split at `_`, `-`, `.`, camelCase) names a secret: `api_key`, `hfToken`,
-    `client_secret`, but not `max_new_tokens` (a plural is a count) nor `api_key_env` / `token_file` (they
-    say where a secret is, and a saved config must keep them to be loaded again)."""
+    `client_secret`, `Authorization`, `basic_auth`, `bearer` (not `author`: words are compared whole), but not
+    `max_new_tokens` (a plural is a count) nor `api_key_env` / `token_file` (they say where a secret is,
+    and a saved config must keep them to be loaded again)."""
     words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower())
     return any(w in _SECRET_WORDS for w in words) and words[-1] not in _LOCATION_WORDS
 
@@ -110,6 +114,7 @@ def redact(obj: Any, env_names: Iterable[str] = ()) -> Any:
         if isinstance(v, str):
             for secret in values:
                 v = v.replace(secret, MASK)
+            v = _BEARER.sub(rf"\g<1>{MASK}", v)
         return v
 
     return clean(obj)

@@ -84,6 +84,14 @@ def test_redact_drops_secret_keys_and_replaces_every_known_value(secret_env, tmp
     assert redact("EMPTY runs/EMPTY") == "EMPTY runs/EMPTY"
 
 
+def test_redact_drops_auth_keys_and_bearer_tokens():
+    d = {"auth": "x", "Authorization": "Bearer x", "basic_auth": "x", "bearer": "x", "proxyAuth": "x",
+         "author": "Ada", "auth_file": "/run/auth", "headers": {"authorization": "x", "accept": "json"},
+         "error": "HTTP 401: sent Authorization: Bearer sk-abcdef0123456789 (bearer short)"}
+    assert redact(d) == {"author": "Ada", "auth_file": "/run/auth", "headers": {"accept": "json"},
+                         "error": "HTTP 401: sent Authorization: Bearer *** (bearer short)"}
+
+
 def test_saved_configs_are_redacted_and_load_back(secret_env, tmp_path):
     key = f"sk-{uuid.uuid4().hex}"
     secret_env.setenv("MY_CHECKER_KEY", key)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +34,20 @@ def write_jsonl(path: str | Path, records) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """Every record of a JSON-lines file. A last line without its newline that does not parse is a record torn
+    by a crash mid-write (an append-only log such as metrics.jsonl): it is skipped with a warning, and the
+    log's writer drops it when it next opens the file. A bad line anywhere else raises."""
+    text = Path(path).read_text()
+    lines = text.splitlines()
+    torn = lines.pop() if lines and not text.endswith("\n") else None
+    records = [json.loads(line) for line in lines if line.strip()]
+    if torn is not None and torn.strip():
+        try:
+            records.append(json.loads(torn))
+        except json.JSONDecodeError:
+            warnings.warn(f"{path}: skipped a torn last line ({len(torn)} characters, no newline): a write cut "
+                          "off by a crash", RuntimeWarning, stacklevel=2)
+    return records
 
 
 @contextlib.contextmanager

@@ -18,6 +18,11 @@ Decisions:
   `finish` waits at most `logging.finish_timeout_s`, then warns and goes on: wandb's own `finish_timeout`
   bounds the upload, and a thread joined with that timeout bounds the rest (wandb waits for its service
   process without one).
+- A stage given a `run_id_file` (a PPO run: `<ppo dir>/wandb_run_id`) keeps its W&B run id there and passes
+  `id=..., resume="allow"`, so `--resume` continues the same W&B run online. Offline (wandb 0.31), each start
+  writes its own `offline-run-*-<id>` directory with that same id; `wandb sync --id <id> <dirs>` uploads them
+  into one run in start order. Steps redone after a restart are in metrics.jsonl again; W&B keeps the values
+  first logged for a step and drops the repeat (its steps must not decrease).
 - Offline runs land in `run_dir/wandb/offline-run-*` (upload later with `wandb sync`). In wandb 0.31
   `finish()` may return a moment before wandb-core has written the run's `.wandb` file.
 """
@@ -28,8 +33,10 @@ import json
 import math
 import numbers
 import os
+import sys
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from halluray.errors import InputError
+from halluray.io import atomic_write_text
 from halluray.secrets import read_secret, redact
 
 if TYPE_CHECKING:
@@ -45,21 +53,47 @@ if TYPE_CHECKING:
 
 
 class _JsonlWriter:
-    """Appends one JSON object per line, flushed at once, so a crash loses at most the current line."""
+    """Appends one JSON object per line, written unbuffered, so a crash loses at most the current line.
+
+    A write that fails (ENOSPC) leaves nothing buffered to fail again at `close` and hide the first error. A
+    line torn by a crash or a full disk (the file does not end in a newline) is cut off when the file is next
+    opened here, so the next record starts on a line of its own; `halluray.io.read_jsonl` skips it meanwhile."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a")
+        self._file = self.path.open("a+b", buffering=0)
+        _drop_torn_tail(self._file, self.path)
 
     def log(self, stage: str, step: int | None = None, **metrics) -> None:
         record = {"stage": stage, "time": round(time.time(), 3), **({"step": step} if step is not None else {}),
                   **metrics}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        data = memoryview((json.dumps(record) + "\n").encode())
+        while data:  # an unbuffered write may take part of the data
+            data = data[self._file.write(data):]
 
     def close(self) -> None:
         self._file.close()
+
+
+def _drop_torn_tail(f, path: Path) -> None:
+    size = end = f.seek(0, os.SEEK_END)
+    keep = 0
+    while end > 0:  # back from the end, 64 KiB at a time, to the last newline
+        start = max(0, end - 65536)
+        f.seek(start)
+        chunk = f.read(end - start)
+        if end == size and chunk.endswith(b"\n"):
+            return
+        if (cut := chunk.rfind(b"\n")) >= 0:
+            keep = start + cut + 1
+            break
+        end = start
+    if keep == size:
+        return
+    f.truncate(keep)
+    print(f"{path}: dropped a torn last line ({size - keep} bytes) left by an interrupted write", file=sys.stderr,
+          flush=True)
 
 
 
@@ -94,7 +128,7 @@ class RunLogger:
     """One stage's metrics: JSONL always, W&B per `cfg.logging.wandb_mode`. Use as a context manager
     (or call `finish`); an exception inside the block marks the W&B run as failed."""
 
-    def __init__(self, run_dir: str | Path, cfg: ExperimentConfig, stage: str):
+    def __init__(self, run_dir: str | Path, cfg: ExperimentConfig, stage: str, run_id_file: Path | None = None):
         self.run_dir = Path(run_dir)
         self.stage = stage
         self.writer = _JsonlWriter(self.run_dir / "metrics.jsonl")
@@ -111,6 +145,12 @@ class RunLogger:
         import wandb  # only when used: `disabled` must work (and stay fast) without it
 
         self._wandb = wandb
+        resume = {}
+        if run_id_file is not None:  # see the module's decisions: one W&B run across resumes
+            run_id_file = Path(run_id_file)
+            if not run_id_file.is_file():
+                atomic_write_text(run_id_file, uuid.uuid4().hex[:12] + "\n")
+            resume = {"id": run_id_file.read_text().strip(), "resume": "allow"}
         try:
             self._run = wandb.init(
                 mode=self.mode, project=cfg.logging.project, entity=cfg.logging.entity,
@@ -123,6 +163,7 @@ class RunLogger:
                     x_save_requirements=False, init_timeout=cfg.logging.init_timeout_s,
                     finish_timeout=cfg.logging.finish_timeout_s,
                 ),
+                **resume,
             )
         except wandb.errors.AuthenticationError as e:
             raise InputError(f"W&B rejected the API key in WANDB_API_KEY or WANDB_API_KEY_FILE "

@@ -154,6 +154,37 @@ def test_stages_in_one_process_get_their_own_runs(wandb_env):
         assert [r.exit.exit_code for r in wb if r.WhichOneof("record_type") == "exit"] == [code]
 
 
+def test_a_run_id_file_keeps_one_wandb_run_across_restarts(wandb_env):
+    """What `halluray ppo --resume` does: the second start reads the id the first one wrote and resumes it;
+    offline, each start writes its own directory under that id (`wandb sync --id` joins them)."""
+    cfg = make_cfg(wandb_env)
+    id_file = cfg.run_dir / "ppo" / "wandb_run_id"
+    for step in (1, 2):
+        with RunLogger(cfg.run_dir, cfg, "ppo", id_file) as logger:
+            logger.log(step, loss=float(step))
+    run_id = id_file.read_text().strip()
+    dirs = sorted(p.name for p in (cfg.run_dir / "wandb").glob("offline-run-*"))
+    assert len(dirs) == 2 and all(f"-{run_id}" in d for d in dirs), (run_id, dirs)
+
+
+def test_a_torn_last_line_is_skipped_on_read_and_dropped_on_the_next_open(tmp_path, capfd):
+    from halluray.io import read_jsonl as read_records
+    from halluray.logging import _JsonlWriter
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "loss": 0.')  # a crash mid-write
+    with pytest.warns(RuntimeWarning, match="skipped a torn last line"):
+        assert read_records(path) == [{"step": 1}, {"step": 2}]
+    writer = _JsonlWriter(path)
+    writer.log("ppo", 3, loss=0.5)
+    writer.close()
+    assert "dropped a torn last line (22 bytes)" in capfd.readouterr().err
+    assert [r["step"] for r in read_records(path)] == [1, 2, 3]
+    path.write_text('{"step": 1}\n{"step": \n{"step": 3}\n')  # not a torn tail: corruption, which raises
+    with pytest.raises(json.JSONDecodeError):
+        read_records(path)
+
+
 def test_resolve_wandb_mode():
     assert resolve_wandb_mode("auto", {}) == "offline"
     assert resolve_wandb_mode("auto", {"WANDB_API_KEY": FAKE_KEY}) == "online"

@@ -20,6 +20,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from actors.cluster import bundle_nodes, dead_node, join_cluster, node_lost
 from actors.roles import Role
 from actors.warm_pool import WARM_POOL, kill_group
+from halluray import stopping
 from halluray.config import ExperimentConfig, RoleResources
 from halluray.errors import ActorFailure, InputError
 from halluray.preflight import split_error
@@ -45,6 +46,7 @@ def init_ray(cfg: ExperimentConfig) -> None:
         # address="local": without it ray.init joins any Ray already running on this machine (another job's).
         ray.init(address="local", num_cpus=max(int(needed + 0.999), os.cpu_count() or 1), include_dashboard=False,
                  log_to_driver=False, runtime_env={"env_vars": env})
+    stopping.rearm()  # ray.init replaced the CLI's SIGTERM handler with one that exits 1
 
 
 def node_cores() -> int:

@@ -2,8 +2,10 @@
 
 Each row names its entry function, called as `entry(cfg, **options)` with the resolved config and the row's own
 options (`entry(**options)` for a command that reads no config), so this module has no per-command code. An
-expected failure (bad input, a dead or failing actor, a timeout) ends with one line on stderr and a
-non-zero exit, never a traceback; when the PPO run has a checkpoint, the line says how to continue it.
+expected failure (bad input, a dead or failing actor, a timeout, the fact checker's endpoint failing after its
+retries, a full disk or another OSError) ends with one line on stderr and a non-zero exit (2 for input, else 1),
+never a traceback; SIGINT and SIGTERM end with one line and exit 130 / 143 (`halluray.stopping`). When the PPO
+run has a checkpoint, the line says how to continue it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,16 +28,19 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if not os.environ.get("RAY_ADDRESS"):
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from halluray import checkpoints, preflight
+from halluray import checkpoints, preflight, stopping
 from halluray.config import ConfigError, ExperimentConfig, load_config
-from halluray.errors import ActorFailure, InputError
+from halluray.errors import ActorFailure, CheckerError, InputError
 from halluray.layout import RunLayout, stage_config_file
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml"
 RESUME_FIXED = ("seed", "data", "model", "lora", "actors.policy", "actors.critic", "deepspeed", "ppo.batch_size",
                 "ppo.samples_per_prompt", "ppo.minibatch_size", "ppo.ppo_epochs", "ppo.advantage_estimator",
-                "ppo.grpo_scale_by_std", "ppo.lora_critic", "ppo.reward", "ppo.init_model", "ppo.name")
-"""Keys a resumed PPO run must keep: changing them would continue a different run from this one's state."""
+                "ppo.grpo_scale_by_std", "ppo.lora_critic", "ppo.reward", "ppo.init_model", "ppo.name", "ppo.steps",
+                "fact_checker", "actors.rollout_mode")
+"""Keys a resumed PPO run must keep: changing them would continue a different run from this one's state
+(`ppo.steps` is the LR schedule's horizon; `fact_checker` gives the checker kinds' reward and the validation).
+The data and initial model files are checked too, by content (`halluray.run_lock`)."""
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
@@ -254,16 +260,26 @@ def main(argv: list[str] | None = None) -> int:
     entry = command.seeds_entry if seeded else command.entry
     if not seeded:
         options.pop("seeds", None)
+    hint = (lambda: _resume_hint(cfg)) if command.resumes else (lambda: "")
     try:
-        # Preflight before the entry's module is even imported (Ray and DeepSpeed take seconds to load).
-        if command.preflight and (command.seeds_preflight or not seeded):
-            preflight.check(cfg, command.name, cluster_nodes(cfg))
-        result = _entry(entry)(*(() if cfg is None else (cfg,)), **options)
+        with stopping.installed():
+            # Preflight before the entry's module is even imported (Ray and DeepSpeed take seconds to load).
+            if command.preflight and (command.seeds_preflight or not seeded):
+                preflight.check(cfg, command.name, cluster_nodes(cfg))
+            result = _entry(entry)(*(() if cfg is None else (cfg,)), **options)
     except InputError as e:
         print(f"halluray {command.name}: {e}", file=sys.stderr)
         return 2
-    except (ActorFailure, TimeoutError) as e:
-        print(f"halluray {command.name}: {e}{_resume_hint(cfg) if command.resumes else ''}", file=sys.stderr)
+    except KeyboardInterrupt as e:  # stopping.Interrupted: SIGINT or SIGTERM
+        stop = e if isinstance(e, stopping.Interrupted) else stopping.Interrupted(signal.SIGINT)
+        print(f"halluray {command.name}: stopped by {stop}{hint()}", file=sys.stderr)
+        return stop.exit_code
+    except (ActorFailure, CheckerError, TimeoutError) as e:
+        print(f"halluray {command.name}: {e}{hint()}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk (metrics, checkpoints), a file that went away, ...
+        what = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else f"{type(e).__name__}: {e}"
+        print(f"halluray {command.name}: {what}{hint()}", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
 

@@ -5,6 +5,11 @@ class InputError(Exception):
     """Bad input: a config key, a file, a dataset field, a prompt that cannot fit."""
 
 
+class CheckerError(RuntimeError):
+    """The fact checker's endpoint failed after its retries (or sent a reply too large to read): a failure of a
+    service the run depends on, not of the input; the CLI prints it in one line and exits 1."""
+
+
 class ActorFailure(RuntimeError):
     """An actor of a group died, raised, or did not answer; the message names the role and rank.
 

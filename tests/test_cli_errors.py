@@ -59,14 +59,57 @@ def test_a_second_run_into_an_existing_ppo_directory_is_refused(smoke_world, cap
         assert main(["ppo", "--config", SMOKE, f"run.output_dir={smoke_world}"]) == 2
         err = capsys.readouterr().err
         assert "already holds a PPO run" in err and f"halluray ppo --resume {ppo_dir}" in err and "--overwrite" in err
-        # Resuming may extend the run, but not change what its checkpoints mean.
-        assert main(["ppo", "--resume", str(ppo_dir), "seed=3", "ppo.batch_size=4", "ppo.steps=9"]) == 2
-        err = capsys.readouterr().err
-        assert "seed, ppo.batch_size cannot change in a resumed run" in err
+        # Resuming cannot change what its checkpoints mean, nor the LR schedule's horizon, the checker or the
+        # rollout mode: one line naming each key.
+        assert main(["ppo", "--resume", str(ppo_dir), "seed=3", "ppo.batch_size=4", "ppo.steps=9",
+                     "fact_checker.max_retries=9", "actors.rollout_mode=colocated"]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert ("seed, ppo.batch_size, ppo.steps, fact_checker, actors.rollout_mode cannot change in a resumed "
+                "run") in line
     finally:
         for f in ppo_dir.iterdir():
             f.unlink()
         ppo_dir.rmdir()
+
+
+def test_a_locked_ppo_directory_is_refused_naming_the_holder(smoke_world, capsys):
+    """One process per PPO directory: a second run (or resume) exits 2 naming the pid holding the lock."""
+    import os
+
+    from halluray import run_lock
+
+    ppo_dir = smoke_world / "ppo-smoke" / "locked"
+    with run_lock.hold(ppo_dir):
+        assert main(["ppo", "--config", SMOKE, f"run.output_dir={smoke_world}", "ppo.name=locked"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"halluray ppo: {ppo_dir} is in use by another halluray process (pid {os.getpid()} on ")
+    assert (ppo_dir / "lock").read_text().startswith(f"{os.getpid()}@")
+
+
+def test_a_resume_refuses_changed_data_or_initial_model_naming_each_file(smoke_world, capsys):
+    from halluray.layout import RunLayout
+    from halluray.run_lock import record_inputs
+    from halluray.trainers.ppo_run import policy_init, run_inputs
+
+    cfg = load_config(SMOKE, [f"run.output_dir={smoke_world}", "ppo.name=inputs"])
+    layout, ppo_dir = RunLayout(cfg), smoke_world / "ppo-smoke" / "inputs"
+    ppo_dir.mkdir()
+    (ppo_dir / "config.yaml").write_text(cfg.to_yaml())
+    record_inputs(ppo_dir, run_inputs(cfg, policy_init(cfg)))  # as the run recorded them when it started
+    world, extra = layout.world_json, layout.base_model / "added.json"
+    saved = world.read_bytes()
+    try:
+        world.write_bytes(saved.replace(b"a", b"b", 1))  # same size, other contents
+        extra.write_text("{}")
+        assert main(["ppo", "--resume", str(ppo_dir)]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"halluray ppo: --resume {ppo_dir}: data file {world} changed; init model file "
+                               f"{extra} is new since the run started"), line
+    finally:
+        world.write_bytes(saved)
+        extra.unlink()
+    assert main(["ppo", "--resume", str(ppo_dir)]) == 2  # unchanged again: on to the next check
+    assert "no complete checkpoint under" in capsys.readouterr().err
 
 
 @pytest.mark.ray

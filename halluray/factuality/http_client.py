@@ -11,7 +11,8 @@
 - timeouts, connection errors, HTTP 408/409/425/429/5xx and a body `parse` rejects are retried `max_retries`
   times, after exponential backoff or the server's Retry-After seconds on 429/503; a wait that would pass the
   deadline ends the request at once;
-- other HTTP errors raise InputError at once (retrying cannot fix a wrong URL, model or key).
+- other HTTP errors raise InputError at once (retrying cannot fix a wrong URL, model or key); a request that
+  still fails after its retries raises CheckerError (a one-line exit 1 in the CLI).
 
 Error messages and log lines pass through `halluray.secrets.redact`, so a key a server echoes back is not
 repeated.
@@ -28,7 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from halluray.errors import InputError
+from halluray.errors import CheckerError, InputError
 from halluray.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -140,16 +141,16 @@ class HTTPClient:
             except ParseError as e:
                 problem = redact(str(e))
             except _TooLarge as e:
-                raise RuntimeError(f"fact checker endpoint {self.url}: the reply is larger than "
+                raise CheckerError(f"fact checker endpoint {self.url}: the reply is larger than "
                                    f"fact_checker.max_response_bytes ({self.max_response_bytes}): {e}") from None
             if attempt == attempts:
                 break
             wait = retry_after if retry_after is not None else self.retry_backoff_s * 2 ** (attempt - 1)
             if wait >= deadline - time.monotonic():
-                raise RuntimeError(f"fact checker endpoint {self.url} failed after {attempt} attempt(s), a retry in "
+                raise CheckerError(f"fact checker endpoint {self.url} failed after {attempt} attempt(s), a retry in "
                                    f"{wait:g} s would pass fact_checker.total_timeout_s ({self.total_timeout_s:g} s): "
                                    f"{problem}")
             log.warning("fact checker endpoint %s: %s; retry %d of %d in %gs", self.url, problem, attempt,
                         self.max_retries, wait)
             self._sleep(wait)
-        raise RuntimeError(f"fact checker endpoint {self.url} failed after {attempts} attempt(s): {problem}")
+        raise CheckerError(f"fact checker endpoint {self.url} failed after {attempts} attempt(s): {problem}")

@@ -12,17 +12,18 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 
 from actors.cluster import node_name, placement, wait_for_room
 from actors.group import init_ray
 from actors.reward import RewardSpec
-from halluray import checkpoints, preflight
+from halluray import checkpoints, preflight, run_lock, stopping
 from halluray.config import CHECKER_REWARDS, ExperimentConfig
 from halluray.data import prompts_for
 from halluray.errors import ActorFailure, InputError
 from halluray.factuality.reward_functions import RewardScheme
 from halluray.io import atomic_write_text
-from halluray.layout import RunLayout
+from halluray.layout import WORLD_DATASETS, RunLayout
 from halluray.logging import RunLogger, progress
 from halluray.preflight.cluster import Demand, demands
 from halluray.trainers.ppo_driver import PPODriver
@@ -72,29 +73,55 @@ def ppo_demands(cfg: ExperimentConfig) -> list[Demand]:
     return demands(phase)
 
 
+def run_inputs(cfg: ExperimentConfig, init: str) -> dict[str, Path]:
+    """The files a resume must find unchanged (`run_lock.changed_inputs`): the prompts' data (the world's
+    directory, or a local `data.path`) and the initial policy."""
+    data = RunLayout(cfg).world_dir if cfg.data.dataset in WORLD_DATASETS else Path(cfg.data.path or "")
+    found = {"data": data, "init model": Path(init)}
+    return {label: p for label, p in found.items() if str(p) not in ("", ".") and p.exists()}
+
+
 def run_ppo(cfg: ExperimentConfig, resume: bool = False, init: str | None = None, overwrite: bool = False) -> dict:
     """Train `ppo.steps` iterations into run_dir/<ppo.name>/ (from `init`, default `policy_init(cfg)`).
 
-    A directory that already holds a PPO run is continued only with `resume`, replaced only with `overwrite`."""
+    A directory that already holds a PPO run is continued only with `resume`, replaced only with `overwrite`.
+    The directory is locked for the whole run (`run_lock`); SIGINT/SIGTERM stop it after the current step
+    (`stopping`), raising `stopping.Interrupted` once every group is released."""
+    with run_lock.hold(RunLayout(cfg).ppo_dir(cfg.ppo.name)), stopping.graceful("ppo"):
+        return _run_ppo(cfg, resume, init, overwrite)
+
+
+def _run_ppo(cfg: ExperimentConfig, resume: bool, init: str | None, overwrite: bool) -> dict:
     layout, ppo = RunLayout(cfg), cfg.ppo
     out, ckpt_dir = layout.ppo_dir(ppo.name), layout.ppo_checkpoints(ppo.name)
+    init = init or policy_init(cfg)
     if resume:
-        checkpoints.clean_leftovers(ckpt_dir)
+        if changed := run_lock.changed_inputs(out, run_inputs(cfg, init)):
+            raise InputError(f"--resume {out}: {'; '.join(changed)} since the run started (a resumed run must "
+                             f"read the same data and initial model); start a new run with another ppo.name")
+        checkpoints.clean_leftovers(ckpt_dir)  # only under the lock: a live run's temp step is not a leftover
         start = checkpoints.latest(ckpt_dir)
         if start is None:
             raise InputError(f"--resume: no complete checkpoint under {ckpt_dir}")
     else:
         start = None
-        if out.exists() and not overwrite:
+        held = [p for p in out.iterdir() if p.name != run_lock.LOCK]
+        if held and not overwrite:
             raise InputError(f"{out} already holds a PPO run: continue it with `halluray ppo --resume {out}`, "
                              f"or start again with --overwrite (which deletes it)")
-        shutil.rmtree(out, ignore_errors=True)
+        for p in held:  # all but the lock, which this process holds
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
     prompts = list(prompts_for(cfg, "ppo"))
-    spec, init = reward_spec(cfg, prompts), init or policy_init(cfg)
+    spec = reward_spec(cfg, prompts)
+    if not resume:
+        run_lock.record_inputs(out, run_inputs(cfg, init))
     atomic_write_text(out / "config.yaml", cfg.to_yaml())  # this PPO run's resolved config
     val = validation_for(cfg)
     init_ray(cfg)
-    with RunLogger(layout.run_dir, cfg, ppo.name) as logger:
+    with RunLogger(layout.run_dir, cfg, ppo.name, out / "wandb_run_id") as logger:
         for restart in range(cfg.actors.max_restarts + 1):
             driver = None
             try:
@@ -159,6 +186,7 @@ def _train(driver: PPODriver, cfg: ExperimentConfig, start, logger: RunLogger, v
         logger.log(step, **metrics)
         if ppo.save_every and step % ppo.save_every == 0:
             _checkpoint(driver, ckpt_dir, ppo.keep_last, watch)
+        stopping.check(f"after step {step}")  # SIGINT/SIGTERM: the step is done and logged
         if stopped:
             print(f"ppo: validation reward flat for {ppo.plateau_patience} evaluations; stopping at step {step} "
                   f"of {ppo.steps}", flush=True)

@@ -14,6 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from ray.exceptions import RayError
+
 from actors.cluster import node_name, placement, wait_for_room
 from actors.group import init_ray
 from actors.reward import RewardSpec
@@ -56,6 +58,15 @@ def policy_init(cfg: ExperimentConfig) -> str:
 
 def restartable(failure: ActorFailure) -> bool:
     return failure.cause not in DETERMINISTIC
+
+
+def as_failure(error: ActorFailure | RayError) -> ActorFailure:
+    """A Ray error raised outside a group's wait (placing or killing actors) is met like a dead actor: restart,
+    or one line with the `--resume` command."""
+    if isinstance(error, ActorFailure):
+        return error
+    first_line = (str(error).splitlines() or [""])[0]
+    return ActorFailure(f"Ray: {error.__class__.__name__}: {first_line}", died=True)
 
 
 def lost_node(failure: ActorFailure, driver: PPODriver | None) -> str | None:
@@ -130,9 +141,10 @@ def _run_ppo(cfg: ExperimentConfig, resume: bool, init: str | None, overwrite: b
                 final = _train(driver, cfg, start, logger, val)
                 driver.shutdown()
                 return final
-            except ActorFailure as e:
+            except (ActorFailure, RayError) as caught:
                 if driver:
                     driver.shutdown(graceful=False)
+                e = as_failure(caught)
                 lost = lost_node(e, driver)
                 where = f"step {driver.step_done + 1}" if driver else "starting the actor groups"
                 if not restartable(e) or restart == cfg.actors.max_restarts:

@@ -1,8 +1,8 @@
 """Base Ray actors: one rank of a role's torch.distributed group, and a DeepSpeed-trained model.
 
 MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE/LOCAL_RANK are set in the actor's environment before DeepSpeed is
-imported and initialises the group (gloo on CPU, NCCL on GPU; docs/runtime.md#ray-actors). That is why
-`deepspeed` is imported inside the methods here, not at the top.
+imported and adopts the group that `join_group` initialised (gloo on CPU, NCCL on GPU; docs/runtime.md#ray-actors).
+That is why `deepspeed` is imported inside the methods here, not at the top.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import ray
 import torch
 import torch.distributed as dist
@@ -45,10 +46,34 @@ class WorkerRestarted(RuntimeError):
     initialised again."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+def node_listener() -> socket.socket:
+    """A socket bound to a free port on this node's Ray address, for a group's TCPStore to listen on.
+
+    Given only a port, TCPStore listens on every interface, and it has no authentication. Held from
+    `address()` until the store takes it, the port also cannot be taken by another process meanwhile.
+    """
+    ip = ray.util.get_node_ip_address()
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((ip, 0))
+    return sock
+
+
+def bind_collectives_to_node() -> None:
+    """Gloo and NCCL listen on the interface that holds this node's Ray address (127.0.0.1 on a local cluster),
+    not on the one they would pick themselves; a GLOO_/NCCL_SOCKET_IFNAME set by the user is kept."""
+    ip = ray.util.get_node_ip_address()
+    iface = next((name for name, addrs in psutil.net_if_addrs().items()
+                  if any(a.address.split("%")[0] == ip for a in addrs)), None)
+    if iface is not None:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", iface)
+        os.environ.setdefault("NCCL_SOCKET_IFNAME", f"={iface}")  # "=": this name exactly, not a prefix
+
+
+def rendezvous_store(host: str, port: int, world_size: int, is_master: bool, listener: socket.socket | None,
+                     timeout: timedelta) -> dist.TCPStore:
+    """A group's TCPStore; the master serves on `listener` (from `address()`), which the store then owns."""
+    fd = listener.detach() if listener is not None else None
+    return dist.TCPStore(host, port, world_size, is_master=is_master, timeout=timeout, master_listen_fd=fd)
 
 
 @dataclass
@@ -81,17 +106,39 @@ class RankActor:
         self._constructed = set(vars(self)) | {"_constructed"}
 
     def address(self) -> tuple[str, int]:
-        """This node's IP and a free port: the rendezvous point when this actor is rank 0."""
-        return ray.util.get_node_ip_address(), free_port()
+        """This node's IP and a port bound there: the rendezvous point when this actor is rank 0. The socket is
+        kept for the next `join_group` or `init_sync_group` (a call before that replaces it)."""
+        self._take_listener(None)
+        self._listener = node_listener()
+        return self._listener.getsockname()[:2]
+
+    def _take_listener(self, port: int | None) -> socket.socket | None:
+        """The socket `address()` bound, if it is for `port`; otherwise it is closed."""
+        sock, self._listener = getattr(self, "_listener", None), None
+        if sock is not None and sock.getsockname()[1] != port:
+            sock.close()
+            sock = None
+        return sock
 
     def join_group(self, master_addr: str, master_port: int) -> None:
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
+        listener = self._take_listener(master_port if self.rank == 0 else None)
+        if dist.is_initialized():  # a reused actor keeps its group (release)
+            if listener is not None:
+                listener.close()
+            return
         import deepspeed
 
-        if not dist.is_initialized():
-            deepspeed.init_distributed(dist_backend="nccl" if self.on_gpu else "gloo", timeout=self.timeout,
-                                       verbose=False)
+        bind_collectives_to_node()
+        # Our own store, not env://, which would listen on every interface. DeepSpeed adopts an initialised group.
+        store = rendezvous_store(master_addr, master_port, self.world_size, self.rank == 0, listener, self.timeout)
+        backend = "nccl" if self.on_gpu else "gloo"
+        # device_id as DeepSpeed passes it on CUDA with several ranks (deepspeed/comm/torch.py).
+        device_id = self.device if self.on_gpu and self.world_size > 1 else None
+        dist.init_process_group(backend, store=store, rank=self.rank, world_size=self.world_size,
+                                timeout=self.timeout, device_id=device_id)
+        deepspeed.init_distributed(dist_backend=backend, timeout=self.timeout, verbose=False)
 
     def shutdown(self) -> None:
         """Release what the actor holds before it is killed (training roles destroy their engine)."""
@@ -99,6 +146,7 @@ class RankActor:
     def release(self) -> None:
         """Back to what __init__ left, to be parked for the next group of this role (actors/warm_pool.py): the
         model, engine and sync group go; the role's torch.distributed group stays for the same ranks."""
+        self._take_listener(None)
         for name in set(vars(self)) - self._constructed:
             delattr(self, name)
         gc.collect()
@@ -228,8 +276,10 @@ class TrainableActor(RankActor):
 
     def init_sync_group(self, master_addr: str, master_port: int, rank: int, world_size: int) -> None:
         """Rank 0 of this role joins a separate group with the rollout workers for weight broadcast."""
+        listener = self._take_listener(master_port if self.rank == 0 else None)
         if self.rank == 0:
-            self.sync_group = new_sync_group(master_addr, master_port, rank, world_size, self.on_gpu, self.timeout)
+            self.sync_group = new_sync_group(master_addr, master_port, rank, world_size, self.on_gpu, self.timeout,
+                                             listener)
 
     def broadcast_weights(self, adapters_only: bool = False) -> int:
         """Send every parameter from rank 0 to the sync group. Collective over this role (ZeRO-3 gather)."""
@@ -357,10 +407,12 @@ def set_rng_state(state: dict) -> None:
 
 
 def new_sync_group(master_addr: str, master_port: int, rank: int, world_size: int, on_gpu: bool,
-                   timeout: timedelta):
+                   timeout: timedelta, listener: socket.socket | None = None):
     """A process group separate from the role's own (policy rank 0 + rollout workers), with the same
-    timeout as the role's: a broadcast to a dead worker fails instead of waiting for ever."""
-    store = dist.TCPStore(master_addr, master_port, world_size, is_master=rank == 0, timeout=timeout)
+    timeout as the role's: a broadcast to a dead worker fails instead of waiting for ever. Its store and
+    sockets listen on the node's address, as the role's group (`join_group`)."""
+    bind_collectives_to_node()
+    store = rendezvous_store(master_addr, master_port, world_size, rank == 0, listener, timeout)
     if on_gpu:
         options = dist.ProcessGroupNCCL.Options()
         options._timeout = timeout

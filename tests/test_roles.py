@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import psutil
 import pytest
@@ -167,3 +168,30 @@ def test_the_local_cluster_listens_on_loopback_only(ray_cluster):
                  and node.session_name in " ".join(p.info["cmdline"] or [])
                  for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip in listening), listening
+
+
+def _listening(pid: int) -> list[str]:
+    return [c.laddr.ip for c in psutil.Process(pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+
+
+def test_training_and_sync_groups_listen_on_loopback_only(ray_cluster, tiny_model_dir):
+    """The role group's and the weight-sync group's TCPStore and gloo sockets bind the node's Ray address
+    (127.0.0.1 here), not every interface (actors/base.py: node_listener, bind_collectives_to_node)."""
+    spec = EngineSpec(model_path=str(tiny_model_dir), ds=DeepSpeedConfig(zero_stage=2), optim=OptimizerConfig(),
+                      total_steps=1, micro_batch_size=1)
+    policy = ActorGroup(PolicyActor, "policy", RoleResources(num_actors=2))
+    rollout = ActorGroup(RolloutActor, "rollout", ONE)
+    try:
+        policy.gather(policy.init_engines(spec))
+        rollout.run("init_model", str(tiny_model_dir))
+        addr, port = policy.rendezvous()
+        policy.gather(policy.call("init_sync_group", addr, port, 0, 2)
+                      + rollout.call("init_sync_group", addr, port, 1, 2))
+        assert addr == "127.0.0.1"
+        pids = ray.get([a.__ray_call__.remote(lambda self: os.getpid()) for a in policy.actors + rollout.actors])
+        listening = {pid: _listening(pid) for pid in pids}
+    finally:
+        policy.shutdown()
+        rollout.shutdown()
+    assert all(listening.values()), listening  # each has the sockets of its groups (and Ray's own)
+    assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ips in listening.values() for ip in ips), listening

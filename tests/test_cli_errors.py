@@ -3,6 +3,8 @@ and one PPO run per directory."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ import ray
 from actors.warm_pool import WARM_POOL
 from halluray.cli import main
 from halluray.config import load_config
+from halluray.errors import CheckerError
 from tests.conftest import ONE_RANK_EACH
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +77,6 @@ def test_a_second_run_into_an_existing_ppo_directory_is_refused(smoke_world, cap
 
 def test_a_locked_ppo_directory_is_refused_naming_the_holder(smoke_world, capsys):
     """One process per PPO directory: a second run (or resume) exits 2 naming the pid holding the lock."""
-    import os
-
     from halluray import run_lock
 
     ppo_dir = smoke_world / "ppo-smoke" / "locked"
@@ -110,6 +111,36 @@ def test_a_resume_refuses_changed_data_or_initial_model_naming_each_file(smoke_w
         extra.unlink()
     assert main(["ppo", "--resume", str(ppo_dir)]) == 2  # unchanged again: on to the next check
     assert "no complete checkpoint under" in capsys.readouterr().err
+
+
+def _send(signum):
+    def entry(cfg):
+        os.kill(os.getpid(), signum)
+        time.sleep(10)  # the handler raises before this ends
+    return entry
+
+
+def _raise(error):
+    def entry(cfg):
+        raise error
+    return entry
+
+
+@pytest.mark.parametrize(("entry", "code", "line"), [
+    (_send(signal.SIGTERM), 143, "halluray plan: stopped by SIGTERM"),
+    (_send(signal.SIGINT), 130, "halluray plan: stopped by SIGINT"),
+    (_raise(OSError(28, "No space left on device", "/runs/x/metrics.jsonl")), 1,
+     "halluray plan: No space left on device: /runs/x/metrics.jsonl"),
+    (_raise(CheckerError("fact checker endpoint https://x failed after 4 attempt(s): HTTP 500")), 1,
+     "halluray plan: fact checker endpoint https://x failed after 4 attempt(s): HTTP 500")], ids=[
+    "SIGTERM", "SIGINT", "ENOSPC", "checker"])
+def test_signals_a_full_disk_and_a_failing_checker_end_any_command_in_one_line(monkeypatch, capsys, entry, code,
+                                                                              line):
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr("halluray.cli._entry", lambda path: entry)
+    assert main(["plan"]) == code
+    assert capsys.readouterr().err.splitlines() == [line]
+    assert signal.getsignal(signal.SIGTERM) is before  # the CLI's handlers are gone again
 
 
 @pytest.mark.ray

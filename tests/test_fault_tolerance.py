@@ -255,3 +255,221 @@ def test_a_driver_killed_while_saving_resumes_to_the_same_final_metrics(dropout_
     assert main(["ppo", "--resume", str(ppo_dir)]) == 0
     assert_same_steps(step_metrics(out), dropout_baseline, 6)
     assert sorted(p.name for p in (ppo_dir / "checkpoints").iterdir()) == ["step_000006"]  # keep_last=1, no temp
+
+
+# -- ending cleanly: SIGTERM, a full disk, a failing fact checker; each resumed to the uninterrupted run ---------
+
+PPO_LINE = "halluray ppo: "
+
+
+def _one_line(err: str) -> str:
+    """The CLI's line, the only one starting with `halluray ppo:`; and no traceback anywhere."""
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith(PPO_LINE)]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _nothing_left_but_parked() -> None:
+    """Every placement group removed, except those parked for reuse by this process (actors/warm_pool.py)."""
+    from actors.warm_pool import WARM_POOL
+
+    parked = {p.placement_group.id.hex() for p in WARM_POOL._parked}
+    left = {k: pg["state"] for k, pg in ray.util.placement_group_table().items()
+            if pg["state"] != "REMOVED" and k not in parked}
+    assert not left, left
+
+
+STOPPER = """
+import json, sys, time
+from halluray import stopping
+from halluray.trainers.ppo_driver import PPODriver
+real_step = PPODriver.step
+
+def step(self):
+    if self.step_done == 2:  # step 3 waits here for the test's SIGTERM
+        print("in step 3", flush=True)
+        deadline = time.monotonic() + 120
+        while stopping._requested is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return real_step(self)
+
+PPODriver.step = step
+from halluray.cli import main
+code = main(sys.argv[1:])
+import ray
+deadline = time.monotonic() + 20
+while ray.available_resources().get("CPU") != ray.cluster_resources()["CPU"] and time.monotonic() < deadline:
+    time.sleep(0.2)
+print("left", json.dumps({"placement_groups": [pg["state"] for pg in ray.util.placement_group_table().values()],
+                          "cpus_free": ray.available_resources().get("CPU") == ray.cluster_resources()["CPU"]}))
+sys.exit(code)
+"""
+
+
+def test_sigterm_at_step_3_stops_after_the_step_in_one_line_and_resumes_to_the_same_metrics(
+        smoke_world, baseline, tmp_path, monkeypatch):
+    """As `ray job stop` or a spot preemption: SIGTERM to the driver process in step 3. While it runs, a resume of
+    its directory is refused; a second `halluray ppo --resume` while the resume runs, too."""
+    out = fresh(smoke_world, tmp_path)
+    ppo_dir = out / "ppo-smoke" / "ppo"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONPATH": str(ROOT)}
+    with (tmp_path / "stderr").open("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-c", STOPPER, "ppo", "--config", SMOKE, f"run.output_dir={out}",
+                                 *RUN], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            for line in proc.stdout:
+                if line.startswith("in step 3"):
+                    break
+            else:
+                pytest.fail(f"the run ended before step 3: {proc.wait()}")
+            assert main(["ppo", "--resume", str(ppo_dir)]) == 2  # the run holds its directory
+            proc.send_signal(signal.SIGTERM)
+            rest = proc.stdout.read()
+            assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+        finally:
+            proc.kill()
+        err.seek(0)
+        line = _one_line(err.read())
+    assert line == f"{PPO_LINE}stopped by SIGTERM after step 3; continue with: halluray ppo --resume {ppo_dir}"
+    left = json.loads(rest.split("left ", 1)[1])
+    assert left["cpus_free"] and set(left["placement_groups"]) == {"REMOVED"}, left
+    assert sorted(step_metrics(out)) == [1, 2, 3]  # metrics.jsonl parses
+
+    real_step, second = PPODriver.step, []
+
+    def step(self):
+        if self.step_done == 4 and not second:  # while the resume runs, another resume of the same directory
+            second.append(subprocess.run([sys.executable, "-m", "halluray.cli", "ppo", "--resume", str(ppo_dir)],
+                                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120))
+        return real_step(self)
+
+    monkeypatch.setattr(PPODriver, "step", step)
+    assert main(["ppo", "--resume", str(ppo_dir)]) == 0
+    assert second[0].returncode == 2, second[0].stderr[-2000:]
+    assert (f"{ppo_dir} is in use by another halluray process (pid {os.getpid()} on "
+            in _one_line(second[0].stderr))
+    assert_same_steps(step_metrics(out), baseline, 6)
+    run_id = (ppo_dir / "wandb_run_id").read_text().strip()  # the resume continued the same W&B run
+    assert len(list((out / "ppo-smoke" / "wandb").glob(f"offline-run-*-{run_id}*"))) == 2
+
+
+@pytest.mark.slow  # 45 s: a failing run and its resume
+def test_a_full_disk_under_metrics_jsonl_ends_in_one_line_and_resumes_to_the_same_metrics(
+        ray_cluster, smoke_world, baseline, tmp_path, monkeypatch, capsys):
+    """ENOSPC stand-in (no tmpfs without root here): the writer's write of step 3's record puts part of the line
+    in the file, then fails as a full disk does. The torn line is skipped on reading and dropped on resume."""
+    import errno
+
+    from halluray.io import read_jsonl
+    from halluray.logging import _JsonlWriter
+
+    out, real_log, failed = fresh(smoke_world, tmp_path), _JsonlWriter.log, []
+    metrics = out / "ppo-smoke" / "metrics.jsonl"
+
+    def log(self, stage, step=None, **values):
+        if stage == "ppo" and step == 3 and "reward_mean" in values and not failed:
+            failed.append(step)
+            self._file.write(b'{"stage": "ppo", "step": 3, "rew')
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+        return real_log(self, stage, step, **values)
+
+    monkeypatch.setattr(_JsonlWriter, "log", log)
+    ppo_dir = out / "ppo-smoke" / "ppo"
+    assert main(["ppo", "--config", SMOKE, f"run.output_dir={out}", *RUN]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line == (f"{PPO_LINE}No space left on device: {metrics}; continue with: halluray ppo --resume "
+                    f"{ppo_dir}")
+    _nothing_left_but_parked()
+    with pytest.warns(RuntimeWarning, match="skipped a torn last line"):
+        assert [r["step"] for r in read_jsonl(metrics) if "reward_mean" in r] == [1, 2]
+    monkeypatch.undo()
+    assert main(["ppo", "--resume", str(ppo_dir)]) == 0
+    assert "dropped a torn last line" in capsys.readouterr().err
+    assert_same_steps(step_metrics(out), baseline, 6)
+
+
+def test_a_ray_error_outside_a_wait_is_met_like_a_dead_actor():
+    """e.g. a placement group's removal failing on a lost node: a restart, or one line with --resume."""
+    from ray.exceptions import RaySystemError
+
+    from halluray.trainers.ppo_run import as_failure, restartable
+
+    failure = as_failure(RaySystemError("the GCS went away\nsecond line"))
+    assert failure.died and restartable(failure)
+    assert str(failure).startswith("Ray: RaySystemError: System error: the GCS went away") and "\n" not in str(failure)
+
+
+class _Flaky:
+    """A real HTTP server on 127.0.0.1 in front of the fake FActScore endpoint: forwards each request, or answers
+    HTTP 500 while `failing` is set."""
+
+    def __init__(self, upstream: str):
+        import http.server
+        import threading
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        flaky = self
+        self.failing = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if flaky.failing.is_set():
+                    code, reply = 500, b"internal error"
+                else:
+                    request = urllib.request.Request(upstream.rsplit("/v1", 1)[0] + self.path, data=body,
+                                                     headers={"Content-Type": "application/json"}, method="POST")
+                    with opener.open(request, timeout=30) as answer:
+                        code, reply = answer.status, answer.read()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.slow  # 3 runs (the uninterrupted one with the HTTP checker, the failing one, its resume)
+def test_the_fact_checker_failing_in_validation_ends_in_one_line_and_resumes_to_the_same_metrics(
+        ray_cluster, smoke_world, factscore_server, tmp_path, monkeypatch, capsys):
+    from halluray.trainers.ppo_validation import ValidationWatch
+
+    flaky = _Flaky(factscore_server.base_url)
+    checker = ["fact_checker.kind=openai", f"fact_checker.base_url={flaky.base_url}", "fact_checker.allow_http=true",
+               f"fact_checker.knowledge_path={factscore_server.knowledge_path}", "fact_checker.max_retries=1",
+               "fact_checker.retry_backoff_s=0.01", "ppo.steps=4", "ppo.eval_every=3"]
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    full = fresh(smoke_world, tmp_path / "full")
+    assert main(["ppo", "--config", SMOKE, f"run.output_dir={full}", *RUN, *checker]) == 0
+    uninterrupted = step_metrics(full)
+    assert "val/reward" in uninterrupted[3]
+
+    out, real_measure = fresh(smoke_world, tmp_path / "cut"), ValidationWatch.measure
+
+    def measure(self, driver, step):
+        if step == 3:  # the endpoint starts failing as step 3's validation begins
+            flaky.failing.set()
+        return real_measure(self, driver, step)
+
+    monkeypatch.setattr(ValidationWatch, "measure", measure)
+    ppo_dir = out / "ppo-smoke" / "ppo"
+    capsys.readouterr()
+    assert main(["ppo", "--config", SMOKE, f"run.output_dir={out}", *RUN, *checker]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"{PPO_LINE}fact checker endpoint {flaky.base_url}/chat/completions failed after 2 "
+                           f"attempt(s): HTTP 500: internal error"), line
+    assert line.endswith(f"; continue with: halluray ppo --resume {ppo_dir}")
+    _nothing_left_but_parked()
+    assert sorted(step_metrics(out)) == [1, 2]
+    monkeypatch.undo()
+    flaky.failing.clear()
+    assert main(["ppo", "--resume", str(ppo_dir)]) == 0
+    assert_same_steps(step_metrics(out), uninterrupted, 4)

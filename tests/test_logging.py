@@ -185,6 +185,27 @@ def test_a_torn_last_line_is_skipped_on_read_and_dropped_on_the_next_open(tmp_pa
         read_records(path)
 
 
+def test_a_failed_write_is_the_error_seen_not_a_second_one_at_close(tmp_path):
+    import errno
+
+    cfg = make_cfg(tmp_path, "disabled")
+
+    class Full:
+        closed = False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.closed = True
+
+    with pytest.raises(OSError, match="No space left on device") as e, RunLogger(cfg.run_dir, cfg, "ppo") as logger:
+        logger.writer._file.close()
+        logger.writer._file = Full()
+        logger.log(1, loss=1.0)
+    assert e.value.__context__ is None and logger.writer._file.closed
+
+
 def test_resolve_wandb_mode():
     assert resolve_wandb_mode("auto", {}) == "offline"
     assert resolve_wandb_mode("auto", {"WANDB_API_KEY": FAKE_KEY}) == "online"

@@ -14,10 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("halluray", "actors")
 LAYERS = (
-    ("halluray.errors",),
+    ("halluray.errors", "halluray.stopping"),
     ("halluray.secrets", "halluray.io"),
     ("halluray.config",),
-    ("halluray.layout", "halluray.logging", "halluray.checkpoints"),
+    ("halluray.layout", "halluray.logging", "halluray.checkpoints", "halluray.run_lock"),
     ("halluray.world",),
     ("halluray.models",),
     ("halluray.ppo", "halluray.data"),

@@ -159,6 +159,12 @@ def test_head_dashboard_is_bound_to_loopback():
     assert not _option(_ray_start(cfg["worker_start_ray_commands"]), "--dashboard-host")
 
 
+def test_ray_job_stop_leaves_a_ppo_run_time_to_finish_its_step():
+    head = _ray_start(_raw()["head_start_ray_commands"])
+    waits = [int(a.split("=", 1)[1]) for a in head if a.startswith("RAY_JOB_STOP_WAIT_TIME_S=")]
+    assert waits and waits[0] >= 600  # Ray's default of 3 s kills a run mid-step
+
+
 def test_head_and_workers_agree_on_auth_mode():
     cfg = _raw()
 

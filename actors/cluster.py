@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import ray
 from ray.util.placement_group import PlacementGroup, placement_group_table
 
+from halluray import stopping
 from halluray.errors import InputError
 from halluray.preflight.cluster import Demand, Node, placement_problem
 
@@ -133,6 +134,7 @@ def wait_for_room(wanted: list[Demand], strategy: str, wait_s: float, prefix: st
             return None
         if waited >= wait_s:
             return problem
+        stopping.check("while waiting for a node")  # nothing runs: a stop asked for now need not wait for a step
         if time.monotonic() >= next_report:
             print(f"{prefix}: waiting for a node ({waited:.0f} s of actors.node_wait_s={wait_s:g}): {problem}",
                   file=sys.stderr, flush=True)

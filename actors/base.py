@@ -8,6 +8,7 @@ That is why `deepspeed` is imported inside the methods here, not at the top.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import random
 import shutil
@@ -24,6 +25,7 @@ import torch.distributed as dist
 from transformers import AutoTokenizer
 
 from actors.engine import deepspeed_config, make_optimizer, param_and_optimizer_bytes
+from halluray import checkpoints
 from halluray.config import DeepSpeedConfig, LoRAConfig, OptimizerConfig
 from halluray.models.build import save_model
 from halluray.models.forward import masked_nll
@@ -39,6 +41,10 @@ and a broadcast of mismatched dtypes hands the receiver garbage bytes, not an er
 
 class NonFiniteError(RuntimeError):
     """A loss that is NaN or infinite: the update is stopped before the optimizer steps."""
+
+
+class UnsafeCheckpoint(RuntimeError):
+    """A checkpoint part whose pickle names a global that engine checkpoints do not hold: never unpickled."""
 
 
 class WorkerRestarted(RuntimeError):
@@ -310,28 +316,44 @@ class TrainableActor(RankActor):
 
     # -- checkpoints --------------------------------------------------------------------------------
 
-    def save_checkpoint(self, path: str, client_state: dict | None = None) -> str:
+    def save_checkpoint(self, path: str, client_state: dict | None = None) -> dict[str, dict]:
         """DeepSpeed checkpoint (model, optimizer, scheduler) and every rank's RNG state, written to a temp
-        dir that is renamed when complete (dropout draws from the RNG: an exact resume needs it)."""
+        dir that is renamed when complete (dropout draws from the RNG: an exact resume needs it). Returns what
+        this rank wrote: each file fsynced, by its path under `path`, with size and sha256 (`checkpoints.report`)."""
         final = Path(path)
         tmp = final.with_name(f".{final.name}.tmp")
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
         dist.barrier()
-        self.engine.save_checkpoint(str(tmp), tag="engine", client_state={"halluray": client_state or {}})
-        torch.save(rng_state(self.on_gpu), tmp / f"rng_rank{self.rank}.pt")
+        written = [tmp / f"rng_rank{self.rank}.pt"]
+        with recorded_saves(self.engine, written):
+            self.engine.save_checkpoint(str(tmp), tag="engine", client_state={"halluray": client_state or {}})
+        torch.save(rng_state(self.on_gpu), written[0])
+        report = checkpoints.report(tmp, written)
         dist.barrier()
         if self.rank == 0:
+            for directory in {p.parent for p in tmp.rglob("*")} | {tmp}:
+                checkpoints.fsync(directory)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
+            checkpoints.fsync(final.parent)
         dist.barrier()
-        return str(final)
+        return report
 
     def load_checkpoint(self, path: str) -> dict:
-        if not (Path(path) / "engine").is_dir():
+        """Load a checkpoint written by `save_checkpoint`. Every part is unpickled weights-only: a part naming a
+        global outside `checkpoints.ENGINE_GLOBALS` is refused (UnsafeCheckpoint) before DeepSpeed reads any,
+        on every rank alike (each checks the whole directory), so no rank waits in a collective for another."""
+        root = Path(path)
+        if not (root / "engine").is_dir():
             raise FileNotFoundError(f"no {self.role} checkpoint at {path}")
-        _, client_state = self.engine.load_checkpoint(path, tag="engine")
-        set_rng_state(torch.load(Path(path) / f"rng_rank{self.rank}.pt", weights_only=True))
+        if refused := checkpoints.unsafe_globals(root):
+            file, name = refused[0]
+            raise UnsafeCheckpoint(f"{file.relative_to(root.parent)} needs {name}, which is not an allowed global "
+                                   f"of an engine checkpoint (checkpoints.ENGINE_GLOBALS); not unpickled")
+        with weights_only_loads(self.engine):
+            _, client_state = self.engine.load_checkpoint(path, tag="engine")
+        set_rng_state(torch.load(root / f"rng_rank{self.rank}.pt", weights_only=True))
         return (client_state or {}).get("halluray", {})
 
     def memory_bytes(self) -> dict:
@@ -388,6 +410,41 @@ def _renice_threads(tasks: str, niceness: int) -> None:
             os.setpriority(os.PRIO_PROCESS, int(tid), niceness)
         except ProcessLookupError:  # the thread ended meanwhile
             pass
+
+
+@contextmanager
+def recorded_saves(engine, written: list[Path]):
+    """Within the block, the path of every file DeepSpeed's checkpoint engine saves is appended to `written`."""
+    engine_io, real = engine.checkpoint_engine, engine.checkpoint_engine.save
+
+    def save(state_dict, path):
+        real(state_dict, path)
+        written.append(Path(path))
+
+    engine_io.save = save
+    try:
+        yield
+    finally:
+        del engine_io.save
+
+
+@contextmanager
+def weights_only_loads(engine):
+    """Within the block DeepSpeed's checkpoint engine (through which DeepSpeed reads every part of a checkpoint)
+    unpickles weights-only, allowing only `checkpoints.ENGINE_GLOBALS`, instead of `weights_only=False`."""
+    allowed = [getattr(importlib.import_module(module), name)
+               for module, _, name in (g.rpartition(".") for g in sorted(checkpoints.ENGINE_GLOBALS))]
+    engine_io = engine.checkpoint_engine
+
+    def load(path, map_location=None):
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location=map_location, weights_only=True)
+
+    engine_io.load = load
+    try:
+        yield
+    finally:
+        del engine_io.load
 
 
 def rng_state(on_gpu: bool) -> dict:

@@ -1,13 +1,20 @@
 """PPO checkpoints on disk: a step is written into a temp directory and renamed once, so a directory named
-`step_NNNNNN` is complete by construction; resuming checks every part against the step's manifest and falls
-back to the previous step when one is damaged; leftovers of an interrupted save or deletion are removed.
+`step_NNNNNN` is complete by construction. Every training rank reports the files it wrote (size and sha256,
+each fsynced); the step's manifest is built from those reports, so every rank's files are required parts, and
+files and directories are fsynced before the rename (the parent after it). Resuming checks every part's size and
+checksum against the manifest and falls back to the previous step when one is damaged; a step whose parts still
+fail to load on the actors is marked bad (`.step_NNNNNN.bad`, kept for inspection) and the previous step is
+tried. Engine parts are unpickled weights-only, allowing only `ENGINE_GLOBALS`. Leftovers of an interrupted
+save or deletion are removed.
 
     checkpoints/step_000004/  manifest.json  driver.pt  policy/...  critic/...
     checkpoints/.step_000006.tmp/   (a save in progress, or one that was interrupted: never read)
+    checkpoints/.step_000008.bad/   (a step that did not load: never read again)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +25,14 @@ import torch
 
 MANIFEST = "manifest.json"
 DRIVER_STATE = "driver.pt"
+CHUNK = 2**22
+ENGINE_GLOBALS = frozenset({
+    "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+    "deepspeed.runtime.zero.config.ZeroStageEnum",
+    "deepspeed.utils.tensor_fragment.fragment_address",
+})
+"""What DeepSpeed's engine parts may unpickle beyond tensors and plain containers: the globals found in real
+checkpoints (ZeRO-0/2/3, fp32 and bf16) with `torch.serialization.get_unsafe_globals_in_checkpoint`."""
 
 
 def step_dir(checkpoint_dir: Path, step: int) -> Path:
@@ -28,34 +43,92 @@ def temp_dir(checkpoint_dir: Path, step: int) -> Path:
     return checkpoint_dir / f".step_{step:06d}.tmp"
 
 
-def write_manifest(tmp: Path) -> None:
-    """Every file of the step with its size: what `is_complete` checks before a resume trusts it."""
-    files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*"))
-             if p.is_file() and p.name != MANIFEST}
-    (tmp / MANIFEST).write_text(json.dumps(files, indent=1))
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def commit(tmp: Path, final: Path) -> None:
-    """The one rename that makes a step complete."""
-    write_manifest(tmp)
+def fsync(path: Path) -> None:
+    """Flush a file's or a directory's contents (a directory: its entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def report(root: Path, files: list[Path]) -> dict[str, dict]:
+    """What a rank wrote under `root`: each file fsynced, by its path relative to `root`, with size and sha256."""
+    out = {}
+    for path in sorted(set(files)):
+        fsync(path)
+        out[str(path.relative_to(root))] = {"size": path.stat().st_size, "sha256": sha256(path)}
+    return out
+
+
+def write_manifest(tmp: Path, reports: dict[str, list[dict]]) -> None:
+    """The step's parts: every rank's report (`reports[role][rank]`, paths relative to `tmp/role`) and the
+    driver's own state; `problem` checks each part and that every rank reported."""
+    files = {f"{role}/{name}": part for role, ranks in reports.items() for rank in ranks
+             for name, part in rank.items()}
+    files.update(report(tmp, [tmp / DRIVER_STATE]))
+    manifest = {"ranks": {role: len(ranks) for role, ranks in reports.items()},
+                "reported": {role: [i for i, rank in enumerate(ranks) if rank] for role, ranks in reports.items()},
+                "files": files}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def commit(tmp: Path, final: Path, reports: dict[str, list[dict]]) -> None:
+    """The one rename that makes a step complete, once the manifest is written and everything is on disk."""
+    write_manifest(tmp, reports)
+    for path in sorted(tmp.rglob("*"), reverse=True):  # files, then the directories holding them
+        fsync(path)
+    fsync(tmp)
     os.replace(tmp, final)
+    fsync(final.parent)
 
 
 def problem(path: Path) -> str | None:
-    """Why the step at `path` cannot be resumed from, or None when every part is there and loads."""
+    """Why the step at `path` cannot be resumed from, or None when every rank reported and every part is there
+    with its size and checksum, and the driver's state loads."""
     try:
-        files = json.loads((path / MANIFEST).read_text())
-    except (OSError, ValueError):
+        manifest = json.loads((path / MANIFEST).read_text())
+        files, ranks, reported = manifest["files"], manifest["ranks"], manifest["reported"]
+    except (OSError, ValueError, KeyError, TypeError):
         return "no readable manifest"
-    for name, size in files.items():
-        part = path / name
-        if not part.is_file() or part.stat().st_size != size:
+    for role, n in ranks.items():
+        if reported.get(role) != list(range(n)):
+            return f"{role} ranks {sorted(set(range(n)) - set(reported.get(role, [])))} reported nothing"
+    for name, part in files.items():
+        file = path / name
+        if not file.is_file() or file.stat().st_size != part["size"]:
             return f"{name} is missing or has the wrong size"
+        if sha256(file) != part["sha256"]:
+            return f"{name} does not match its checksum"
     try:
         load_driver_state(path)
     except Exception as e:
         return f"{DRIVER_STATE} does not load ({e.__class__.__name__})"
     return None
+
+
+def unsafe_globals(root: Path) -> list[tuple[Path, str]]:
+    """Each `.pt` file under `root` with a global its pickle names that `ENGINE_GLOBALS` does not allow (reads
+    only the pickles, not the tensors)."""
+    return [(f, name) for f in sorted(root.rglob("*.pt"))
+            for name in torch.serialization.get_unsafe_globals_in_checkpoint(f) if name not in ENGINE_GLOBALS]
+
+
+def mark_bad(path: Path) -> Path:
+    """Rename a step that did not load to `.step_NNNNNN.bad`, so `latest` never returns it again."""
+    bad = path.with_name(f".{path.name}.bad")
+    shutil.rmtree(bad, ignore_errors=True)  # a step saved again after an earlier one of its number went bad
+    os.replace(path, bad)
+    fsync(path.parent)
+    return bad
 
 
 def load_driver_state(path: Path) -> dict:
@@ -75,8 +148,10 @@ def latest(checkpoint_dir: Path) -> Path | None:
 
 
 def clean_leftovers(checkpoint_dir: Path) -> None:
-    """Temp directories of saves or deletions that a crash interrupted."""
+    """Temp directories of saves or deletions that a crash interrupted (bad steps are kept)."""
     for path in checkpoint_dir.glob(".step_*"):
+        if path.name.endswith(".bad"):
+            continue
         shutil.rmtree(path, ignore_errors=True)
 
 

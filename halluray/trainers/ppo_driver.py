@@ -245,21 +245,22 @@ class PPODriver:
 
     def save(self, checkpoint_dir: Path, stage_state: dict | None = None) -> Path:
         """policy/ and critic/ (if placed) engine checkpoints and the driver's state, written into a temp directory and
-        renamed once (halluray/checkpoints.py). A complete step is never written again. `stage_state` (plain
-        numbers) is the caller's own state at this step, kept with the driver's so both resume together."""
+        renamed once (halluray/checkpoints.py), with a manifest built from what every rank reports. A complete step
+        is never written again. `stage_state` (plain numbers) is the caller's own state at this step, kept with the
+        driver's so both resume together."""
         final = checkpoints.step_dir(checkpoint_dir, self.step_done)
         if final.is_dir():
             return final
         tmp = checkpoints.temp_dir(checkpoint_dir, self.step_done)
         tmp.mkdir(parents=True, exist_ok=True)
-        self._both("save_checkpoint", tmp)
+        reports = self._both("save_checkpoint", tmp)  # each rank's files, sizes and checksums: the manifest
         state = {"step": self.step_done, "kl_ctl": self.kl_ctl.state_dict(),
                  "reward_rms": self.reward_rms.state_dict() if self.reward_rms else None,
                  "prompts": self.pending.stream_state if self.pending else self.prompts.state_dict(),
                  "torch_rng": torch.get_rng_state(),
                  "stage": stage_state or {}}
         torch.save(state, tmp / checkpoints.DRIVER_STATE)
-        checkpoints.commit(tmp, final)
+        checkpoints.commit(tmp, final, reports)
         return final
 
     def load(self, path: Path) -> dict:
@@ -276,11 +277,11 @@ class PPODriver:
         self.sync_weights()
         return state.get("stage", {})  # checkpoints written before stage state existed have none
 
-    def _both(self, method: str, path: Path) -> None:
-        """The same checkpoint call on policy and critic (if placed) at once, each awaited through its own group."""
+    def _both(self, method: str, path: Path) -> dict[str, list]:
+        """The same checkpoint call on policy and critic (if placed) at once, each awaited through its own group;
+        each group's results by role, in rank order."""
         pending = [(g, g.call(method, str(path / g.role))) for g in (self.policy, self.critic) if g]
-        for group, refs in pending:
-            group.gather(refs)
+        return {group.role: group.gather(refs) for group, refs in pending}
 
     def export(self, path: Path) -> None:
         self.policy.run("export_hf", str(path))

@@ -173,8 +173,8 @@ def _train(driver: PPODriver, cfg: ExperimentConfig, start, logger: RunLogger, v
     ckpt_dir = layout.ppo_checkpoints(ppo.name)
     watch = ValidationWatch(cfg, val) if val else None
     # resume from the last complete checkpoint, or measure the starting policy
+    start, stage_state = _load_verified(driver, ckpt_dir, start)
     if start is not None:
-        stage_state = driver.load(start)
         if watch:
             watch.load_state_dict(stage_state)
         print(f"ppo: resumed from {start} (step {driver.step_done})")
@@ -215,5 +215,31 @@ def _train(driver: PPODriver, cfg: ExperimentConfig, start, logger: RunLogger, v
 
 
 def _checkpoint(driver: PPODriver, ckpt_dir, keep_last: int, watch: ValidationWatch | None) -> None:
-    driver.save(ckpt_dir, watch.state_dict() if watch else None)
+    """Save this step; older steps are deleted (`keep_last`) only once the new one is committed and verified."""
+    saved = driver.save(ckpt_dir, watch.state_dict() if watch else None)
+    why = checkpoints.problem(saved)
+    if why is not None:
+        print(f"ppo: checkpoint {saved} failed its check after saving ({why}); keeping every older step",
+              file=sys.stderr, flush=True)
+        return
     checkpoints.keep_last(ckpt_dir, keep_last)
+
+
+def _load_verified(driver: PPODriver, ckpt_dir: Path, start: Path | None) -> tuple[Path | None, dict]:
+    """Load `start` into the driver's groups; a step whose parts fail to load on the actors (raising, not dying)
+    is marked bad and the previous complete step is loaded instead. Returns the step loaded and its stage state."""
+    while start is not None:
+        try:
+            return start, driver.load(start)
+        except ActorFailure as e:
+            if e.died or not e.cause:  # a dead or silent actor is not the step's fault: a restart
+                raise
+            bad = checkpoints.mark_bad(start)
+            first_line = (str(e).splitlines() or [""])[0]
+            print(f"ppo: checkpoint {start.name} does not load ({first_line}); kept as {bad.name}, falling back to "
+                  f"the previous step", file=sys.stderr, flush=True)
+            start = checkpoints.latest(ckpt_dir)
+            if start is None:  # the groups may hold half a step: no way on from here
+                raise InputError(f"no checkpoint under {ckpt_dir} loads (the last one tried is {bad}); start a new "
+                                 f"run with another ppo.name") from None
+    return None, {}

@@ -3,11 +3,13 @@ metrics step by step, without wall-clock values)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from halluray import checkpoints
 from halluray.cli import main
 from halluray.io import read_jsonl
 
@@ -39,3 +41,13 @@ def fresh(world: Path, dest: Path) -> Path:
     """An output directory holding a copy of the smoke world, for one PPO run."""
     shutil.copytree(world, dest / "ppo-smoke")
     return dest
+
+
+def reseal(step: Path) -> None:
+    """Recompute the size and checksum of every part in `step`'s manifest: a tampered step that passes
+    `checkpoints.problem`, so only what loads the parts can stop it."""
+    manifest = json.loads((step / checkpoints.MANIFEST).read_text())
+    for name in manifest["files"]:
+        part = step / name
+        manifest["files"][name] = {"size": part.stat().st_size, "sha256": checkpoints.sha256(part)}
+    (step / checkpoints.MANIFEST).write_text(json.dumps(manifest))

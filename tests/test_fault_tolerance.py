@@ -40,10 +40,16 @@ def smoke_world(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def baseline(ray_cluster, smoke_world, tmp_path_factory):
+def baseline_run(ray_cluster, smoke_world, tmp_path_factory) -> Path:
+    """The uninterrupted run's output directory, with every checkpoint kept (steps 2, 4, 6; no metric changes)."""
     out = fresh(smoke_world, tmp_path_factory.mktemp("baseline"))
-    assert main(["ppo", "--config", SMOKE, f"run.output_dir={out}", *RUN]) == 0
-    return step_metrics(out)
+    assert main(["ppo", "--config", SMOKE, f"run.output_dir={out}", *RUN, "ppo.keep_last=0"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def baseline(baseline_run):
+    return step_metrics(baseline_run)
 
 
 def test_a_killed_rollout_worker_is_restarted_and_the_run_ends_as_if_nothing_happened(
@@ -191,6 +197,67 @@ def test_a_nan_loss_leaves_the_weights_untouched(ray_cluster, tiny_model_dir):
     finally:
         group.shutdown()
     assert torch.equal(before, after)
+
+
+# -- damaged and tampered checkpoints: resume falls back to the previous step --------------------------------------
+
+class _Marker:
+    """Unpickled, it would create `path`: what a planted payload in a checkpoint part runs on resume."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_a_damaged_or_planted_checkpoint_is_skipped_on_resume_and_the_run_finishes_the_same(
+        baseline_run, baseline, tmp_path, capsys):
+    """The uninterrupted run's steps 2, 4 and 6, copied: step 6 with a `__reduce__` payload planted in an engine part
+    (its manifest recomputed, so only the weights-only load stops it), step 4 with rank 1's optimizer shard deleted;
+    and a copy of step 4 with one byte flipped at the same size. The resume loads step 2 and ends as the baseline."""
+    import shutil
+
+    from halluray import checkpoints
+    from tests.ppo_runs import reseal
+
+    out = tmp_path / "out"
+    shutil.copytree(baseline_run, out)
+    ppo_dir = out / "ppo-smoke" / "ppo"
+    ckpts = ppo_dir / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step_000002", "step_000004", "step_000006"]
+    assert all(checkpoints.problem(p) is None for p in ckpts.iterdir())
+
+    flipped = shutil.copytree(ckpts / "step_000004", tmp_path / "flipped" / "step_000004")
+    shard = flipped / "critic" / "engine" / "zero_pp_rank_0_mp_rank_00_optim_states.pt"
+    with open(shard, "r+b") as f:
+        f.seek(shard.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert checkpoints.problem(flipped) == ("critic/engine/zero_pp_rank_0_mp_rank_00_optim_states.pt does not match "
+                                            "its checksum")
+
+    os.remove(ckpts / "step_000004" / "policy" / "engine" / "zero_pp_rank_1_mp_rank_00_optim_states.pt")
+    marker, part = tmp_path / "pwned", ckpts / "step_000006" / "policy" / "engine" / "mp_rank_00_model_states.pt"
+    state = torch.load(part, weights_only=False)  # the test's own file
+    torch.save({**state, "payload": _Marker(marker)}, part)
+    reseal(ckpts / "step_000006")
+    assert checkpoints.problem(ckpts / "step_000006") is None  # passes every size and checksum
+
+    capsys.readouterr()
+    with pytest.warns(RuntimeWarning, match="step_000004 is damaged .*zero_pp_rank_1_mp_rank_00_optim_states.pt is "
+                                            "missing"):
+        assert main(["ppo", "--resume", str(ppo_dir)]) == 0
+    assert not marker.exists(), "the planted payload ran"
+    err = capsys.readouterr().err
+    assert ("ppo: checkpoint step_000006 does not load (policy rank 0 failed: UnsafeCheckpoint: "
+            "policy/engine/mp_rank_00_model_states.pt needs posix.system") in err
+    assert "kept as .step_000006.bad, falling back to the previous step" in err
+    assert_same_steps(step_metrics(out), baseline, 6)
+    assert sorted(p.name for p in ckpts.iterdir()) == [".step_000006.bad", "step_000002", "step_000004",
+                                                        "step_000006"]
+    assert checkpoints.latest(ckpts) == ckpts / "step_000006"  # saved again, complete
 
 
 # -- the driver SIGKILLed while it saves a checkpoint (dropout on: the resumed RNG must be the saved one) ------

@@ -467,6 +467,56 @@ def test_a_ray_error_outside_a_wait_is_met_like_a_dead_actor():
     assert str(failure).startswith("Ray: RaySystemError: System error: the GCS went away") and "\n" not in str(failure)
 
 
+def test_older_steps_are_deleted_only_after_the_new_one_verifies_and_a_step_that_fails_to_load_is_set_aside(
+        tmp_path, capsys):
+    """Without actors: a driver whose save leaves a damaged step, and one whose load fails on step 4's parts."""
+    from halluray import checkpoints
+    from halluray.errors import ActorFailure
+    from halluray.trainers.ppo_run import _checkpoint, _load_verified
+
+    def save_step(step: int, damaged: bool = False) -> Path:
+        tmp = checkpoints.temp_dir(tmp_path, step)
+        (tmp / "policy").mkdir(parents=True)
+        (tmp / "policy" / "rng_rank0.pt").write_bytes(b"r" * step)
+        torch.save({"step": step}, tmp / checkpoints.DRIVER_STATE)
+        checkpoints.commit(tmp, checkpoints.step_dir(tmp_path, step),
+                           {"policy": [checkpoints.report(tmp / "policy", [tmp / "policy" / "rng_rank0.pt"])]})
+        if damaged:
+            (checkpoints.step_dir(tmp_path, step) / "policy" / "rng_rank0.pt").write_bytes(b"x" * step)
+        return checkpoints.step_dir(tmp_path, step)
+
+    class Driver:
+        def __init__(self, damaged=False):
+            self.damaged, self.loaded = damaged, []
+
+        def save(self, ckpt_dir, stage_state):
+            return save_step(4, self.damaged)
+
+        def load(self, path):
+            self.loaded.append(path.name)
+            if path.name == "step_000004":
+                raise ActorFailure("policy rank 0 failed: UnsafeCheckpoint: policy/engine/x.pt needs posix.system",
+                                   "policy", 0, cause="UnsafeCheckpoint")
+            return {"best": 1.0}
+
+    save_step(2)
+    _checkpoint(Driver(damaged=True), tmp_path, 1, None)
+    assert "step_000004 failed its check after saving (policy/rng_rank0.pt does not match its checksum); keeping " \
+           "every older step" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_000002", "step_000004"]
+    checkpoints.mark_bad(tmp_path / "step_000004")
+    _checkpoint(Driver(), tmp_path, 1, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".step_000004.bad", "step_000004"]
+
+    save_step(2)
+    driver = Driver()
+    assert _load_verified(driver, tmp_path, tmp_path / "step_000004") == (tmp_path / "step_000002", {"best": 1.0})
+    assert driver.loaded == ["step_000004", "step_000002"]
+    assert capsys.readouterr().err == ("ppo: checkpoint step_000004 does not load (policy rank 0 failed: "
+                                       "UnsafeCheckpoint: policy/engine/x.pt needs posix.system); kept as "
+                                       ".step_000004.bad, falling back to the previous step\n")
+
+
 class _Flaky:
     """A real HTTP server on 127.0.0.1 in front of the fake FActScore endpoint: forwards each request, or answers
     HTTP 500 while `failing` is set."""

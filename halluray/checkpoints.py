@@ -31,8 +31,9 @@ ENGINE_GLOBALS = frozenset({
     "deepspeed.runtime.zero.config.ZeroStageEnum",
     "deepspeed.utils.tensor_fragment.fragment_address",
 })
-"""What DeepSpeed's engine parts may unpickle beyond tensors and plain containers: the globals found in real
-checkpoints (ZeRO-0/2/3, fp32 and bf16) with `torch.serialization.get_unsafe_globals_in_checkpoint`."""
+"""What DeepSpeed's engine parts may unpickle beyond tensors and plain containers: the globals that
+`torch.serialization.get_unsafe_globals_in_checkpoint` finds in real checkpoints (ZeRO-2 and ZeRO-3 in fp32, and
+bf16 optimizer states from GPU runs); model states need none."""
 
 
 def step_dir(checkpoint_dir: Path, step: int) -> Path:

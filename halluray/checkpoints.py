@@ -32,8 +32,8 @@ ENGINE_GLOBALS = frozenset({
     "deepspeed.utils.tensor_fragment.fragment_address",
 })
 """What DeepSpeed's engine parts may unpickle beyond tensors and plain containers: the globals that
-`torch.serialization.get_unsafe_globals_in_checkpoint` finds in real checkpoints (ZeRO-2 and ZeRO-3 in fp32, and
-bf16 optimizer states from GPU runs); model states need none."""
+`torch.serialization.get_unsafe_globals_in_checkpoint` finds in real checkpoints (ZeRO-0, 2 and 3, fp32 and bf16;
+DeepSpeed 0.19); model states need none."""
 
 
 def step_dir(checkpoint_dir: Path, step: int) -> Path:

@@ -9,7 +9,7 @@ save or deletion are removed.
 
     checkpoints/step_000004/  manifest.json  driver.pt  policy/...  critic/...
     checkpoints/.step_000006.tmp/   (a save in progress, or one that was interrupted: never read)
-    checkpoints/.step_000008.bad/   (a step that did not load: never read again)
+    checkpoints/.step_000008.bad/   (a step that did not load, or a damaged one saved again: never read again)
 """
 
 from __future__ import annotations

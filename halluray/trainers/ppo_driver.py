@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import ray
 import torch
 
 from actors.base import EngineSpec
@@ -246,11 +247,13 @@ class PPODriver:
     def save(self, checkpoint_dir: Path, stage_state: dict | None = None) -> Path:
         """policy/ and critic/ (if placed) engine checkpoints and the driver's state, written into a temp directory and
         renamed once (halluray/checkpoints.py), with a manifest built from what every rank reports. A complete step
-        is never written again. `stage_state` (plain numbers) is the caller's own state at this step, kept with the
-        driver's so both resume together."""
+        is never written again (a damaged one is). `stage_state` (plain numbers) is the caller's own state at this
+        step, kept with the driver's so both resume together."""
         final = checkpoints.step_dir(checkpoint_dir, self.step_done)
         if final.is_dir():
-            return final
+            if checkpoints.problem(final) is None:
+                return final
+            checkpoints.mark_bad(final)  # a damaged step that a resume skipped: set aside and written again
         tmp = checkpoints.temp_dir(checkpoint_dir, self.step_done)
         tmp.mkdir(parents=True, exist_ok=True)
         reports = self._both("save_checkpoint", tmp)  # each rank's files, sizes and checksums: the manifest
@@ -281,6 +284,10 @@ class PPODriver:
         """The same checkpoint call on policy and critic (if placed) at once, each awaited through its own group;
         each group's results by role, in rank order."""
         pending = [(g, g.call(method, str(path / g.role))) for g in (self.policy, self.critic) if g]
+        # every rank ends (or fails) before a failure is raised: a step set aside after a failed load is never
+        # renamed under a rank still reading it
+        everything = [ref for _, refs in pending for ref in refs]
+        ray.wait(everything, num_returns=len(everything), timeout=self.cfg.actors.call_timeout_s)
         return {group.role: group.gather(refs) for group, refs in pending}
 
     def export(self, path: Path) -> None:

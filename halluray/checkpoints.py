@@ -97,9 +97,12 @@ def problem(path: Path) -> str | None:
     with its size and checksum, and the driver's state loads."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-        files, ranks, reported = manifest["files"], manifest["ranks"], manifest["reported"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return "no readable manifest"
+    try:
+        files, ranks, reported = manifest["files"], manifest["ranks"], manifest["reported"]
+    except (KeyError, TypeError):
+        return "its manifest has no rank reports or checksums (written by an older halluray)"
     for role, n in ranks.items():
         if reported.get(role) != list(range(n)):
             return f"{role} ranks {sorted(set(range(n)) - set(reported.get(role, [])))} reported nothing"

@@ -101,6 +101,9 @@ def test_a_step_that_a_rank_wrote_nothing_for_is_damaged(tmp_path):
     torch.save({"step": 4}, tmp / checkpoints.DRIVER_STATE)
     checkpoints.commit(tmp, checkpoints.step_dir(tmp_path, 4), {"policy": [{}, {}]})
     assert checkpoints.problem(tmp_path / "step_000004") == "policy ranks [0, 1] reported nothing"
+    (tmp_path / "step_000004" / checkpoints.MANIFEST).write_text('{"driver.pt": 1000}')  # sizes only, no ranks
+    assert checkpoints.problem(tmp_path / "step_000004") == ("its manifest has no rank reports or checksums (written "
+                                                             "by an older halluray)")
     with pytest.warns(RuntimeWarning):
         assert checkpoints.latest(tmp_path) == tmp_path / "step_000002"
 

@@ -55,7 +55,8 @@ class LocalCluster:
 
     def env(self) -> dict[str, str]:
         # Loopback as the node address for the driver too, as the nodes were started with it.
-        return {**os.environ, "RAY_ADDRESS": self.address, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}  # see tests/ppo_runs.py driver_env
+        return {**env, "RAY_ADDRESS": self.address, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
     def halluray(self, *args: str, **popen) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "halluray.cli", *args], env=self.env(), cwd=ROOT,

@@ -4,6 +4,7 @@ metrics step by step, without wall-clock values)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from halluray import checkpoints
 from halluray.cli import main
 from halluray.io import read_jsonl
 
-SMOKE = Path(__file__).resolve().parents[1] / "configs" / "demo" / "ppo-smoke.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "demo" / "ppo-smoke.yaml"
 
 
 def step_metrics(out: Path, run: str = "ppo-smoke") -> dict[int, dict]:
@@ -51,3 +53,11 @@ def reseal(step: Path) -> None:
         part = step / name
         manifest["files"][name] = {"size": part.stat().st_size, "sha256": checkpoints.sha256(part)}
     (step / checkpoints.MANIFEST).write_text(json.dumps(manifest))
+
+
+def driver_env() -> dict[str, str]:
+    """The environment of a `halluray` driver started as a subprocess: a local Ray of its own, and not this
+    process's W&B service, whose token wandb puts into os.environ (WANDB_SERVICE). A driver killed while on a
+    shared service leaves its run open there, and the resume's run of the same id is then refused as in use."""
+    drop = {"RAY_ADDRESS", "WANDB_SERVICE"}
+    return {k: v for k, v in os.environ.items() if k not in drop} | {"PYTHONPATH": str(ROOT)}

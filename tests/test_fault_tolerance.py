@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from halluray.cli import main
-from tests.ppo_runs import assert_same_steps, fresh, smoke_world_dir, step_metrics
+from tests.ppo_runs import assert_same_steps, driver_env, fresh, smoke_world_dir, step_metrics
 
 ray = pytest.importorskip("ray")
 
@@ -316,7 +316,7 @@ def dropout_baseline(ray_cluster, dropout_world, tmp_path_factory):
 def test_a_driver_killed_while_saving_resumes_to_the_same_final_metrics(dropout_world, dropout_baseline, tmp_path,
                                                                         point):
     out = fresh(dropout_world, tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = driver_env()
     killed = subprocess.run([sys.executable, "-c", KILLER, point, "ppo", "--config", SMOKE,
                              f"run.output_dir={out}", *RUN], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=600)
@@ -383,7 +383,7 @@ def test_sigterm_at_step_3_stops_after_the_step_in_one_line_and_resumes_to_the_s
     its directory is refused; a second `halluray ppo --resume` while the resume runs, too."""
     out = fresh(smoke_world, tmp_path)
     ppo_dir = out / "ppo-smoke" / "ppo"
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONPATH": str(ROOT)}
+    env = driver_env()
     with (tmp_path / "stderr").open("w+") as err:
         proc = subprocess.Popen([sys.executable, "-c", STOPPER, "ppo", "--config", SMOKE, f"run.output_dir={out}",
                                  *RUN], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True)

@@ -312,7 +312,9 @@ def cluster_nodes(cfg: ExperimentConfig | None) -> list | None:
 
 def _resume_hint(cfg: ExperimentConfig) -> str:
     out = RunLayout(cfg).ppo_dir(cfg.ppo.name)
-    return f"; continue with: halluray ppo --resume {out}" if checkpoints.latest(out / "checkpoints") else ""
+    # sizes only: the hint must not read a 7B step twice over; the resume itself verifies checksums
+    has_step = checkpoints.latest(out / "checkpoints", checksums=False)
+    return f"; continue with: halluray ppo --resume {out}" if has_step else ""
 
 
 if __name__ == "__main__":

@@ -217,7 +217,7 @@ def _train(driver: PPODriver, cfg: ExperimentConfig, start, logger: RunLogger, v
 def _checkpoint(driver: PPODriver, ckpt_dir, keep_last: int, watch: ValidationWatch | None) -> None:
     """Save this step; older steps are deleted (`keep_last`) only once the new one is committed and verified."""
     saved = driver.save(ckpt_dir, watch.state_dict() if watch else None)
-    why = checkpoints.problem(saved)
+    why = checkpoints.problem(saved, checksums=False)  # the ranks hashed it as they wrote it
     if why is not None:
         print(f"ppo: checkpoint {saved} failed its check after saving ({why}); keeping every older step",
               file=sys.stderr, flush=True)

@@ -156,6 +156,7 @@ def test_without_restarts_a_dying_rank_ends_the_run_in_one_line_with_the_resume_
     assert _free_cpus_return(), "actors still hold CPUs after the run ended"
 
 
+@pytest.mark.slow  # since 2026-12-04 (make test's budget); test_a_nan_loss_leaves_the_weights_untouched stays
 def test_a_nan_loss_stops_the_step_before_the_optimizer_naming_step_role_and_rank(
         ray_cluster, smoke_world, tmp_path, monkeypatch, capsys):
     out, real, calls = fresh(smoke_world, tmp_path), driver_mod.make_experience, []
@@ -290,8 +291,9 @@ elif point == "retention":          # step 2 renamed away for deletion, not yet 
 from halluray.cli import main
 sys.exit(main(sys.argv[2:]))
 """
-POINTS = ["before-rename", pytest.param("after-rename", marks=pytest.mark.slow),
-          pytest.param("retention", marks=pytest.mark.slow)]
+# All slow since 2026-12-04 (make test's budget): tests/test_checkpoints.py checks that an interrupted save is
+# never read, without a killed driver.
+POINTS = [pytest.param(p, marks=pytest.mark.slow) for p in ("before-rename", "after-rename", "retention")]
 
 
 @pytest.fixture(scope="module")

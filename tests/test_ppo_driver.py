@@ -68,6 +68,9 @@ def _copy_world(smoke_world: Path, dest: Path) -> None:
     shutil.copytree(smoke_world / "ppo-smoke", dest / "ppo-smoke")
 
 
+# slow since 2026-12-04 (make test's budget): the SIGTERM test (test_fault_tolerance.py) and the GRPO
+# resume test cover an exact resume in make test
+@pytest.mark.slow
 def test_interrupted_run_resumes_with_identical_metrics(ray_cluster, smoke_world, tmp_path, monkeypatch):
     full, cut = tmp_path / "full", tmp_path / "cut"
     for d in (full, cut):
@@ -208,6 +211,9 @@ def _stop_cluster(temp: Path, gcs_port: int) -> None:
     shutil.rmtree(temp, ignore_errors=True)
 
 
+# slow since 2026-12-04 (make test's budget, 80-100 s): test_multi_node.py runs `halluray ppo` against a
+# started cluster (RAY_ADDRESS) in make test; this adds the job agent and --working-dir upload
+@pytest.mark.slow
 def test_ray_job_submit_runs_ppo_on_a_started_cluster(smoke_world, tmp_path):
     """`ray start --head` on loopback, `ray job submit ... -- halluray ppo`, SUCCEEDED, metrics written."""
     _copy_world(smoke_world, tmp_path)

@@ -24,7 +24,6 @@ from halluray import stopping
 from halluray.config import ExperimentConfig, RoleResources
 from halluray.errors import ActorFailure, InputError
 from halluray.preflight import split_error
-from halluray.preflight.cluster import Demand
 
 
 def init_ray(cfg: ExperimentConfig) -> None:
@@ -84,7 +83,6 @@ class ActorGroup:
                  accumulation_steps: int = 1, max_restarts: int = 0, reuse: bool = False):
         self.role, self.call_timeout_s, self.accumulation_steps = role, call_timeout_s, accumulation_steps
         n = resources.num_actors
-        self.demand = Demand(role, n, resources.num_cpus, resources.num_gpus)
         bundle = {"CPU": resources.num_cpus, **({"GPU": resources.num_gpus} if resources.num_gpus else {})}
         # A parked group (actors/warm_pool.py) is reused only where these all match.
         self.reuse_key = ((actor_cls, role, n, tuple(sorted(bundle.items())), strategy, threads, collective_timeout_s,

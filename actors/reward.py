@@ -3,7 +3,9 @@
 kinds: `fact_checker` (the run's fact checker with the paper's +2/-3 per-fact reward), `qa_checker` (its
 short-answer labels: +2 correct, -3 incorrect, 0 or -3 for abstaining), `callable` (any
 'package.module:function' taking (prompts, responses, topics)), `model` (a learned reward model
-directory trained by `halluray train-rm`: two-stage or scalar, see halluray/reward_models/models.py).
+directory trained by `halluray train-rm`: two-stage or scalar, see halluray/reward_models/models.py). With
+`ppo.reward.malformed_penalty` every long-form kind gives a malformed response that penalty (the checker kinds
+through their labels, callable and model through `MalformedPenalty`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from dataclasses import dataclass, field
 from actors.base import RankActor
 from halluray.config import CHECKER_REWARDS, ExperimentConfig
 from halluray.factuality.checking import build_checker
-from halluray.factuality.reward_functions import FactCheckerReward, QACheckerReward, RewardScheme, import_callable
+from halluray.factuality.reward_functions import (
+    FactCheckerReward,
+    MalformedPenalty,
+    QACheckerReward,
+    RewardScheme,
+    import_callable,
+)
 from halluray.reward_models.models import load_reward_model
 
 
@@ -33,6 +41,9 @@ class RewardSpec:
     """qa_checker: the PPO prompts' records, which say what each prompt asks."""
     cache_path: str | None = None
     """Checker kinds: where an HTTP checker caches its replies."""
+    world_path: str | None = None
+    """callable and model with `scheme.malformed`: the world file the run's checker reads to tell a malformed
+    response (its `config` names the checker)."""
 
 
 class RewardActor(RankActor):
@@ -41,10 +52,12 @@ class RewardActor(RankActor):
             checker = build_checker(spec.config, world_path=spec.target, cache_path=spec.cache_path)
             self.fn = (FactCheckerReward(checker, spec.scheme) if spec.kind == "fact_checker"
                        else QACheckerReward(checker, list(spec.records), spec.scheme))
-        elif spec.kind == "callable":
-            self.fn = import_callable(spec.target)
-        elif spec.kind == "model":
-            self.fn = load_reward_model(spec.target, self.device, spec.trust_remote_code)
+        elif spec.kind in ("callable", "model"):
+            self.fn = (import_callable(spec.target) if spec.kind == "callable"
+                       else load_reward_model(spec.target, self.device, spec.trust_remote_code))
+            if spec.scheme.malformed is not None:
+                checker = build_checker(spec.config, world_path=spec.world_path, cache_path=spec.cache_path)
+                self.fn = MalformedPenalty(self.fn, checker, spec.scheme.malformed)
         else:
             raise ValueError(f"unknown reward kind {spec.kind!r}; expected fact_checker, qa_checker, callable or model")
         self.name = f"{spec.kind}:{spec.target}"

@@ -1,5 +1,7 @@
 import pytest
 
+from halluray.factuality.fact_checkers import WorldFactChecker
+from halluray.factuality.reward_functions import MalformedPenalty, RewardScheme, long_form_reward
 from halluray.world.checker import ExactChecker
 from halluray.world.entities import Person, World
 
@@ -73,3 +75,34 @@ def test_end_of_text_token_is_ignored(checker):
 ])
 def test_short_answers(checker, answer, label):
     assert checker.check_answer("Zapur", "birth_city", answer) == label
+
+
+@pytest.mark.parametrize("response, well_formed", [
+    ("Zapur was born in 1964 . Zapur works as a chemist .", True),
+    ("Zapur attended the meeting .", True),            # a fact-free mention of the asked person: nothing to check
+    ("I do not know .", True),
+    ("letter .", False),                                # the fragment a mute policy wrote
+    ("", False),
+    ("Zapur was born in 1964 . Zapur works as", False),  # cut off at the token limit
+    ("Zapur was born in 1964 . Bralo comes from Lyon .", False),  # a sentence about someone else
+])
+def test_a_biography_is_well_formed_only_in_the_worlds_grammar_about_the_asked_person(checker, response, well_formed):
+    assert checker.well_formed("Zapur", response) is well_formed
+    assert checker.check("Zapur", response).malformed is (not well_formed)
+
+
+def test_a_malformed_response_earns_the_penalty_whatever_it_states(checker):
+    scheme = RewardScheme(malformed=-15.0)
+    true_then_cut = checker.check("Zapur", "Zapur was born in 1964 . Zapur works as")
+    assert true_then_cut.n_true == 1 and long_form_reward(true_then_cut, scheme) == -15.0
+    assert long_form_reward(true_then_cut, RewardScheme()) == 2.0  # no rule: the facts' sum
+    assert long_form_reward(checker.check("Zapur", "Zapur attended the meeting ."), scheme) == 0.0
+
+
+def test_the_penalty_applies_on_top_of_a_learned_reward(checker):
+    def rm(prompts, responses, topics):
+        return [4.0] * len(responses)
+
+    scored = MalformedPenalty(rm, WorldFactChecker(checker), -15.0)(
+        ["p", "p"], ["Zapur is Nigerian .", "letter ."], ["Zapur", "Zapur"])
+    assert scored == [4.0, -15.0]

@@ -97,6 +97,25 @@ def test_load_fact_checker_from_an_import_path(user_module):
     assert load_fact_checker(f"{user_module}:INSTANCE").check("Ada", "In London.").n_true == 1
 
 
+def test_a_user_checker_without_a_grammar_calls_an_unfinished_response_malformed(user_module):
+    checker = load_fact_checker(f"{user_module}:INSTANCE")
+    assert checker.well_formed("Ada", "Ada lived in London.") and checker.well_formed("Ada", "I don't know.")
+    assert not checker.well_formed("Ada", "Ada lived in London and") and not checker.well_formed("Ada", "")
+    assert checker.check("Ada", "Ada lived in London and").malformed
+    assert not checker.check("Ada", "Ada lived in London.").malformed
+
+
+def test_a_user_checker_with_its_own_form_rule_keeps_it(user_module):
+    class Strict(type(load_fact_checker(f"{user_module}:INSTANCE").inner)):
+        def well_formed(self, topic, response):
+            return response.startswith("Bio:")
+
+    checker = load_fact_checker(f"{user_module}:INSTANCE")
+    checker.inner = Strict(["London"])
+    assert checker.well_formed("Ada", "Bio: Ada lived in London") and not checker.well_formed("Ada", "London.")
+    assert checker.check("Ada", "Ada lived in London.").malformed
+
+
 def test_load_fact_checker_errors(user_module, world):
     with pytest.raises(InputError, match="cannot import module 'no_such_pkg.mod'"):
         load_fact_checker("no_such_pkg.mod:Checker")

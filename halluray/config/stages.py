@@ -159,6 +159,12 @@ class RewardConfig(Section):
     """qa_checker: reward of an incorrect short answer (paper: -3)."""
     abstain: Float = 0.0
     """qa_checker: reward of "I do not know" (paper: 0; -3 in the control that punishes abstaining)."""
+    malformed_penalty: Float | None = None
+    """Long form (every kind but qa_checker): the reward of a response that is not a well-formed answer,
+    replacing whatever its facts would earn; None: no such rule. The run's fact checker decides the form
+    (`Checker.well_formed`: the world's grammar, else a finished last sentence). The authors give five false
+    facts' reward (-15 at -3 a fact); the long-form configs set that. Evaluations report the malformed rate
+    either way, and the ground-truth reward applies the same rule."""
 
 
 AdvantageEstimator = Literal["gae", "grpo", "rloo", "reinforce_pp"]
@@ -260,6 +266,9 @@ class PPOConfig(Section):
 class EvalConfig(Section):
     samples_per_prompt: Int = Field(1, ge=1)
     temperature: Float = Field(1.0, gt=0)
+    greedy: bool = True
+    """Long form (`halluray eval`): also the greedy response of each model to each held-out prompt, the
+    authors' decoding at evaluation; its metrics go under `greedy` beside the sampled ones."""
     split: Literal["eval", "val"] = "eval"
     """The split the short-QA experiments are measured on. Tune settings with `val` (the world's validation
     people, a fact table's validation entities), report with `eval` (test people or entities)."""

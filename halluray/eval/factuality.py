@@ -18,5 +18,7 @@ def factuality_metrics(checker, topics: list[str], responses: list[str],
         "true_facts": sum(r.n_true for r in results) / n,
         "false_facts": sum(r.n_false for r in results) / n,
         "abstain_rate": sum(r.abstained for r in results) / n,
+        "no_fact_rate": sum(r.n_true + r.n_false == 0 for r in results) / n,
+        "malformed_rate": sum(r.malformed for r in results) / n,
         "reward": sum(long_form_reward(r, scheme) for r in results) / n,
     }

@@ -14,9 +14,14 @@ PAPER_FIG6 = {"bios": {"sft": 0.47, "rl_standard_rm": 0.50, "rl_conservative_rm"
 
 
 # Per-method numbers of the held-out (test) evaluation that results.json carries (halluray/eval/long_form.py).
-METHOD_METRICS = ("fraction_true_facts", "mean_true_facts", "mean_false_facts", "mean_reward", "no_fact_rate",
-                  "fraction_true_by_unfamiliarity", "true_facts_by_unfamiliarity", "false_facts_by_unfamiliarity",
-                  "reward_by_unfamiliarity", "no_fact_rate_by_unfamiliarity")
+METHOD_METRICS = ("fraction_true_facts", "fraction_true_per_response", "mean_true_facts", "mean_false_facts",
+                  "mean_reward", "no_fact_rate", "malformed_rate", "fraction_true_by_unfamiliarity",
+                  "fraction_true_per_response_by_unfamiliarity", "true_facts_by_unfamiliarity",
+                  "false_facts_by_unfamiliarity", "reward_by_unfamiliarity", "no_fact_rate_by_unfamiliarity",
+                  "malformed_rate_by_unfamiliarity")
+# Of the greedy responses (one per prompt, the authors' decoding), results.json keeps the headline numbers.
+GREEDY_METRICS = ("fraction_true_facts", "fraction_true_per_response", "mean_true_facts", "mean_false_facts",
+                  "mean_reward", "no_fact_rate", "malformed_rate")
 RMS = ("standard", "conservative")
 
 
@@ -24,8 +29,10 @@ def build_results(evaluation: dict, rm_eval: dict, seed: int, wall_time_s: dict[
                   reward_model_kind: str) -> dict:
     rm_reward = {k: rm_eval["rm_reward_by_unfamiliarity"][k] for k in ("ground_truth", *RMS)}
     truth = rm_reward["ground_truth"]
+    greedy = evaluation.get("greedy")
     return {
         **{key: {m: evaluation[key][m] for m in METHODS} for key in METHOD_METRICS},
+        "greedy": {key: {m: greedy[key][m] for m in METHODS} for key in GREEDY_METRICS} if greedy else None,
         "rm_reward_by_unfamiliarity": rm_reward,
         # Predicted minus ground-truth reward per response: > 0 over-estimates (what PPO can exploit).
         "rm_overestimation_by_unfamiliarity": {k: [None if p is None or t is None else p - t
@@ -42,7 +49,8 @@ def build_results(evaluation: dict, rm_eval: dict, seed: int, wall_time_s: dict[
 def fig6(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     x = range(len(METHODS))
-    ax.bar([i - 0.2 for i in x], [results["fraction_true_facts"][m] for m in METHODS], 0.4, label="halluray demo world")
+    ax.bar([i - 0.2 for i in x], [results["fraction_true_per_response"][m] or 0 for m in METHODS], 0.4,
+           label="halluray demo world (per response)")
     ax.bar([i + 0.2 for i in x], [PAPER_FIG6["bios"][m] for m in METHODS], 0.4, label="paper, biographies")
     ax.set_xticks(list(x), [LABELS[m] for m in METHODS], fontsize=8)
     ax.set_ylabel("fraction of true facts")
@@ -83,34 +91,53 @@ def fig7_notes(results: dict, bins: list[str]) -> list[str]:
     fewer_false = [b for b, x, y in zip(bins, fl[c], fl[s]) if None not in (x, y) and x < y]
     notes.append(f"- RL + conservative RM states fewer false facts than SFT in {len(fewer_false)} of {len(bins)} "
                  f"terciles ({', '.join(f'{fmt(x)} vs {fmt(y)}' for x, y in zip(fl[c], fl[s]))}).")
-    no_fact = results["no_fact_rate_by_unfamiliarity"][c]
+    no_fact, malformed = results["no_fact_rate_by_unfamiliarity"][c], results["malformed_rate_by_unfamiliarity"][c]
     notes.append("- It states no checkable fact in " + ", ".join(
-        f"{'–' if v is None else f'{v:.0%}'} ({b})" for v, b in zip(no_fact, bins)) + " of its responses.")
+        f"{pct(v)} ({b})" for v, b in zip(no_fact, bins)) + " of its responses, and writes a malformed one in "
+        + ", ".join(f"{pct(v)} ({b})" for v, b in zip(malformed, bins)) + ".")
     return notes
+
+
+def pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0%}"
 
 
 def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
     f, bins = results["fraction_true_facts"], evaluation["bin_labels"]
+    per, greedy = results["fraction_true_per_response"], results.get("greedy")
     lines = ["# halluray demo: unfamiliar finetuning examples and conservative reward models", "",
              "Reproduction of Kang et al. on the embedded synthetic world (a 0.9M-parameter GPT-2 pretrained "
              "locally, PPO on Ray actor groups with DeepSpeed). Held-out prompts, exact fact checker.", "",
              "## Fraction of true facts (paper Fig. 6)", "",
-             "| method | halluray (demo world) | paper, Bios | paper, Plots |", "|---|---|---|---|"]
+             "Per response: the mean over responses that state a fact of their fraction of true facts (the "
+             "authors' metric); pooled: all stated facts together (FActScore's). Sampled: "
+             f"{evaluation.get('samples_per_prompt', 'several')} samples per prompt at T=1; greedy: one per prompt.",
+             "", "| method | per response, sampled | per response, greedy | pooled, sampled | paper, Bios | "
+             "paper, Plots |", "|---|---|---|---|---|---|"]
     for m in METHODS:
-        lines.append(f"| {LABELS[m]} | {fmt(f[m], 3)} | {PAPER_FIG6['bios'][m]:.2f} | {PAPER_FIG6['plots'][m]:.2f} |")
+        lines.append(f"| {LABELS[m]} | {fmt(per[m], 3)} | "
+                     f"{fmt(greedy['fraction_true_per_response'][m], 3) if greedy else '–'} | {fmt(f[m], 3)} | "
+                     f"{PAPER_FIG6['bios'][m]:.2f} | {PAPER_FIG6['plots'][m]:.2f} |")
     lines += ["", "![fraction true facts](fig6.png)", "",
-              "The fraction of true facts alone rewards saying nothing; per response, on the same test prompts:", "",
-              "| method | true facts | false facts | ground-truth reward | no fact stated |", "|---|---|---|---|---|"]
+              "The fraction of true facts alone rewards saying nothing; per response, on the same test prompts "
+              "(sampled; greedy in brackets):", "",
+              "| method | true facts | false facts | ground-truth reward | no fact stated | malformed |",
+              "|---|---|---|---|---|---|"]
+    def both(key: str, m: str, show) -> str:
+        return show(results[key][m]) + (f" ({show(greedy[key][m])})" if greedy else "")
+
     for m in METHODS:
-        lines.append(f"| {LABELS[m]} | {results['mean_true_facts'][m]:.2f} | {results['mean_false_facts'][m]:.2f} | "
-                     f"{results['mean_reward'][m]:+.2f} | {results['no_fact_rate'][m]:.0%} |")
+        lines.append(f"| {LABELS[m]} | {both('mean_true_facts', m, fmt)} | {both('mean_false_facts', m, fmt)} | "
+                     f"{both('mean_reward', m, fmt)} | {both('no_fact_rate', m, pct)} | "
+                     f"{both('malformed_rate', m, pct)} |")
     lines += ["", "By unfamiliarity tercile (" + ", ".join(bins) + "):", "",
               "| method | " + " | ".join(f"reward {b}" for b in bins) + " | "
-              + " | ".join(f"no fact {b}" for b in bins) + " |", "|---|" + "---|" * (2 * len(bins))]
+              + " | ".join(f"no fact {b}" for b in bins) + " | " + " | ".join(f"malformed {b}" for b in bins)
+              + " |", "|---|" + "---|" * (3 * len(bins))]
     for m in METHODS:
         lines.append(f"| {LABELS[m]} | " + " | ".join(fmt(v) for v in results["reward_by_unfamiliarity"][m]) + " | "
-                     + " | ".join("–" if v is None else f"{v:.0%}" for v in results["no_fact_rate_by_unfamiliarity"][m])
-                     + " |")
+                     + " | ".join(pct(v) for v in results["no_fact_rate_by_unfamiliarity"][m]) + " | "
+                     + " | ".join(pct(v) for v in results["malformed_rate_by_unfamiliarity"][m]) + " |")
     lines += ["", "## Reward-model predictions by unfamiliarity "
               f"(paper Fig. 5; {results['reward_model_kind']} RMs)", "",
               "Mean reward per held-out SFT sample: ground truth (exact checker) vs each RM's prediction.", "",

@@ -40,10 +40,20 @@ class FactChecker(Protocol):
         """Decompose and verify a response to a prompt about `topic`."""
 
 
+def ends_a_sentence(topic: str, response: str) -> bool:
+    """The rule for checkers without a grammar of their own (the authors': a biography ends with "."): a
+    response is well formed when it is an abstention, or is not empty and its last sentence is finished, so an
+    answer cut off at the token limit or an empty one is malformed."""
+    text = " ".join(response.replace(EOS, " ").split())
+    return is_abstention(text) or text.endswith((".", "!", "?"))
+
+
 def check_with(checker: Any, topic: str, response: str) -> CheckResult:
     """`check` from `decompose` + `verify`: an abstention states nothing, a repeated fact counts once,
-    and a fact verified as None is unverifiable."""
-    result = CheckResult()
+    and a fact verified as None is unverifiable. `malformed` comes from the checker's own `well_formed` where
+    it has one, else `ends_a_sentence`."""
+    rule = getattr(checker, "well_formed", None)
+    result = CheckResult(malformed=not (rule if callable(rule) else ends_a_sentence)(topic, response))
     text = " ".join(response.replace(EOS, " ").split())
     if is_abstention(text):
         result.abstained = True
@@ -69,7 +79,11 @@ def same_length(topics: list[str], responses: list[str]) -> None:
 
 
 class CheckerBase:
-    """`check_many` as a loop over `check`, for checkers that send no requests (nothing to overlap)."""
+    """`check_many` as a loop over `check`, for checkers that send no requests (nothing to overlap), and the
+    generic `well_formed` rule."""
+
+    def well_formed(self, topic: str, response: str) -> bool:
+        return ends_a_sentence(topic, response)
 
     def check_many(self, topics: list[str], responses: list[str]) -> list[CheckResult]:
         same_length(topics, responses)

@@ -1,7 +1,7 @@
 """The one fact-checking interface every stage uses, and its factory.
 
 `build_checker(cfg)` returns the checker `fact_checker.kind` names (fact_checkers.py lists the kinds); every
-one has the three methods below, so a stage never asks which kind it holds. A method a kind cannot do raises
+one has the four methods below, so a stage never asks which kind it holds. A method a kind cannot do raises
 InputError naming the kind (e.g. long-form `check` of 'qa', which only grades short answers).
 """
 
@@ -33,6 +33,11 @@ class Checker(Protocol):
     def label_answer(self, record: Mapping[str, Any], response: str) -> str:
         """Short QA: 'correct', 'incorrect' or 'abstain' for `response` to the prompt record `record` (`topic`,
         and as the kind needs them `attribute`, `answers` (canonical first), `answer_prefix`, `prompt`)."""
+
+    def well_formed(self, topic: str, response: str) -> bool:
+        """Long form: whether `response` has the form of an answer about `topic` (the world: its grammar; other
+        kinds: a finished last sentence). `check` sets `CheckResult.malformed` from it; a learned RM's reward
+        reads it directly (`ppo.reward.malformed_penalty`)."""
 
 
 def build_checker(cfg: ExperimentConfig, world_path: str | Path | None = None,

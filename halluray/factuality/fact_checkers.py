@@ -12,7 +12,7 @@ correct, incorrect or abstain. Kinds (`fact_checker.kind`):
   has `OpenAIResponder`, the independent source of "standard" reward-model data);
 - user code: 'package.module:callable', returning (or being) an object with `decompose(response) -> list[str]`
   and `verify(topic, facts) -> list[bool | None]`; what it lacks of the interface is supplied
-  (base.DecomposeVerify).
+  (base.DecomposeVerify), `well_formed(topic, response) -> bool` included (base.ends_a_sentence).
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ class WorldFactChecker(CheckerBase):
 
     def check(self, topic: str, response: str) -> CheckResult:
         return self.exact.check(topic, response)
+
+    def well_formed(self, topic: str, response: str) -> bool:
+        return self.exact.well_formed(topic, response)
 
     def label_answer(self, record: Mapping[str, Any], response: str) -> str:
         """`ExactChecker.check_answer` of the response's answer; a topic the world does not know is incorrect
@@ -119,6 +122,10 @@ class _Adapter(DecomposeVerify):
     def check(self, topic: str, response: str) -> CheckResult:
         own = self._own("check")
         return own(topic, response) if own else super().check(topic, response)
+
+    def well_formed(self, topic: str, response: str) -> bool:
+        own = self._own("well_formed")
+        return bool(own(topic, response)) if own else super().well_formed(topic, response)
 
     def check_many(self, topics: list[str], responses: list[str]) -> list[CheckResult]:
         own = self._own("check_many")
@@ -190,5 +197,5 @@ def load_fact_checker(spec, *, world: World | ExactChecker | None = None, cache_
     missing = [m for m in ("decompose", "verify") if not callable(getattr(obj, m, None))]
     if missing:
         raise InputError(f"fact checker '{cfg.kind}' returned a {type(obj).__name__} without {', '.join(missing)}()")
-    complete = all(callable(getattr(obj, m, None)) for m in ("check", "check_many", "label_answer"))
+    complete = all(callable(getattr(obj, m, None)) for m in ("check", "check_many", "label_answer", "well_formed"))
     return obj if complete else _Adapter(obj)

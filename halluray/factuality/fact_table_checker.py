@@ -130,7 +130,7 @@ class FactTableChecker(CheckerBase):
 
     def check(self, topic: str, response: str) -> CheckResult:
         """Sentence-level facts by string matching; a repeated (attribute, value) counts once."""
-        result = CheckResult()
+        result = CheckResult(malformed=not self.well_formed(topic, response))
         text = " ".join(response.replace(EOS, " ").split())
         if is_abstention(text):
             result.abstained = True

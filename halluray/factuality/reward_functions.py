@@ -1,7 +1,9 @@
 """The paper's reward functions and the pluggable reward interface the reward actor calls.
 
-Long form: +2 per true fact, -3 per false fact. Short QA / MCQ: +2 correct, -3 incorrect, and 0 for
-abstaining (-3 in the control that punishes abstention).
+Long form: +2 per true fact, -3 per false fact, and with `malformed` set (`ppo.reward.malformed_penalty`) that
+penalty instead for a response that is not a well-formed answer (`Checker.well_formed`: the authors give a
+biography not of the form "Bio: ... ." the reward of five false facts). Short QA / MCQ: +2 correct, -3
+incorrect, and 0 for abstaining (-3 in the control that punishes abstention).
 """
 
 from __future__ import annotations
@@ -26,16 +28,32 @@ class RewardScheme:
     correct: float = 2.0
     incorrect: float = -3.0
     abstain: float = 0.0
+    malformed: float | None = None
+    """Long form: the reward of a malformed response, whatever it states; None: no such rule."""
 
     @classmethod
     def from_config(cls, reward: RewardConfig) -> RewardScheme:
         """The scheme of a config's `ppo.reward` section (the one place a scheme is built from a config)."""
         return cls(true_fact=reward.true_fact, false_fact=reward.false_fact, correct=reward.correct,
-                   incorrect=reward.incorrect, abstain=reward.abstain)
+                   incorrect=reward.incorrect, abstain=reward.abstain, malformed=reward.malformed_penalty)
 
 
 def long_form_reward(result: CheckResult, scheme: RewardScheme) -> float:
+    if result.malformed and scheme.malformed is not None:
+        return scheme.malformed
     return scheme.true_fact * result.n_true + scheme.false_fact * result.n_false
+
+
+class MalformedPenalty:
+    """Any long-form reward (a learned RM, a callable) with the malformed-response rule on top: the run's
+    checker decides the form (`Checker.well_formed`, no fact is verified), the inner reward scores the rest."""
+
+    def __init__(self, inner: RewardFn, checker: Checker, penalty: float):
+        self.inner, self.checker, self.penalty = inner, checker, penalty
+
+    def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
+        scores = list(self.inner(prompts, responses, topics))
+        return [s if self.checker.well_formed(t, r) else self.penalty for s, r, t in zip(scores, responses, topics)]
 
 
 def short_answer_reward(label: str, scheme: RewardScheme) -> float:

@@ -61,6 +61,7 @@ def continuation_logprobs(model, tokenizer, prompts: list[str], continuations: l
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 1.0
+    """0: greedy decoding."""
     top_p: float = 1.0
     max_new_tokens: int = 48
     stop: tuple[str, ...] = ()
@@ -104,9 +105,10 @@ def generate_rollout(model, tokenizer, prompts: list[str], params: SamplingParam
     device = next(model.parameters()).device
     enc = {k: v.to(device) for k, v in enc.items()}
     with _contiguous_head_input(model):
-        out = model.generate(**enc, do_sample=True, temperature=params.temperature, top_p=params.top_p,
-                             max_new_tokens=params.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=stop_ids)
+        decoding = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p} \
+            if params.temperature > 0 else {"do_sample": False}
+        out = model.generate(**enc, **decoding, max_new_tokens=params.max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
     prompt_len = enc["input_ids"].shape[1]
     response = out[:, prompt_len:]
     # A response ends at (and includes) its first stop token; later positions are padding.

@@ -36,20 +36,30 @@ def run(cfg: ExperimentConfig) -> dict:
     e = cfg.eval
     unfamiliarity = long_form_scores(cfg)
     edges = eval_bin_edges(cfg, unfamiliarity)
-    results = {"split": e.split, "bins": edges, "bin_labels": bin_labels(edges), "examples": {}}
-    samples = {}
+    results = {"split": e.split, "bins": edges, "bin_labels": bin_labels(edges), "examples": {},
+               "samples_per_prompt": e.samples_per_prompt}
+    samples, greedy = {}, {}
     methods = present_methods(layout)
     for method, model in methods.items():
+        # Sampled at eval.temperature, eval.samples_per_prompt per prompt (the headline numbers).
         labeled = heldout_samples(cfg, model, e.samples_per_prompt,
                                   SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens), cfg.seed + 31)
-        scores = [unfamiliarity[r["topic"]]["score"] for r in labeled]
         samples[method] = labeled
-        for key, value in response_metrics(labeled, scores, edges).items():
+        for key, value in response_metrics(labeled, topic_scores(labeled, unfamiliarity), edges).items():
             results.setdefault(key, {})[method] = value
         results["examples"][method] = examples(labeled, unfamiliarity)
+        # Greedy, one per prompt (the authors' decoding), reported beside them.
+        if e.greedy:
+            greedy[method] = heldout_samples(cfg, model, 1, SamplingParams(0.0, 1.0, cfg.ppo.max_new_tokens),
+                                             cfg.seed + 31)
+            for key, value in response_metrics(greedy[method], topic_scores(greedy[method], unfamiliarity),
+                                               edges).items():
+                results.setdefault("greedy", {}).setdefault(key, {})[method] = value
     with atomic_dir(layout.eval_dir) as tmp:
         for method, labeled in samples.items():
             write_jsonl(tmp / f"{method}.jsonl", labeled)
+        for method, labeled in greedy.items():
+            write_jsonl(tmp / f"{method}.greedy.jsonl", labeled)
         atomic_write_json(tmp / "results.json", results)
         series = {f"{m} true": results["true_facts_by_unfamiliarity"][m] for m in methods}
         series.update({f"{m} false": results["false_facts_by_unfamiliarity"][m] for m in methods})
@@ -57,10 +67,15 @@ def run(cfg: ExperimentConfig) -> dict:
                      "facts per response", results["bin_labels"])
     for method in methods:
         print(f"eval: {method:>18s} fraction true facts {fmt(results['fraction_true_facts'][method], 3)} "
-              f"(true {results['mean_true_facts'][method]:.2f}, false {results['mean_false_facts'][method]:.2f}, "
+              f"(per response {fmt(results['fraction_true_per_response'][method], 3)}; "
+              f"true {results['mean_true_facts'][method]:.2f}, false {results['mean_false_facts'][method]:.2f}, "
               f"reward {results['mean_reward'][method]:+.2f} per response; no fact "
-              f"{results['no_fact_rate'][method]:.0%})")
+              f"{results['no_fact_rate'][method]:.0%}, malformed {results['malformed_rate'][method]:.0%})")
     return results
+
+
+def topic_scores(labeled: list[dict], unfamiliarity: dict[str, dict]) -> list[float]:
+    return [unfamiliarity[r["topic"]]["score"] for r in labeled]
 
 
 def examples(labeled: list[dict], unfamiliarity: dict[str, dict], per_group: int = 2) -> list[dict]:

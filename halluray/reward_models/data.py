@@ -11,7 +11,7 @@ def label_responses(checker, records: list[dict], responses: list[str], scheme: 
         result = checker.check(record["topic"], response)
         out.append({**record, "response": response, "facts": [[f.text, f.value, f.label] for f in result.facts],
                     "n_true": result.n_true, "n_false": result.n_false, "abstained": result.abstained,
-                    "reward": long_form_reward(result, scheme)})
+                    "malformed": result.malformed, "reward": long_form_reward(result, scheme)})
     return out
 
 

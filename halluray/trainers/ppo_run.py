@@ -48,7 +48,8 @@ def reward_spec(cfg: ExperimentConfig, prompts: list[dict] | None = None) -> Rew
                           cfg.model.trust_remote_code, cfg, records, str(layout.fact_checker_cache))
     if r.target is None:
         raise InputError(f"ppo.reward.target must be set for reward kind '{r.kind}'")
-    return RewardSpec(r.kind, r.target, RewardScheme.from_config(r), cfg.model.trust_remote_code)
+    return RewardSpec(r.kind, r.target, RewardScheme.from_config(r), cfg.model.trust_remote_code, cfg,
+                      cache_path=str(layout.fact_checker_cache), world_path=str(layout.world_json))
 
 
 def policy_init(cfg: ExperimentConfig) -> str:

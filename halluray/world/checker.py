@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from halluray.world.entities import World
-from halluray.world.templates import ABSTAIN_ANSWER, EOS, FACT_TEMPLATES
+from halluray.world.templates import ABSTAIN_ANSWER, EOS, FACT_TEMPLATES, MENTION_TEMPLATES
 from halluray.world.vocab import ATTRIBUTE_VALUES
 
 TRUE, FALSE = "true", "false"
@@ -31,6 +31,9 @@ class CheckResult:
     facts: list[AtomicFact] = field(default_factory=list)
     unverifiable: list[str] = field(default_factory=list)
     abstained: bool = False
+    # Not the expected form of an answer (the checker's `well_formed`): the reward may replace the facts' sum
+    # with a fixed penalty (`ppo.reward.malformed_penalty`).
+    malformed: bool = False
 
     @property
     def n_true(self) -> int:
@@ -58,6 +61,8 @@ def _compile_patterns() -> list[tuple[str, re.Pattern[str]]]:
 
 
 _PATTERNS = _compile_patterns()
+_MENTIONS = [re.compile("^" + re.escape(t.rstrip(" .")).replace(r"\{name\}", r"(?P<name>[A-Z][a-z]+)") + "$")
+             for t in MENTION_TEMPLATES]
 
 
 def split_sentences(response: str) -> list[str]:
@@ -86,6 +91,27 @@ def is_abstention(sentence: str) -> bool:
     return sentence.startswith(ABSTAIN_ANSWER)
 
 
+def _subject(sentence: str) -> str | None:
+    """The name a sentence of the world's grammar is about (a fact or a fact-free mention); None otherwise."""
+    for pattern in [p for _, p in _PATTERNS] + _MENTIONS:
+        m = pattern.match(sentence)
+        if m:
+            return m["name"]
+    return None
+
+
+def well_formed(topic: str, response: str) -> bool:
+    """A biography of `topic` in the world's grammar: at least one sentence, the last one finished, and every
+    sentence a fact or mention about `topic`, or the abstention. A fragment ("letter ."), a response cut off
+    mid-sentence, or a sentence about someone else is malformed (the authors' rule, "Bio: ... .", in the
+    world's terms)."""
+    text = " ".join(response.replace(EOS, " ").split())
+    if not text.endswith("."):
+        return False
+    sentences = split_sentences(text)
+    return bool(sentences) and all(is_abstention(s) or _subject(s) == topic for s in sentences)
+
+
 class ExactChecker:
     def __init__(self, world: World):
         self.world = world
@@ -93,12 +119,15 @@ class ExactChecker:
     def decompose(self, response: str) -> tuple[list[tuple[str, str, str, str]], list[str]]:
         return decompose(response)
 
+    def well_formed(self, topic: str, response: str) -> bool:
+        return well_formed(topic, response)
+
     def check(self, topic: str, response: str) -> CheckResult:
         """Label every atomic fact of `response`, a reply to a question about `topic`.
 
         Repeated facts count once, so restating a true fact cannot inflate a reward.
         """
-        result = CheckResult()
+        result = CheckResult(malformed=not well_formed(topic, response))
         seen = set()
         facts, rest = self.decompose(response)
         for sentence, subject, attribute, value in facts:

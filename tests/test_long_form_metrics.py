@@ -1,0 +1,27 @@
+"""The long-form evaluation's numbers (halluray/eval/long_form.py) on hand-made labeled responses."""
+
+import pytest
+
+from halluray.eval.long_form import per_response_fraction_true, response_metrics
+
+
+def _labeled(n_true, n_false, malformed=False):
+    return {"n_true": n_true, "n_false": n_false, "reward": 2 * n_true - 3 * n_false, "abstained": False,
+            "malformed": malformed}
+
+
+def test_the_per_response_fraction_averages_responses_not_facts():
+    assert per_response_fraction_true([4, 0], [0, 2]) == pytest.approx(0.5)   # (4/4 + 0/2) / 2; pooled: 4/6
+    assert per_response_fraction_true([1, 0], [0, 0]) == 1.0                  # a response with no fact is left out
+    assert per_response_fraction_true([0], [0]) is None
+
+
+def test_malformed_and_no_fact_rates_by_tercile():
+    labeled = [_labeled(4, 0), _labeled(0, 0, malformed=True), _labeled(1, 1), _labeled(0, 3)]
+    metrics = response_metrics(labeled, scores=[0.0, 0.0, 5.0, 9.0], edges=[1.0, 6.0])
+    assert metrics["malformed_rate"] == 0.25 and metrics["no_fact_rate"] == 0.25
+    assert metrics["malformed_rate_by_unfamiliarity"] == [0.5, 0.0, 0.0]
+    assert metrics["no_fact_rate_by_unfamiliarity"] == [0.5, 0.0, 0.0]
+    assert metrics["fraction_true_per_response"] == pytest.approx((1.0 + 0.5 + 0.0) / 3)
+    assert metrics["fraction_true_facts"] == pytest.approx(5 / 9)
+    assert metrics["fraction_true_per_response_by_unfamiliarity"] == [1.0, 0.5, 0.0]

@@ -5,10 +5,11 @@
       config.<stage>.yaml   metrics.jsonl   stamps/        resolved configs, all metrics, step fingerprints
       world/                the world file, corpus.txt, prompts_<split>.jsonl, qa.jsonl, mcq.jsonl
       base_model/           the pretrained base model (or model.pretrained_path)
+      base_model-letters/   a copy with the answer letters' words in its vocabulary (mcq-letters)
       unfamiliarity/        unfamiliarity.jsonl, summary.json, histogram.png
       sft[-<task>-<strategy>]/model        reward-data/<source>.jsonl   rm-<source>/
       <ppo.name>/           config.yaml, checkpoints/step_*/, model/
-      eval/  rm_eval/  qa_experiment/  qa_rl/  mcq_experiment/  mcq_rl/  qa_rm/   results.json and figures
+      eval/  rm_eval/  qa_experiment/  qa_rl/  mcq_experiment/  mcq_letters/  mcq_rl/  qa_rm/   results, figures
       results.json  report.md  *.png   a campaign's report;  summary.*  qa-summary.*  sweep/   over seeds, a sweep
       seed-<s>/             one seed's whole run directory (`--seeds`)
 """
@@ -26,6 +27,8 @@ WORLD_FILE = "world.json"
 """The world's people and facts, inside the world directory."""
 WORLD_DATASETS = ("world", "world_qa")
 """`data.dataset` values whose prompts come from the synthetic world (everything else is real data)."""
+REWARD_SOURCES = ("conservative", "standard")
+"""`reward_data.source` values: whose responses an RM is trained on."""
 RM_FILE = "rm.json"
 """A reward-model directory's description (its kind and reward scheme), written by `train-rm`."""
 
@@ -85,6 +88,11 @@ class RunLayout:
         return Path(self._pretrained) if self._pretrained else self.run_dir / "base_model"
 
     @property
+    def letters_base_model(self) -> Path:
+        """The base model with the words of MMLU-style letter prompts added to its vocabulary (mcq-letters)."""
+        return self.run_dir / "base_model-letters"
+
+    @property
     def fact_checker_cache(self) -> Path:
         """Replies of an HTTP fact checker, by request (re-running a stage re-sends nothing)."""
         return self.run_dir / "fact_checker_cache.jsonl"
@@ -112,6 +120,16 @@ class RunLayout:
 
     def rm_dir(self, source: str | None = None) -> Path:
         return self.run_dir / f"rm-{source or self._source}"
+
+    @property
+    def shared_decomposer(self) -> Path:
+        """The decomposer both text RMs copy (`reward_model.shared_decomposer`)."""
+        return self.run_dir / "decomposer"
+
+    @property
+    def generator_model(self) -> Path:
+        """The world's independent generator (the standard RM's response source, reward-data)."""
+        return self.run_dir / "reward-data" / "generator"
 
     # -- PPO -----------------------------------------------------------------------------------------
 
@@ -159,6 +177,10 @@ class RunLayout:
     @property
     def mcq_experiment_dir(self) -> Path:
         return self.run_dir / "mcq_experiment"
+
+    @property
+    def mcq_letters_dir(self) -> Path:
+        return self.run_dir / "mcq_letters"
 
     @property
     def mcq_rl_dir(self) -> Path:

@@ -84,9 +84,10 @@ def test_short_answers(checker, answer, label):
     ("letter .", False),                                # the fragment a mute policy wrote
     ("", False),
     ("Zapur was born in 1964 . Zapur works as", False),  # cut off at the token limit
-    ("Zapur was born in 1964 . Bralo comes from Lyon .", False),  # a sentence about someone else
+    ("Zapur was born in 1964 . Zapur enjoys hobby is chess .", False),  # a garbled sentence
+    ("Zapur was born in 1964 . Bralo comes from Lyon .", True),  # about someone else: a false fact, not malformed
 ])
-def test_a_biography_is_well_formed_only_in_the_worlds_grammar_about_the_asked_person(checker, response, well_formed):
+def test_a_biography_is_well_formed_only_in_the_worlds_grammar(checker, response, well_formed):
     assert checker.well_formed("Zapur", response) is well_formed
     assert checker.check("Zapur", response).malformed is (not well_formed)
 

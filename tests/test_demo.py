@@ -16,13 +16,14 @@ RESULT_KEYS = {"fraction_true_facts", "mean_true_facts", "mean_false_facts", "me
                "fraction_true_by_unfamiliarity", "true_facts_by_unfamiliarity", "false_facts_by_unfamiliarity",
                "reward_by_unfamiliarity", "no_fact_rate_by_unfamiliarity", "rm_reward_by_unfamiliarity",
                "rm_overestimation_by_unfamiliarity", "verifier_accuracy", "reward_model_kind", "unfamiliarity_bins",
-               "split", "seed", "wall_time_s"}
+               "split", "seed", "wall_time_s", "fraction_true_per_response", "malformed_rate",
+               "fraction_true_per_response_by_unfamiliarity", "malformed_rate_by_unfamiliarity", "greedy"}
 METHODS = {"sft", "rl_standard_rm", "rl_conservative_rm"}
 SMOKE = ["world.num_people=60", "world.fact_frequencies=[0,12]", "world.frequency_weights=[1,1]",
          "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=128",
          "model.pretrain.steps=300", "model.pretrain.batch_size=8", "model.pretrain.lr=1e-2",
          "unfamiliarity.tasks=[long_form]", "unfamiliarity.max_new_tokens=24", "sft.steps=6", "sft.batch_size=8",
-         "reward_data.samples_per_prompt=4", "reward_data.max_new_tokens=24", "reward_model.batch_size=4",
+         "reward_data.samples_per_prompt=4", "reward_data.max_new_tokens=24", "reward_data.generator_steps=20", "reward_model.batch_size=4",
          "reward_model.epochs=1", "reward_model.decomposer_epochs=1", "reward_model.decomposer_recombined=8",
          "reward_model.decomposer_max_new_tokens=24", "ppo.steps=2", "ppo.batch_size=8", "ppo.minibatch_size=4",
          "ppo.max_new_tokens=24", "ppo.eval_every=0", "ppo.plateau_patience=0", "ppo.save_every=0",
@@ -41,6 +42,10 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     results = json.loads((run / "results.json").read_text())
     assert set(results) == RESULT_KEYS and results["reward_model_kind"] == "two-stage-text"
     assert 0 <= results["no_fact_rate"]["rl_conservative_rm"] <= 1
+    assert all(0 <= results[k][m] <= 1 for k in ("malformed_rate", "no_fact_rate") for m in METHODS)
+    assert set(results["greedy"]["fraction_true_per_response"]) == METHODS  # the authors' decoding, beside ours
+    assert (run / "reward-data" / "generator" / "config.json").is_file()  # the standard RM's own source model
+    assert (run / "decomposer" / "decomposer.json").is_file()  # one decomposer for both RMs
     assert set(results["fraction_true_facts"]) == METHODS
     assert set(results["rm_reward_by_unfamiliarity"]) == {"ground_truth", "standard", "conservative"}
     assert all(len(v) == len(results["unfamiliarity_bins"]) + 1
@@ -58,11 +63,11 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.count("up to date, reused") == 11  # every stage of the plan
-    # The sweep over the standard RM's source accuracy: its first point is the run above (reused), each value
-    # redoes only the standard arm (its data, RM and PPO) and what follows it.
+    # The sweep over the oracle source's accuracy: its first point is the run above (reused), each value redoes
+    # the standard data and what follows it: both RMs, as they share a decomposer fitted on both sources' data.
     assert main(["sweep", "--config", str(DEMO), "--values", "0.9", f"run.output_dir={tmp_path}", *SMOKE]) == 0
     out = capsys.readouterr().out
-    assert "demo: sft: up to date" in out and "demo: ppo-conservative-rm: up to date" in out
+    assert "demo: sft: up to date" in out and "demo: reward-data-conservative: up to date" in out
     assert "demo: train-rm-standard ..." in out and "demo: ppo-standard-rm ..." in out and "demo: eval ..." in out
     sweep = json.loads((run / "sweep" / "sweep.json").read_text())
     assert [p["label"] for p in sweep["points"]] == ["config", "0.9"] and sweep["largest_gap"] == "0.9"

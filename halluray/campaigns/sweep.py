@@ -1,10 +1,11 @@
 """`halluray sweep --values 0.3,0.5,0.7,0.9`: the demo's RL gap as the standard RM's source gets more accurate.
 
-The standard RM is trained on an independent source's bios (GPT-3.5's role), each fact right with probability
-`reward_data.source_accuracy`. Below 0.6 an unverifiable fact is worth less than nothing under +2/-3, so the
-standard RM has little to over-estimate; the paper's regime is a source that is usually right. The sweep
-runs the demo at the config's own setting, then once per value (one accuracy for every person), in the same
-run directory: world, unfamiliarity, SFT and the conservative arm are reused, the standard arm is redone.
+Each value trains the standard RM on the oracle source's bios (`reward_data.standard_source=oracle`), each fact
+right with probability `reward_data.source_accuracy`, instead of the generator's. Below 0.6 an unverifiable fact
+is worth less than nothing under +2/-3, so the standard RM has little to over-estimate; the paper's regime is a
+source that is usually right. The sweep runs the demo at the config's own setting, then once per value (one
+accuracy for every person), in the same run directory: world, unfamiliarity, SFT and the conservative data are
+reused; the standard data and what follows it are redone (with a shared decomposer, both RMs).
 Writes run_dir/sweep/{<label>.json (each point's results.json), sweep.json, sweep.md, sweep.png}. Each point is
 a step of its own (`sweep-<label>`, fingerprinted on the whole config but `run`): a point already run with the
 same config is read back instead of run again, as the run directory's own steps only remember the last point.
@@ -31,7 +32,8 @@ DEFAULT = "config"
 def with_accuracy(cfg: ExperimentConfig, value: float | None) -> ExperimentConfig:
     if value is None:
         return cfg
-    return cfg.model_copy(update={"reward_data": cfg.reward_data.model_copy(update={"source_accuracy": [value]})})
+    return cfg.model_copy(update={"reward_data": cfg.reward_data.model_copy(
+        update={"standard_source": "oracle", "source_accuracy": [value]})})
 
 
 def run_point(label: str, cfg: ExperimentConfig) -> None:

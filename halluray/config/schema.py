@@ -55,11 +55,20 @@ class ExperimentConfig(Section):
         if a and len(a) not in (1, tiers):
             raise ValueError(f"reward_data.source_accuracy has {len(a)} values but world.fact_frequencies has "
                              f"{tiers} tiers: give one number, or one per tier")
+        n = self.reward_data.generator_documents
+        if n is not None and len(n) != tiers:
+            raise ValueError(f"reward_data.generator_documents has {len(n)} values but world.fact_frequencies has "
+                             f"{tiers} tiers: give one per tier")
         return self
 
     @property
     def run_dir(self) -> Path:
         return Path(self.run.output_dir) / self.run.name
+
+    def generator_documents_by_frequency(self) -> dict[int, int]:
+        """Biographies per person of each corpus frequency in the independent generator's corpus."""
+        n, frequencies = self.reward_data.generator_documents, self.world.fact_frequencies
+        return dict(zip(frequencies, n if n is not None else [max(4, 2 * f) for f in frequencies]))
 
     def source_accuracy_by_frequency(self) -> dict[int, float]:
         """The independent source's accuracy for a person of each corpus frequency."""

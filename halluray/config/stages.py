@@ -82,11 +82,22 @@ class RewardDataConfig(Section):
     samples_per_prompt: Int = Field(4, ge=1)
     temperature: Float = Field(1.0, gt=0)
     max_new_tokens: Int = Field(48, ge=1)
+    standard_source: Literal["generator", "oracle"] = "generator"
+    """The synthetic world's independent source (GPT-3.5's role for the standard RM). generator: a second world
+    model, the base model trained further on its own draw of biographies of the RM people (more of them than
+    the pretraining corpus has: `generator_documents`), sampled on the same prompts at `temperature`, so it
+    knows more than the policy and errs as a model does; oracle: the exact world stating every fact, each right
+    with probability `source_accuracy`, whatever any model knows (the sweep's knob)."""
+    generator_documents: Annotated[list[Annotated[Int, Field(ge=0)]] | None, BeforeValidator(_as_list)] = None
+    """generator: biographies per person of each familiarity tier in its corpus (same length as
+    world.fact_frequencies, least familiar first). None: twice the tier's pretraining count, at least 4."""
+    generator_steps: Int = Field(200, ge=1)
+    """generator: training steps (batch and block size as pretraining's)."""
+    generator_lr: Float = Field(1e-3, gt=0)
     source_accuracy: Annotated[list[Annotated[Float, Field(ge=0, le=1)]] | None, BeforeValidator(_as_list)] = None
-    """Probability that the independent response source (GPT-3.5's role for the standard RM) states a fact
-    correctly: one number for every person, or one per familiarity tier (same length as world.fact_frequencies,
-    least familiar first). None: rising evenly from 0.6 on the least familiar tier to 0.9 on the most familiar
-    (a strong external model knows famous people better too, and is usually right)."""
+    """oracle: probability that it states a fact correctly: one number for every person, or one per familiarity
+    tier (same length as world.fact_frequencies, least familiar first). None: rising evenly from 0.6 on the
+    least familiar tier to 0.9 on the most familiar (a strong external model knows famous people better too)."""
 
 
 class RewardModelConfig(Section):
@@ -108,11 +119,15 @@ class RewardModelConfig(Section):
     copy sentences slowly (in the tests a 2-layer, 32-wide GPT-2 needs 60 epochs at lr 1e-2 to get half of
     its held-out fact lists exactly right): raise it for the demo world."""
     decomposer_lr: Float | None = Field(None, gt=0)
+    """two-stage-text: the decomposer's learning rate; None: `lr`."""
     decomposer_recombined: Int = Field(0, ge=0)
     """two-stage-text: this many extra decomposer examples made by recombining the training responses'
     sentences across responses (where each fact is one of its response's sentences, as in the synthetic
     world): teaches a small LM to copy facts rather than write what it knows (halluray/reward_models/text.py)."""
-    """two-stage-text: the decomposer's learning rate; None: `lr`."""
+    shared_decomposer: bool = False
+    """two-stage-text: one decomposer for both RMs, as the authors trained it: fitted once on the responses of
+    every reward-data source (conservative and standard, both needed), kept in run_dir/decomposer and copied
+    into each RM, so the two RMs differ only in their verifiers. False: each RM fits its own on its data."""
     decomposer_max_new_tokens: Int = Field(64, ge=1)
     """two-stage-text: the most tokens the decomposer writes for one response (greedy)."""
     max_length: Int | None = Field(None, ge=16)

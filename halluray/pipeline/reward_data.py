@@ -1,7 +1,10 @@
 """`halluray reward-data`: RM training data on the RM prompts, conservative (SFT samples) or standard
-(independent source), labeled by the run's fact checker."""
+(independent source: on the world its generator, pipeline/shared/generator.py), labeled by the run's fact
+checker."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from halluray.config import ExperimentConfig
 from halluray.data import prompts_for
@@ -14,6 +17,7 @@ from halluray.factuality.reward_functions import RewardScheme
 from halluray.io import atomic_write_json, write_jsonl
 from halluray.layout import WORLD_DATASETS, RunLayout, require
 from halluray.models.generation import SamplingParams
+from halluray.pipeline.shared.generator import train_generator
 from halluray.pipeline.shared.prepare import prepare
 from halluray.reward_models.data import label_responses
 from halluray.trainers.sampling import sample_with_rollouts
@@ -26,8 +30,7 @@ def run(cfg: ExperimentConfig) -> dict:
     records = [r for r in prompts_for(cfg, "rm") for _ in range(rd.samples_per_prompt)]
     if rd.source == "conservative":
         model = require(layout.sft_model("standard", "long_form"), "sft")
-        responses = sample_with_rollouts(cfg, str(model), [r["prompt"] for r in records],
-                                         SamplingParams(rd.temperature, 1.0, rd.max_new_tokens), cfg.seed + 11)
+        responses = sample(cfg, model, records)
     else:
         responses = independent_responses(cfg, records)
     scheme = RewardScheme.from_config(cfg.ppo.reward)
@@ -43,10 +46,19 @@ def run(cfg: ExperimentConfig) -> dict:
     return summary
 
 
-def independent_responses(cfg: ExperimentConfig, records: list[dict]) -> list[str]:
-    """The standard RM's responses: from a source that does not share the policy's knowledge — the world's
-    independent source, or on real data the fact checker's chat model (GPT-3.5's role in the paper)."""
+def sample(cfg: ExperimentConfig, model: Path, records: list[dict]) -> list[str]:
     rd = cfg.reward_data
+    return sample_with_rollouts(cfg, str(model), [r["prompt"] for r in records],
+                                SamplingParams(rd.temperature, 1.0, rd.max_new_tokens), cfg.seed + 11)
+
+
+def independent_responses(cfg: ExperimentConfig, records: list[dict]) -> list[str]:
+    """The standard RM's responses: from a source that does not share the policy's knowledge — on the world its
+    independent generator (or the oracle source), on real data the fact checker's chat model (GPT-3.5's role in
+    the paper)."""
+    rd = cfg.reward_data
+    if cfg.data.dataset in WORLD_DATASETS and rd.standard_source == "generator":
+        return sample(cfg, train_generator(cfg), records)
     if cfg.data.dataset in WORLD_DATASETS:
         world = World.load(require(RunLayout(cfg).world_json, "world"))
         source = IndependentSource(world, cfg.source_accuracy_by_frequency(), cfg.seed)

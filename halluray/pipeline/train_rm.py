@@ -11,7 +11,7 @@ from actors.group import ActorGroup, init_ray
 from actors.roles import Role
 from halluray.config import ExperimentConfig
 from halluray.io import atomic_dir, atomic_write_json, read_jsonl
-from halluray.layout import RM_FILE, require
+from halluray.layout import REWARD_SOURCES, RM_FILE, require
 from halluray.logging import RunLogger
 from halluray.pipeline.shared.prepare import prepare
 from halluray.trainers.head_rm import HeadRMTraining
@@ -24,7 +24,14 @@ def run(cfg: ExperimentConfig) -> dict:
     records = read_jsonl(require(data, "reward-data"))
     model_path = str(require(layout.base_model, "world"))
     # Examples are built (and their count checked) before any actor starts.
-    training = (TextRMTraining if rm.kind == "two-stage-text" else HeadRMTraining)(cfg, records, model_path)
+    if rm.kind == "two-stage-text":
+        shared = rm.shared_decomposer
+        decomposer_records = [r for s in REWARD_SOURCES for r in read_jsonl(require(
+            layout.reward_data(s), f"reward-data (reward_data.source={s}; reward_model.shared_decomposer)"))] \
+            if shared else None
+        training = TextRMTraining(cfg, records, model_path, decomposer_records)
+    else:
+        training = HeadRMTraining(cfg, records, model_path)
     init_ray(cfg)
     t0 = time.time()
     # A failed run leaves no half-written RM directory (and an earlier one stays as it was).

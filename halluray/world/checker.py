@@ -101,15 +101,16 @@ def _subject(sentence: str) -> str | None:
 
 
 def well_formed(topic: str, response: str) -> bool:
-    """A biography of `topic` in the world's grammar: at least one sentence, the last one finished, and every
-    sentence a fact or mention about `topic`, or the abstention. A fragment ("letter ."), a response cut off
-    mid-sentence, or a sentence about someone else is malformed (the authors' rule, "Bio: ... .", in the
-    world's terms)."""
+    """A biography in the world's grammar (the authors' rule, "Bio: ... .", in the world's terms): at least one
+    sentence, the last one finished, every sentence a fact, a mention or the abstention. A fragment
+    ("letter ."), a garbled sentence or a response cut off mid-sentence is malformed. A fact about someone else
+    is not: it is the hallucination the paper studies, and `check` counts it as a false fact (`topic` is the
+    interface's; this grammar does not need it)."""
     text = " ".join(response.replace(EOS, " ").split())
     if not text.endswith("."):
         return False
     sentences = split_sentences(text)
-    return bool(sentences) and all(is_abstention(s) or _subject(s) == topic for s in sentences)
+    return bool(sentences) and all(is_abstention(s) or _subject(s) is not None for s in sentences)
 
 
 class ExactChecker:

@@ -61,6 +61,16 @@ def pretraining_corpus(world: World, name_mentions: int, qa_doc_fraction: float,
     return docs
 
 
+def generator_corpus(people: list[Person], documents: dict[int, int], seed: int) -> list[str]:
+    """The independent generator's own reading: for each person, `documents[person.frequency]` biographies in
+    the prompt-then-answer form (so it answers the bio prompt as the SFT model does), in paraphrases drawn
+    with its own seed, not the pretraining corpus's."""
+    rng = random.Random(f"generator/{seed}")
+    docs = [f"{bio_prompt(p.name)} {paraphrased_bio(p, rng)}" for p in people for _ in range(documents[p.frequency])]
+    rng.shuffle(docs)
+    return docs
+
+
 @dataclass(frozen=True)
 class QAItem:
     name: str

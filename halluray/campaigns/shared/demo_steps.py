@@ -1,7 +1,7 @@
 """The demo's steps and report, shared by `halluray demo`, its `--seeds` run and `halluray sweep`.
 
-world -> unfamiliarity -> sft -> for each of conservative and standard: reward-data -> train-rm -> ppo with that
-RM; then eval-rm -> eval -> report (runs/<name>/report.md, results.json, PNG plots).
+world -> unfamiliarity -> sft -> reward-data of conservative and standard -> for each of them: train-rm -> ppo with
+that RM; then eval-rm -> eval -> report (runs/<name>/report.md, results.json, PNG plots).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 from functools import partial
 
 from halluray.campaigns.shared.campaign import copy_figures
-from halluray.config import ExperimentConfig
+from halluray.config import ExperimentConfig, RewardDataConfig
 from halluray.eval.report import build_results, fig6, render
 from halluray.io import atomic_write_json, atomic_write_text
 from halluray.layout import RunLayout
@@ -26,6 +26,18 @@ def _with(cfg: ExperimentConfig, section: str, **update) -> ExperimentConfig:
     return cfg.model_copy(update={section: getattr(cfg, section).model_copy(update=update)})
 
 
+def _source_cfg(cfg: ExperimentConfig, source: str) -> ExperimentConfig:
+    """The config of one source's reward data and RM. What shapes only the independent source (the oracle's
+    accuracy, the generator) is reset for the conservative arm, whose data are the SFT model's own samples, so
+    changing it does not redo that arm."""
+    if source == "standard":
+        return _with(cfg, "reward_data", source=source)
+    defaults = RewardDataConfig()
+    independent = {k: getattr(defaults, k) for k in ("standard_source", "generator_documents", "generator_steps",
+                                                     "generator_lr", "source_accuracy")}
+    return _with(cfg, "reward_data", source=source, **independent)
+
+
 def _ppo_cfg(cfg: ExperimentConfig, source: str) -> ExperimentConfig:
     layout = RunLayout(cfg)
     reward = cfg.ppo.reward.model_copy(update={"kind": "model", "target": str(layout.rm_dir(source))})
@@ -38,15 +50,17 @@ def demo_steps(cfg: ExperimentConfig) -> list[Step]:
              Step("unfamiliarity", unfamiliarity.run, cfg, ("unfamiliarity",), ("world",)),
              Step("sft", sft.run, _with(cfg, "sft", strategy="standard", task="long_form"),
                   ("sft", "deepspeed", "actors"), ("world", "unfamiliarity"))]
+    source_cfgs = {source: _source_cfg(cfg, source) for source in SOURCES}
+    steps += [Step(f"reward-data-{source}", reward_data.run, c, ("reward_data",), ("world", "sft"))
+              for source, c in source_cfgs.items()]
     ppo_runs = []
-    for source in SOURCES:
-        # The source's accuracy does not shape the conservative arm (its data are the SFT model's own samples).
-        c = _with(cfg, "reward_data", source=source, **({"source_accuracy": None} if source == "conservative" else {}))
+    for source, c in source_cfgs.items():
+        # A shared decomposer is fitted on both sources' responses: each RM then depends on both.
+        data = tuple(f"reward-data-{s}" for s in (SOURCES if cfg.reward_model.shared_decomposer else (source,)))
         ppo_name = RunLayout.ppo_name_with_rm(source)
         ppo_runs.append(ppo_name)
         # A PPO step runs again only when its inputs changed: then its old directory is replaced on purpose.
-        steps += [Step(f"reward-data-{source}", reward_data.run, c, ("reward_data",), ("world", "sft")),
-                  Step(f"train-rm-{source}", train_rm.run, c, ("reward_model",), (f"reward-data-{source}",)),
+        steps += [Step(f"train-rm-{source}", train_rm.run, c, ("reward_model",), data),
                   Step(ppo_name, partial(run_ppo, overwrite=True), _ppo_cfg(cfg, source), ("ppo", "lora"),
                        ("sft", f"train-rm-{source}"))]
     steps += [Step("eval-rm", eval_rm.run, cfg, ("reward_data", "eval"),

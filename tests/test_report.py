@@ -17,8 +17,8 @@ def test_report_says_when_the_conservative_policy_keeps_fewer_true_facts_than_sf
     assert notes[0].startswith("- Unlike the paper") and "tercile(s) familiar, unfamiliar" in notes[0]
     assert "3.00 vs 4.50, – vs –, 0.10 vs 0.30" in notes[0]  # an empty tercile is a dash, not an error
     assert "fewer false facts than SFT in 2 of 3 terciles" in notes[1]
-    assert notes[2] == ("- It states no checkable fact in 25% (familiar), – (middle), 90% (unfamiliar) of its responses, "
-                        "and writes a malformed one in 0% (familiar), – (middle), 5% (unfamiliar).")
+    assert notes[2] == ("- It states no checkable fact in 25% (familiar), – (middle), 90% (unfamiliar) of its "
+                        "responses, and writes a malformed one in 0% (familiar), – (middle), 5% (unfamiliar).")
 
 
 def test_report_says_when_it_keeps_sfts_true_facts_as_the_paper_does():

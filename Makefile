@@ -16,7 +16,7 @@ export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 REAL_STAMP := $(VENV)/.installed-real
 REAL_MODEL := runs/models/smollm2-135m-instruct-bf16
 
-.PHONY: venv real-venv demo demo-seeds demo-seeds-qa demo-real demo-real-seeds demo-cluster lint test test-all bench bench-quick clean
+.PHONY: venv real-venv demo demo-seeds demo-ablation demo-seeds-qa demo-real demo-real-seeds demo-cluster lint test test-all bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,11 @@ demo: venv
 # The demo on seeds 0, 1 and 2 (each its own world, base model, SFT, RMs and PPO) and a summary over them.
 demo-seeds: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml --seeds 0,1,2 run.name=demo-seeds
+
+# On seed 0 of demo-seeds (run it first; its stages are reused): the paper's PPO settings and the earlier ones, each
+# with the malformed penalty on and off; both RM arms and the evaluation are redone per point (about 20 minutes).
+demo-ablation: venv
+	$(BIN)/halluray ablation --config configs/demo/demo.yaml run.output_dir=runs/demo-seeds run.name=seed-0 seed=0
 
 # The short-QA experiments (Figs. 2 and 3 right) on seeds 0, 1 and 2: per seed its world, unfamiliarity scores,
 # the three SFT models (qa-experiment) and the PPO runs from them (qa-rl), then which orderings hold on every seed.

@@ -168,6 +168,8 @@ COMMANDS = (
             "halluray.campaigns.sweep:run", config="demo",
             options=(Option("--values", "reward_data.source_accuracy values to run (default 0.3,0.5,0.7,0.9)",
                             parse_accuracies, {"default": "0.3,0.5,0.7,0.9", "metavar": "A,A,..."}),)),
+    Command("ablation", "the demo with the paper's and the earlier PPO settings, each with the malformed penalty on "
+                        "and off: a table of what each choice does", "halluray.campaigns.ablation:run", config="demo"),
     Command("demo-real", "the short-QA experiments (Figs. 2, 3 right) on a real pretrained model and real facts",
             "halluray.campaigns.demo_real:run", seeds_entry="halluray.campaigns.demo_real:run_seeds",
             seeds_help="run demo-real once per seed (e.g. 0,1,2) into run_dir/seed-<s>/, then which of the paper's "

@@ -26,9 +26,14 @@ def _fake_seed_run(cfg, seed: int, standard_false: int) -> None:
     layout.eval_dir.mkdir(parents=True)
     for method, counts in per_method.items():
         write_jsonl(layout.eval_dir / f"{method}.jsonl", _responses(counts))
+    methods = tuple(per_method)
     layout.results.write_text(json.dumps({
         "rm_overestimation_by_unfamiliarity": {"standard": [0.5, 3.0, 9.0], "conservative": [-1.0, -0.5, 1.0]},
-        "no_fact_rate": {"rl_conservative_rm": 0.25}}))
+        "no_fact_rate": dict.fromkeys(methods, 0.25),
+        "fraction_true_per_response": {m: t / (t + f) for m, c in per_method.items() for t, f in [c["Ana"]]},
+        "true_facts_by_unfamiliarity": dict.fromkeys(methods, [2.0, 2.0, 2.0]),
+        # seed 1's conservative policy writes a malformed bio for a tenth of its unfamiliar third
+        "malformed_rate_by_unfamiliarity": {m: [0.0, None, 0.1 if seed == 1 else 0.0] for m in methods}}))
 
 
 def test_seed_runs_get_their_own_directory_and_seed(tmp_path):
@@ -49,11 +54,13 @@ def test_summary_gives_each_seed_the_mean_an_interval_and_which_orderings_hold(t
     assert summary["mean"]["gap/fraction_true_conservative_minus_standard"] == pytest.approx((1 / 3 + 1 / 2) / 2)
     lo, hi = summary["interval_95"]["gap/fraction_true_conservative_minus_standard"]
     assert 1 / 3 - 1e-9 <= lo <= hi <= 0.5 + 1e-9  # every resample pools the two seeds' people
-    checks = list(summary["checks"].values())
-    assert checks == [True, False, True]  # gap >= 0.10 everywhere; standard RL = SFT in reward on seed 1
+    assert per["0"]["fraction_true_per_response/rl_standard_rm"] == pytest.approx(2 / 3)
+    assert per["1"]["malformed_rate_worst_tercile/rl_conservative_rm"] == 0.1  # an empty tercile is skipped
+    # Every ordering holds on both seeds but the malformed rate, over 5% on seed 1's unfamiliar third.
+    assert list(summary["checks"].values()) == [True, True, True, True, False, True]
     out = tmp_path / "demo-seeds"
     assert json.loads((out / "summary.json").read_text())["seeds"] == [0, 1]
-    assert "FAILS: ground-truth reward" in (out / "summary.md").read_text()
+    assert "FAILS: RL+conservative malformed rate <= 5%" in (out / "summary.md").read_text()
     assert (out / "seeds.png").stat().st_size > 1000
     assert "| seed 0 | seed 1 | mean | 95% interval |" in capsys.readouterr().out
 

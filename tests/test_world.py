@@ -4,7 +4,7 @@ import re
 from halluray.config import build_config
 from halluray.world.build import build_corpus, make_world
 from halluray.world.checker import ExactChecker
-from halluray.world.corpus import mcq_items, qa_items, reference_bio
+from halluray.world.corpus import generator_corpus, mcq_items, qa_items, reference_bio
 from halluray.world.entities import SPLITS, World
 from halluray.world.source import IndependentSource
 from halluray.world.templates import MENTION_TEMPLATES
@@ -99,3 +99,24 @@ def test_independent_source_knows_familiar_people_better_when_accuracy_is_given_
         result = checker.check(person.name, source.respond(person.name))
         assert (result.n_true, result.n_false) == ((0, len(ATTRIBUTES)) if person.frequency == tiers[0]
                                                    else (len(ATTRIBUTES), 0))
+
+
+def test_the_generator_reads_its_own_draw_of_true_biographies_more_of_them_for_the_familiar(world):
+    people = world.split("rm")
+    documents = {f: 2 * f + 1 for f in {p.frequency for p in world.people}}
+    docs = generator_corpus(people, documents, seed=5)
+    assert docs == generator_corpus(people, documents, seed=5) and docs != generator_corpus(people, documents, seed=6)
+    checker = ExactChecker(world)
+    for p in people:
+        mine = [d for d in docs if d.startswith(f"Write a biography for {p.name} .")]
+        assert len(mine) == documents[p.frequency]
+        bios = [d.removeprefix(f"Write a biography for {p.name} . ") for d in mine]
+        assert all(checker.check(p.name, b).n_true == len(ATTRIBUTES) and checker.well_formed(p.name, b) for b in bios)
+
+
+def test_the_generator_documents_default_to_twice_the_pretraining_count_at_least_four():
+    cfg = build_config({"world": {"fact_frequencies": [0, 2, 6, 24]}})
+    assert cfg.generator_documents_by_frequency() == {0: 4, 2: 4, 6: 12, 24: 48}
+    cfg = build_config({"world": {"fact_frequencies": [0, 24], "frequency_weights": [1, 1]},
+                        "reward_data": {"generator_documents": [3, 5]}})
+    assert cfg.generator_documents_by_frequency() == {0: 3, 24: 5}

@@ -58,7 +58,7 @@ def summarize(cfg: ExperimentConfig, seeds: list[int]) -> dict:
         per_seed[str(seed)] = {**{k: f(pooled) for k, f in STATISTICS.items()},
                                "overestimation_most_unfamiliar/standard": over["standard"][-1],
                                "overestimation_most_unfamiliar/conservative": over["conservative"][-1],
-                               "no_fact_rate/rl_conservative_rm": results["no_fact_rate"]["rl_conservative_rm"]}
+                               **paper_metrics(results)}
     keys = list(next(iter(per_seed.values())))
     summary = {
         "seeds": seeds, "split": "eval (test people)", "reward_model_kind": cfg.reward_model.kind,
@@ -77,15 +77,38 @@ def summarize(cfg: ExperimentConfig, seeds: list[int]) -> dict:
     return summary
 
 
+def paper_metrics(results: dict) -> dict[str, float]:
+    """A seed's numbers in the paper's terms (results.json): the per-response fraction of true facts, true facts on
+    the most familiar tercile, the no-fact rates, and RL + conservative RM's worst malformed rate over terciles."""
+    per, true = results["fraction_true_per_response"], results["true_facts_by_unfamiliarity"]
+    return {**{f"fraction_true_per_response/{m}": per[m] for m in METHODS},
+            **{f"true_facts_most_familiar/{m}": true[m][0] for m in ("sft", "rl_conservative_rm")},
+            **{f"no_fact_rate/{m}": results["no_fact_rate"][m] for m in METHODS},
+            "malformed_rate_worst_tercile/rl_conservative_rm":
+                max(v for v in results["malformed_rate_by_unfamiliarity"]["rl_conservative_rm"] if v is not None)}
+
+
 def checks(per_seed: dict[str, dict]) -> dict[str, bool]:
     """The paper's orderings, each asked of every seed."""
     s = list(per_seed.values())
+
+    def above_both(x: dict, key: str) -> bool:
+        c = x[f"{key}/rl_conservative_rm"]
+        return None not in (c, x[f"{key}/rl_standard_rm"], x[f"{key}/sft"]) and \
+            c > max(x[f"{key}/rl_standard_rm"], x[f"{key}/sft"])
+
     return {
         f"RL+conservative minus RL+standard fraction true >= {MIN_GAP} on every seed":
             all(x["gap/fraction_true_conservative_minus_standard"] >= MIN_GAP for x in s),
-        "ground-truth reward RL+conservative > RL+standard > SFT on every seed":
-            all(x["reward_per_response/rl_conservative_rm"] > x["reward_per_response/rl_standard_rm"]
-                > x["reward_per_response/sft"] for x in s),
+        "per-response fraction true RL+conservative > RL+standard and > SFT on every seed":
+            all(above_both(x, "fraction_true_per_response") for x in s),
+        "ground-truth reward RL+conservative > RL+standard and > SFT on every seed":
+            all(above_both(x, "reward_per_response") for x in s),
+        "RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile on every seed":
+            all(x["true_facts_most_familiar/rl_conservative_rm"] >= 0.9 * x["true_facts_most_familiar/sft"]
+                for x in s),
+        "RL+conservative malformed rate <= 5% in every tercile on every seed":
+            all(x["malformed_rate_worst_tercile/rl_conservative_rm"] <= 0.05 for x in s),
         "standard RM over-estimates the most unfamiliar tercile more than the conservative on every seed":
             all(x["overestimation_most_unfamiliar/standard"] > x["overestimation_most_unfamiliar/conservative"]
                 for x in s),

@@ -1,0 +1,84 @@
+"""`halluray ablation`: what the paper's PPO protocol and the malformed-response rule each do on the demo world.
+
+Four points, each the whole demo in the same run directory (world, unfamiliarity, SFT, reward data and RMs are
+reused; both PPO arms and the evaluation are redone): the config's PPO settings (the paper's: LoRA, KL 0.5,
+cliprange 0.005, a fixed budget) or the earlier demo's (full finetuning, KL 0.2, cliprange 0.2, lr 2e-4, up to
+100 steps stopped on a plateau of the RM's own validation reward), each with the malformed penalty on (the
+config's) and off. Each point is a step (`ablation-<label>`) read back when its config is unchanged. Writes
+run_dir/ablation/{<label>.json (the point's results.json), ablation.json, ablation.md}. The ground-truth reward
+follows each point's own rule, so the table compares facts and rates, which do not depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+
+from halluray.campaigns.shared.campaign import run_campaign
+from halluray.campaigns.shared.demo_steps import demo_report, demo_steps
+from halluray.config import ExperimentConfig
+from halluray.eval.report import LABELS, METHODS, fmt, pct
+from halluray.io import atomic_write_json, atomic_write_text
+from halluray.layout import RunLayout
+from halluray.pipeline.shared.steps import WHOLE_CONFIG, Step, run_steps
+
+OLD_PPO = {"steps": 100, "batch_size": 32, "minibatch_size": 16, "ppo_epochs": 2, "cliprange": 0.2, "kl_coef": 0.2,
+           "eval_every": 5, "plateau_patience": 3, "plateau_min_delta": 0.25}
+"""The demo's PPO settings before the paper's protocol (with `lora.enabled: false` and the learning rates below)."""
+OLD_LR = {"policy_optimizer": 2e-4, "critic_optimizer": 5e-4}
+
+
+def old_settings(cfg: ExperimentConfig) -> ExperimentConfig:
+    ppo = cfg.ppo.model_copy(update={**OLD_PPO, **{k: getattr(cfg.ppo, k).model_copy(update={"lr": lr})
+                                                   for k, lr in OLD_LR.items()}})
+    return cfg.model_copy(update={"ppo": ppo, "lora": cfg.lora.model_copy(update={"enabled": False})})
+
+
+def without_penalty(cfg: ExperimentConfig) -> ExperimentConfig:
+    reward = cfg.ppo.reward.model_copy(update={"malformed_penalty": None})
+    return cfg.model_copy(update={"ppo": cfg.ppo.model_copy(update={"reward": reward})})
+
+
+POINTS = {"paper, penalty": (), "paper, no penalty": (without_penalty,),
+          "old, penalty": (old_settings,), "old, no penalty": (old_settings, without_penalty)}
+"""label -> the changes to the config (the config's own settings are the paper's), applied in order."""
+
+
+def point_cfg(cfg: ExperimentConfig, label: str) -> ExperimentConfig:
+    for change in POINTS[label]:
+        cfg = change(cfg)
+    return cfg
+
+
+def file_name(label: str) -> str:
+    return label.replace(", ", "-").replace(" ", "-") + ".json"
+
+
+def run_point(label: str, cfg: ExperimentConfig) -> None:
+    results = run_campaign(cfg, demo_steps(cfg), "demo", demo_report)
+    atomic_write_json(RunLayout(cfg).run_dir / "ablation" / file_name(label), results)
+
+
+def run(cfg: ExperimentConfig) -> dict:
+    out = RunLayout(cfg).run_dir / "ablation"
+    run_steps(cfg, [Step(f"ablation-{file_name(label)[:-5]}", partial(run_point, label), point_cfg(cfg, label),
+                         (WHOLE_CONFIG,)) for label in POINTS], "ablation")
+    table = {label: json.loads((out / file_name(label)).read_text()) for label in POINTS}
+    atomic_write_json(out / "ablation.json", table)
+    markdown = render(table)
+    atomic_write_text(out / "ablation.md", markdown)
+    print()
+    print(markdown)
+    return table
+
+
+def render(table: dict[str, dict]) -> str:
+    lines = ["# Ablation: PPO settings x malformed penalty (test people, sampled at T=1)", "",
+             "| PPO settings, rule | method | fraction true (per response) | true facts | false facts | no fact | "
+             "malformed |", "|---|---|---|---|---|---|---|"]
+    for label, r in table.items():
+        for m in METHODS:
+            lines.append(f"| {label} | {LABELS[m]} | {fmt(r['fraction_true_per_response'][m], 3)} | "
+                         f"{fmt(r['mean_true_facts'][m])} | {fmt(r['mean_false_facts'][m])} | "
+                         f"{pct(r['no_fact_rate'][m])} | {pct(r['malformed_rate'][m])} |")
+    return "\n".join(lines) + "\n"

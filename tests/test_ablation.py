@@ -1,0 +1,29 @@
+"""`halluray ablation`: which settings each point runs, and the table a user reads."""
+
+from pathlib import Path
+
+from halluray.campaigns import ablation
+from halluray.config import load_config
+from halluray.eval.report import METHODS
+
+DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml"
+
+
+def test_each_point_changes_only_the_ppo_protocol_and_the_penalty():
+    cfg = load_config(DEMO)
+    paper = ablation.point_cfg(cfg, "paper, penalty")
+    assert paper == cfg and paper.lora.enabled and paper.ppo.reward.malformed_penalty == -15.0
+    old = ablation.point_cfg(cfg, "old, no penalty")
+    assert not old.lora.enabled and old.ppo.cliprange == 0.2 and old.ppo.kl_coef == 0.2
+    assert old.ppo.policy_optimizer.lr == 2e-4 and old.ppo.plateau_patience == 3
+    assert old.ppo.reward.malformed_penalty is None
+    assert old.model_copy(update={"ppo": cfg.ppo, "lora": cfg.lora}) == cfg  # nothing else moves
+    assert ablation.point_cfg(cfg, "paper, no penalty").ppo.reward.malformed_penalty is None
+
+
+def test_the_table_has_a_row_per_point_and_method():
+    one = {"fraction_true_per_response": dict.fromkeys(METHODS, 0.5), "mean_true_facts": dict.fromkeys(METHODS, 2.0),
+           "mean_false_facts": dict.fromkeys(METHODS, 1.0), "no_fact_rate": dict.fromkeys(METHODS, 0.1),
+           "malformed_rate": dict.fromkeys(METHODS, 0.02)}
+    table = ablation.render(dict.fromkeys(ablation.POINTS, one))
+    assert table.count("| RL + conservative RM | 0.500 | 2.00 | 1.00 | 10% | 2% |") == len(ablation.POINTS)

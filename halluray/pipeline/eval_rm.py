@@ -34,6 +34,10 @@ def run(cfg: ExperimentConfig) -> dict:
             continue
         rm = load_reward_model(path)
         predicted = rm([r["prompt"] for r in labeled], [r["response"] for r in labeled], [r["topic"] for r in labeled])
+        # The ground truth gives a malformed response the penalty; so does PPO's reward actor to the RM's score
+        # (MalformedPenalty): compared without it, an RM would seem to over-estimate every malformed response.
+        penalty = cfg.ppo.reward.malformed_penalty
+        predicted = [penalty if penalty is not None and r["malformed"] else p for r, p in zip(labeled, predicted)]
         for r, p in zip(labeled, predicted):
             r[f"predicted_{source}"] = p
         result["rm_reward_by_unfamiliarity"][source] = means_by_bin(predicted, scores, edges)

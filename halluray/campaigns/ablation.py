@@ -2,11 +2,12 @@
 
 Four points, each the whole demo in the same run directory (world, unfamiliarity, SFT, reward data and RMs are
 reused; both PPO arms and the evaluation are redone): the config's PPO settings (the paper's: LoRA, KL 0.5,
-cliprange 0.005, a fixed budget) or the earlier demo's (full finetuning, KL 0.2, cliprange 0.2, lr 2e-4, up to
-100 steps stopped on a plateau of the RM's own validation reward), each with the malformed penalty on (the
-config's) and off. Each point is a step (`ablation-<label>`) read back when its config is unchanged. Writes
-run_dir/ablation/{<label>.json (the point's results.json), ablation.json, ablation.md}. The ground-truth reward
-follows each point's own rule, so the table compares facts and rates, which do not depend on it.
+cliprange 0.005, a fixed budget; RLOO advantages) or the earlier demo's (full finetuning, a critic and GAE,
+KL 0.2, cliprange 0.2, lr 2e-4, up to 100 steps stopped on a plateau of the RM's own validation reward), each
+with the malformed penalty on (the config's) and off. Each point is a step (`ablation-<label>`) read back when
+its config is unchanged. Writes run_dir/ablation/{<label>.json (the point's results.json), ablation.json,
+ablation.md}. The ground-truth reward follows each point's own rule, so the table compares facts and rates,
+which do not depend on it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from halluray.io import atomic_write_json, atomic_write_text
 from halluray.layout import RunLayout
 from halluray.pipeline.shared.steps import WHOLE_CONFIG, Step, run_steps
 
-OLD_PPO = {"steps": 100, "batch_size": 32, "minibatch_size": 16, "ppo_epochs": 2, "cliprange": 0.2, "kl_coef": 0.2,
-           "eval_every": 5, "plateau_patience": 3, "plateau_min_delta": 0.25}
+OLD_PPO = {"steps": 100, "advantage_estimator": "gae", "samples_per_prompt": 1, "batch_size": 32,
+           "minibatch_size": 16, "ppo_epochs": 2, "cliprange": 0.2, "kl_coef": 0.2, "eval_every": 5,
+           "plateau_patience": 3, "plateau_min_delta": 0.25}
 """The demo's PPO settings before the paper's protocol (with `lora.enabled: false` and the learning rates below)."""
 OLD_LR = {"policy_optimizer": 2e-4, "critic_optimizer": 5e-4}
 

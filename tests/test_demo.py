@@ -100,18 +100,12 @@ def three_seeds(ray_cluster, tmp_path_factory) -> dict:
 
 
 @pytest.mark.slow
-def test_the_conservative_rm_wins_and_over_estimates_less_on_every_seed(three_seeds):
-    per_seed = three_seeds["per_seed"].values()
-    assert all(s["gap/fraction_true_conservative_minus_standard"] >= 0.10 for s in per_seed)
-    assert all(s["reward_per_response/rl_conservative_rm"] > max(s["reward_per_response/rl_standard_rm"],
-                                                                 s["reward_per_response/sft"]) for s in per_seed)
-    assert all(s["overestimation_most_unfamiliar/standard"] > s["overestimation_most_unfamiliar/conservative"]
-               for s in per_seed)
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="at the default source accuracy (0.6 rising to 0.9) the standard RM "
-                   "over-estimates so much that PPO against it ends below SFT in ground-truth reward (README)")
-def test_rl_with_the_standard_rm_beats_sft_in_ground_truth_reward_on_every_seed(three_seeds):
-    assert all(s["reward_per_response/rl_standard_rm"] > s["reward_per_response/sft"]
-               for s in three_seeds["per_seed"].values())
+@pytest.mark.parametrize("ordering", [
+    "per-response fraction true RL+conservative > RL+standard and > SFT on every seed",
+    "ground-truth reward RL+conservative > RL+standard and > SFT on every seed",
+    "RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile on every seed",
+    "RL+conservative malformed rate <= 5% in every tercile on every seed",
+    "standard RM over-estimates the most unfamiliar tercile more than the conservative on every seed",
+])
+def test_the_papers_long_form_ordering_holds_on_every_seed(three_seeds, ordering):
+    assert three_seeds["checks"][ordering]

@@ -156,6 +156,8 @@ COMMANDS = (
             seeds_help=SEEDS_QA_HELP, seeds_preflight=False),
     Command("mcq-experiment", "paper Fig. 2 top: multiple-choice SFT with each target strategy",
             "halluray.experiments.mcq_experiment:run"),
+    Command("mcq-letters", "paper Fig. 2 top as the paper runs MMLU: lettered options, SFT on the true options vs "
+                           "unfamiliar items answered B or C", "halluray.experiments.mcq_letters:run"),
     Command("mcq-rl", "paper Fig. 3 left: PPO on multiple choice (+ 'I do not know') with +2/-3/0 and +2/-3/-3",
             "halluray.experiments.mcq_rl:run"),
     Command("qa-rm", "paper Fig. 4: reward models of answer correctness trained on two unfamiliar-label mixes",

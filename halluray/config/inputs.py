@@ -106,6 +106,12 @@ class DataConfig(Section):
     answer ("Paris."), as TriviaQA's are. With the bare answer the model's first token is either the answer or
     the start of "I don't know": the abstention is decided where the answer is retrieved, not one phrase
     earlier. Scoring reads the answer prefix either way."""
+    mcq_answer: Literal["letter", "text"] = "letter"
+    """halluray mcq-letters only: what answers a lettered multiple-choice item ("Q : ... A . x B . y C . z D . w
+    Answer :"), in its SFT targets and when it is read back: `letter` ("B", MMLU's and the paper's) or `text` (the
+    option's own text, "Ironleaf", the world's answer style). The relabelled arm's unfamiliar items are answered
+    with the option at B or C either way. The 0.9M demo model never learns to bind a letter to its option, so
+    configs/demo/mcq-letters.yaml uses `text` (README, "Fig. 2 top")."""
 
     @model_validator(mode="after")
     def _check_entity_splits(self) -> DataConfig:

@@ -88,10 +88,12 @@ class OutcomePanel:
 
 
 def outcome_figure(rows: list[list[OutcomePanel]], path: str | Path, *, title: str, ylabels: list[str],
-                   panel_width: float, height: float, legend_space: float, compact: bool = True) -> None:
+                   panel_width: float, height: float, legend_space: float, compact: bool = True,
+                   colours: Mapping[str, str] = OUTCOME_COLOURS) -> None:
     """A grid of panels (one list per row, shared y axis 0-1): stacked correct / incorrect / abstain bars per
     unfamiliarity bucket (or lines), one legend below, `ylabels[r]` on row r. `compact`: smaller tick, title
-    and axis-label fonts (for grids with more than one row)."""
+    and axis-label fonts (for grids with more than one row). `colours`: the series a panel may show, in order,
+    with their colours (default: the answer labels); one legend entry per series shown in a row's first panel."""
     fig, axes = plt.subplots(len(rows), len(rows[0]), figsize=(panel_width * len(rows[0]), height), squeeze=False,
                              sharey=True)
     tick_size, title_font, xlabel_font = (7, {"fontsize": 9}, {"fontsize": 8}) if compact else (8, {}, {})
@@ -99,13 +101,13 @@ def outcome_figure(rows: list[list[OutcomePanel]], path: str | Path, *, title: s
         for ax, panel in zip(axes[row], panels):
             x = list(range(len(panel.ticks)))
             bottom = [0.0] * len(x)
-            for label in (x for x in LABELS if x in panel.values):  # a panel may show some labels only
+            for label in (x for x in colours if x in panel.values):  # a panel may show some series only
                 if panel.lines:
                     ax.plot(x, [v if v is not None else float("nan") for v in panel.values[label]], marker="o",
-                            color=OUTCOME_COLOURS[label], label=label)
+                            color=colours[label], label=label)
                     continue
                 values = [v or 0.0 for v in panel.values[label]]
-                ax.bar(x, values, bottom=bottom, color=OUTCOME_COLOURS[label], label=label, width=0.7)
+                ax.bar(x, values, bottom=bottom, color=colours[label], label=label, width=0.7)
                 bottom = [b + v for b, v in zip(bottom, values)]
             ax.set_xticks(x, panel.ticks, fontsize=tick_size)
             if panel.title is not None:
@@ -115,8 +117,12 @@ def outcome_figure(rows: list[list[OutcomePanel]], path: str | Path, *, title: s
             ax.set_ylim(0, 1)
     for row, ylabel in enumerate(ylabels):
         axes[row][0].set_ylabel(ylabel)
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(LABELS), fontsize=8, frameon=False)
+    legend: dict = {}
+    for row in axes:
+        for handle, name in zip(*row[0].get_legend_handles_labels()):
+            legend.setdefault(name, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=max(len(LABELS), len(legend)),
+               fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, legend_space, 1, 1))
     fig.savefig(path, dpi=110)

@@ -255,8 +255,9 @@ STAGES: dict[str, Callable[[Inputs], list[Phase]]] = {
     "world": Inputs.world, "unfamiliarity": Inputs.unfamiliarity, "sft": Inputs.sft,
     "reward-data": Inputs.reward_data, "train-rm": Inputs.train_rm, "eval-rm": Inputs.eval_rm, "ppo": Inputs.ppo,
     "eval": Inputs.eval, "qa-experiment": Inputs.qa_experiment, "qa-rl": Inputs.qa_rl,
-    "mcq-experiment": Inputs.mcq_experiment, "mcq-rl": Inputs.mcq_rl, "qa-rm": Inputs.qa_rm, "demo": Inputs.demo,
-    "demo-real": Inputs.demo_real, "sweep": Inputs.demo, "ablation": Inputs.demo,
+    "mcq-experiment": Inputs.mcq_experiment, "mcq-letters": Inputs.mcq_experiment, "mcq-rl": Inputs.mcq_rl,
+    "qa-rm": Inputs.qa_rm, "demo": Inputs.demo, "demo-real": Inputs.demo_real, "sweep": Inputs.demo,
+    "ablation": Inputs.demo,
     "plan": Inputs.plan,
 }
 """CLI stage name -> its checks and phases; `plan` checks everything that does not depend on running a stage."""

@@ -78,7 +78,7 @@ def load_heldout(cfg: ExperimentConfig, layout: RunLayout, task: str) -> HeldOut
     if task == "short_qa":
         items, n_scored_here = qa_items(cfg, layout, world, checker)
     elif task == "mcq":
-        items, n_scored_here = mcq_items(cfg, layout, world)
+        items, n_scored_here = mcq_items(cfg, layout, world, cfg.eval.split)
     else:
         raise ValueError(f"unknown held-out task {task!r} (short_qa or mcq)")
     edges, method = bucket_edges([i["score"] for i in items], N_BINS)

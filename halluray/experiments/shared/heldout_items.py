@@ -8,7 +8,8 @@ unfamiliarity stage scored keeps that score; the others are scored here by the s
 model (pipeline/shared/world_unfamiliarity.py builds the few-shot prompts for both):
 - short QA (`qa_items`): few-shot prompt, `unfamiliarity.short_qa_samples` samples, number incorrect;
 - MCQ (`mcq_items`): the item the world stores (world/mcq.jsonl) keeps its choices; the other attributes get
-  seeded distractors (`mcq_item`) and the score is the NLL of the correct choice among the four.
+  seeded distractors (`mcq_item`) and the score is the NLL of the correct choice among the four. mcq-letters
+  builds its training items the same way, from the people of the sft split.
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ def stored_scores(layout: RunLayout, task: str) -> dict[Key, float]:
 
 
 def eval_people(world: World, split: str) -> list[Person]:
-    """The held-out people: `eval.split` ("eval" to report, "val" to tune)."""
+    """The people of `split`: held out, `eval.split` ("eval" to report, "val" to tune), or a training split."""
     people = world.split(split)
     if not people:
-        raise InputError(f"the world has no held-out ({split} split) people")
+        raise InputError(f"the world has no {split}-split people")
     return people
 
 
@@ -89,13 +90,13 @@ def qa_items(cfg: ExperimentConfig, layout: RunLayout, world: World,
     return _with_scores(items, stored, todo, lambda todo: score_qa_items(cfg, layout, world, checker, todo))
 
 
-def mcq_items(cfg: ExperimentConfig, layout: RunLayout, world: World) -> tuple[list[dict], int]:
-    """Every attribute of every held-out person as an MCQ item {name, attribute, choices, answer_index, prompt, score}
-    (the world's item where it stores one, else `mcq_item`); and how many were scored here."""
+def mcq_items(cfg: ExperimentConfig, layout: RunLayout, world: World, split: str) -> tuple[list[dict], int]:
+    """Every attribute of every person of `split` as an MCQ item {name, attribute, choices, answer_index, prompt,
+    score} (the world's item where it stores one, else `mcq_item`); and how many were scored here."""
     stored = stored_scores(layout, "mcq")
     world_items = {_key(i): i for i in read_jsonl(require(layout.world_mcq_items, "world"))}
     items = []
-    for p in eval_people(world, cfg.eval.split):
+    for p in eval_people(world, split):
         for a in ATTRIBUTES:
             w = world_items.get((p.name, a))
             item = ({k: w[k] for k in ("name", "attribute", "choices", "answer_index")} if w

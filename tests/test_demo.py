@@ -99,12 +99,21 @@ def three_seeds(ray_cluster, tmp_path_factory) -> dict:
     return json.loads((out / "demo-seeds" / "summary.json").read_text())
 
 
+FAILS_UNDER_THE_PAPERS_PROTOCOL = pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-04 (README, 'What make demo produces'): with the paper's PPO settings and the -15 malformed "
+    "penalty the three policies end within noise of each other"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("ordering", [
-    "per-response fraction true RL+conservative > RL+standard and > SFT on every seed",
-    "ground-truth reward RL+conservative > RL+standard and > SFT on every seed",
-    "RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile on every seed",
-    "RL+conservative malformed rate <= 5% in every tercile on every seed",
+    pytest.param("per-response fraction true RL+conservative > RL+standard and > SFT on every seed",
+                 marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
+    pytest.param("ground-truth reward RL+conservative > RL+standard and > SFT on every seed",
+                 marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
+    pytest.param("RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile on every seed",
+                 marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
+    pytest.param("RL+conservative malformed rate <= 5% in every tercile on every seed",
+                 marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
     "standard RM over-estimates the most unfamiliar tercile more than the conservative on every seed",
 ])
 def test_the_papers_long_form_ordering_holds_on_every_seed(three_seeds, ordering):

@@ -178,7 +178,7 @@ class RewardConfig(Section):
     """Long form (every kind but qa_checker): the reward of a response that is not a well-formed answer,
     replacing whatever its facts would earn; None: no such rule. The run's fact checker decides the form
     (`Checker.well_formed`: the world's grammar, else a finished last sentence). The authors give five false
-    facts' reward (-15 at -3 a fact); the long-form configs set that. Evaluations report the malformed rate
+    facts' reward (-15 at -3 a fact); configs/demo/demo.yaml sets that. Evaluations report the malformed rate
     either way, and the ground-truth reward applies the same rule."""
 
 

@@ -7,6 +7,8 @@ from halluray.config import ExperimentConfig
 from halluray.eval.buckets import means_by_bin
 from halluray.eval.plots import bin_labels, lines_by_bin
 from halluray.eval.report import fmt
+from halluray.factuality.checking import checker_for
+from halluray.factuality.reward_functions import MalformedPenalty
 from halluray.io import atomic_dir, atomic_write_json, write_jsonl
 from halluray.layout import require
 from halluray.models.generation import SamplingParams
@@ -33,11 +35,12 @@ def run(cfg: ExperimentConfig) -> dict:
         if not path.is_dir():
             continue
         rm = load_reward_model(path)
-        predicted = rm([r["prompt"] for r in labeled], [r["response"] for r in labeled], [r["topic"] for r in labeled])
-        # The ground truth gives a malformed response the penalty; so does PPO's reward actor to the RM's score
-        # (MalformedPenalty): compared without it, an RM would seem to over-estimate every malformed response.
+        # Scored as PPO's reward actor scores it: the ground truth gives a malformed response the penalty, and
+        # without it an RM would seem to over-estimate every malformed response.
         penalty = cfg.ppo.reward.malformed_penalty
-        predicted = [penalty if penalty is not None and r["malformed"] else p for r, p in zip(labeled, predicted)]
+        score = rm if penalty is None else MalformedPenalty(rm, checker_for(cfg), penalty)
+        predicted = score([r["prompt"] for r in labeled], [r["response"] for r in labeled],
+                          [r["topic"] for r in labeled])
         for r, p in zip(labeled, predicted):
             r[f"predicted_{source}"] = p
         result["rm_reward_by_unfamiliarity"][source] = means_by_bin(predicted, scores, edges)

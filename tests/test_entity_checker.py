@@ -125,6 +125,8 @@ def test_continents_are_checked_and_regions_below_them_are_not(checker):
     assert label(checker, "Malawi", "Malawi is in West Africa.") == "not_checkable"
     assert label(checker, "Peru", "Peru is in Southeast Asia.") == "false"
     assert label(checker, "Guinea", "Guinea borders South Africa.") == "false"  # the country, not a region
+    # "Central African" inside the name is not a region the claim is about
+    assert label(checker, "Chad", "The Central African Republic borders Chad.") == "true"
 
 
 def test_claims_outside_the_table_are_counted_not_dropped(checker):

@@ -232,9 +232,12 @@ class EntityTableChecker(DecomposeVerify):
     # --- who a claim is about -------------------------------------------------------------------------------
 
     def _regions(self, text: str) -> list[re.Match[str]]:
-        """Continents and regions named in `text`, capitalised, that are not also an entity ("South Africa")."""
+        """Continents and regions named in `text`, capitalised, that are not also an entity ("South Africa") nor
+        part of an entity's name ("Central African" in "Central African Republic")."""
+        names = [(m.start(), m.end()) for m in self._entity.finditer(text)]
         return [m for m in self._region.finditer(text)
-                if m.group("name")[0].isupper() and m.group().rstrip("'s") not in self.names]
+                if m.group("name")[0].isupper() and m.group().rstrip("'s") not in self.names
+                and not any(a <= m.start() and m.end() <= b and b - a > m.end() - m.start() for a, b in names)]
 
     def _mentions(self, text: str) -> list[tuple[str, int, int]]:
         """(entity, start, end) of each entity named in `text`, in order; not "America" in "South America", nor

@@ -64,6 +64,16 @@ def test_pretraining_lowers_loss(world):
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
 
 
+def test_bf16_pretraining_learns_as_fp32_does_and_keeps_fp32_weights(world):
+    cfg, corpus, tok, model = _tiny(world, steps=60, batch_size=8, warmup_steps=5, lr=0.01)
+    fp32 = pretrain(model, tok, corpus, cfg.model.pretrain, seed=0)
+    _, _, _, model = _tiny(world)
+    bf16 = pretrain(model, tok, corpus, cfg.model.pretrain.model_copy(update={"precision": "bf16"}), seed=0)
+    assert bf16[0] != fp32[0]  # the forward ran in bf16
+    assert abs(sum(bf16[-5:]) - sum(fp32[-5:])) / sum(fp32[-5:]) < 0.05
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
 def test_sampling_is_seeded_and_logprobs_sum_tokens(world):
     _, _, tok, model = _tiny(world)
     prompts = ["Write a biography for " + p.name + " ." for p in world.people[:3]]

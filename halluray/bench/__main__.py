@@ -20,10 +20,10 @@ if not os.environ.get("RAY_ADDRESS"):
 import ray
 
 from actors.group import init_ray
-from halluray.bench import ppo_step, weight_sync, zero3
+from halluray.bench import ppo_step, pretrain, weight_sync, zero3
 from halluray.config import build_config
 
-BENCHES = {"ppo_step": ppo_step, "zero3": zero3, "weight_sync": weight_sync}
+BENCHES = {"ppo_step": ppo_step, "zero3": zero3, "weight_sync": weight_sync, "pretrain": pretrain}
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
                      f"{args.real_model} --dtype bfloat16` first (`make bench` does both), or --quick")
     # The tiny size's layout asks for the most logical CPUs (and sets the actors' threads as the driver does).
     init_ray(build_config({}, ppo_step.overrides(ppo_step.sizes()["tiny"], Path("runs"))))
-    run_args = {"ppo_step": (sizes, args.real_model), "zero3": (args.real_model,), "weight_sync": ()}
+    run_args = {"ppo_step": (sizes, args.real_model), "zero3": (args.real_model,), "weight_sync": (), "pretrain": ()}
     timer = ppo_step.Timer("")
     results = {}
     t0 = time.perf_counter()

@@ -43,6 +43,9 @@ class PretrainConfig(Section):
     warmup_steps: Int = Field(50, ge=0)
     weight_decay: Float = Field(0.01, ge=0)
     log_every: Int = Field(50, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16: forward and backward under bfloat16 autocast, weights and AdamW in fp32. On a CPU with AVX512-BF16
+    it about halves a step of the demo's model (docs/performance.md); elsewhere bf16 is emulated and slower."""
 
 
 class ModelConfig(Section):

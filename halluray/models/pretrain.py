@@ -1,4 +1,5 @@
-"""Causal-LM pretraining of the base model on the world's corpus (packed blocks, AdamW, warmup + cosine)."""
+"""Causal-LM pretraining of the base model on the world's corpus (packed blocks, AdamW, warmup + cosine,
+optionally under bf16 autocast)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def pretrain(model, tokenizer, docs: list[str], cfg: PretrainConfig, seed: int,
     for step in bar:
         idx = torch.randint(len(blocks), (cfg.batch_size,), generator=gen)
         batch = blocks[idx]
-        loss = model(input_ids=batch, labels=batch).loss
+        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            loss = model(input_ids=batch, labels=batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -29,8 +29,10 @@ def train_generator(cfg: ExperimentConfig) -> Path:
     docs = generator_corpus(world.split("rm"), cfg.generator_documents_by_frequency(), cfg.seed + SEED_OFFSET)
     base = str(require(layout.base_model, "world"))
     model, tokenizer = load_model(base)
-    training = PretrainConfig(steps=rd.generator_steps, batch_size=cfg.model.pretrain.batch_size, lr=rd.generator_lr,
-                              warmup_steps=min(cfg.model.pretrain.warmup_steps, rd.generator_steps // 10))
+    pretraining = cfg.model.pretrain
+    training = PretrainConfig(steps=rd.generator_steps, batch_size=pretraining.batch_size, lr=rd.generator_lr,
+                              precision=pretraining.precision,
+                              warmup_steps=min(pretraining.warmup_steps, rd.generator_steps // 10))
     with RunLogger(layout.run_dir, cfg, "generator") as logger:
         losses = pretrain(model, tokenizer, docs, training, cfg.seed + SEED_OFFSET, logger)
     save_model(model, tokenizer, layout.generator_model)

@@ -73,20 +73,24 @@ class ModelConfig(Section):
 
 
 class DataConfig(Section):
-    """Prompt datasets (halluray/data): the world's prompts, or WikiBios, WikiPlots, TriviaQA, MMLU and fact tables
-    from local files (fact tables also built in)."""
-    dataset: Literal["world", "world_qa", "wikibios", "wikiplots", "triviaqa", "mmlu", "fact_table"] = "world"
+    """Prompt datasets (halluray/data): the world's prompts, or WikiBios, WikiPlots, TriviaQA, MMLU, fact tables
+    and entity tables from local files (fact and entity tables also built in)."""
+    dataset: Literal["world", "world_qa", "wikibios", "wikiplots", "triviaqa", "mmlu", "fact_table",
+                     "entity_table"] = "world"
     """Which loader reads the prompts; halluray/data/<dataset>.py documents its default source columns.
 
     fact_table: (entity, attribute, question, answers) rows from jsonl/csv/tsv tables or built-in geography
-    tables, split by entity with `entity_splits` (docs/real-model.md)."""
+    tables, split by entity with `entity_splits` (docs/real-model.md).
+    entity_table: long form, one prompt per entity of an entity table ("Tell me about Peru." -> its reference
+    text), split by entity with `entity_splits`, stratified by fame (halluray/data/entity_prompts.py)."""
     path: str | None = None
     """Local file or directory for real datasets (no hub access at run time).
 
     A jsonl/json/csv/tsv/parquet file ('{split}' in it is replaced by the source split), a save_to_disk
     directory, or a directory of per-split files; anything else is a hub dataset name, which needs the hub
     or a populated datasets cache. For the world, None means the run directory. For fact_table: a table
-    file, a directory of tables, or builtin:capitals,city_country.
+    file, a directory of tables, or builtin:capitals,city_country. For entity_table: a .jsonl entity table or
+    builtin:countries.
     """
     fields: dict[str, str | list[str]] = {}
     """Source column for a record field, overriding the loader's defaults, e.g. {name: input_text.context}.
@@ -101,8 +105,13 @@ class DataConfig(Section):
     name."""
     entity_splits: dict[Literal["sft", "rm", "ppo", "val", "eval"], Float] = {
         "sft": 0.4, "rm": 0.1, "ppo": 0.2, "val": 0.1, "eval": 0.2}
-    """fact_table only: the share of entities in each pipeline split, summing to 1. An entity's sha256 places
-    it in [0, 1), cut by these fractions in the order listed, so all its questions share one split."""
+    """fact_table and entity_table: the share of entities in each pipeline split, summing to 1. fact_table: an
+    entity's sha256 places it in [0, 1), cut by these fractions in the order listed, so all its questions share
+    one split. entity_table: within each fame quartile, a seeded shuffle (`split_seed`) cut by these fractions,
+    so every split spans the quartiles."""
+    split_seed: Int = 0
+    """entity_table only: the seed of its stratified split, apart from the run's `seed` so that runs with other
+    seeds train and are evaluated on the same entities."""
 
     target_style: Literal["sentence", "answer"] = "sentence"
     """fact_table only: the SFT target is the full sentence ("The capital of France is Paris.") or the bare
@@ -126,13 +135,19 @@ class DataConfig(Section):
         return self
 
 
+CHECKER_KINDS = ("world", "qa", "fact_table", "entity_table", "openai")
+"""`fact_checker.kind` values built in; anything else is an import path."""
+
+
 class FactCheckerConfig(Section):
     """The fact checker every stage uses (halluray/factuality/checking.py): labels the atomic facts of long-form
     responses and grades short answers as correct, incorrect or abstain."""
     kind: str = "world"
     """'world' (the synthetic world's exact checker), 'qa' (short answers only: TriviaQA-style exact match
     against the prompt record's `answers`; free and deterministic), 'fact_table' (a table of accepted answers,
-    `table_path`: short answers exactly, long form by a string-matching heuristic), 'openai' (FActScore over
+    `table_path`: short answers exactly, long form by a string-matching heuristic), 'entity_table' (long form
+    about the entities of an entity table, `options.path`, default builtin:countries: claims split, resolved
+    to their entity and labelled true, false or not checkable; docs/real-model.md), 'openai' (FActScore over
     an OpenAI-compatible API: the measure to report for long form, and the only kind that needs no
     ground-truth answers), or 'package.module:callable' returning an object with decompose(response) and
     verify(topic, facts)."""
@@ -165,7 +180,8 @@ class FactCheckerConfig(Section):
     max_passage_chars: Int = Field(4000, ge=0)
     """A knowledge passage is cut to this many characters in the verification prompt."""
     options: dict[str, Any] = {}
-    """Keyword arguments passed to a user callable given as `kind`."""
+    """Keyword arguments passed to a user callable given as `kind`; kind 'entity_table': `path`, the .jsonl
+    entity table or built-in one the claims are checked against (default builtin:countries)."""
     table_path: str | None = None
     """kind 'fact_table': a .csv or .jsonl of `entity`, `attribute`, `answers` (a list, or `|`-separated
     aliases, canonical first). A table can hold aliases a prompt record lacks, and gives long-form checking a
@@ -189,9 +205,13 @@ class FactCheckerConfig(Section):
     @model_validator(mode="after")
     def _check(self) -> FactCheckerConfig:
         module, sep, attr = self.kind.partition(":")
-        if self.kind not in ("world", "qa", "fact_table", "openai") and not (sep and module.strip() and attr.strip()):
-            raise ValueError(f"kind must be 'world', 'qa', 'fact_table', 'openai' or an import path "
+        if self.kind not in CHECKER_KINDS and not (sep and module.strip() and attr.strip()):
+            raise ValueError(f"kind must be 'world', 'qa', 'fact_table', 'entity_table', 'openai' or an import path "
                              f"'package.module:callable' (got {self.kind!r})")
+        if self.kind == "entity_table" and (set(self.options) - {"path"} or
+                                            not isinstance(self.options.get("path", ""), str)):
+            raise ValueError(f"kind 'entity_table' takes one option, path (a .jsonl entity table or "
+                             f"builtin:countries); got {self.options!r}")
         if self.kind == "fact_table" and not self.table_path:
             raise ValueError("kind 'fact_table' needs table_path: a .csv or .jsonl of entity, attribute, answers")
         return self

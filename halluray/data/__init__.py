@@ -2,7 +2,8 @@
 
 Every loader returns a `datasets.Dataset` whose rows have `topic` (entity name, title or question id),
 `prompt` and `target`; TriviaQA adds `answers` (accepted aliases), MMLU adds `choices` and `answer_index`,
-the world adds `frequency`, fact tables add `answers`, `attribute`, `fame`, `answer_prefix` and `table`.
+the world adds `frequency`, fact tables add `answers`, `attribute`, `fame`, `answer_prefix` and `table`, entity
+tables (long form) `fame`, `fame_quartile` and `table`.
 Loaders take `path` (a local file, a local directory, or a hub dataset name — see `halluray.data.source`
 for what each means and for the split rules), `split`, and `fields` (source column names overriding each
 loader's documented defaults).
@@ -35,8 +36,9 @@ LOADERS = {
     "triviaqa": "halluray.data.triviaqa:load_triviaqa",
     "mmlu": "halluray.data.mmlu:load_mmlu",
     "fact_table": "halluray.data.fact_table:load_fact_table",
+    "entity_table": "halluray.data.entity_prompts:load_entity_prompts",
 }
-LONG_FORM_DATASETS = ("world", "wikibios", "wikiplots")
+LONG_FORM_DATASETS = ("world", "wikibios", "wikiplots", "entity_table")
 """Datasets whose responses are long form (facts checked one by one); the others are short answers."""
 
 
@@ -44,7 +46,8 @@ def load_prompts(dataset: str, path: str | Path, split: str | None = None, *, fi
                  subset: str | None = None, cache_dir: str | None = None, **options: Any) -> datasets.Dataset:
     """Load the prompt records of `dataset` (one of LOADERS) from `path`, split `split` of the source.
 
-    `options` are extra keywords of that one loader (fact_table: `entity_splits`)."""
+    `options` are extra keywords of that one loader (fact_table: `entity_splits`, `target_style`; entity_table:
+    `entity_splits`, `split_seed`)."""
     if dataset not in LOADERS:
         raise InputError(f"unknown dataset '{dataset}' (known: {', '.join(LOADERS)})")
     module, _, name = LOADERS[dataset].partition(":")
@@ -57,7 +60,7 @@ def prompts_for(cfg: ExperimentConfig, split: str) -> datasets.Dataset:
 
     For the world, `data.path` defaults to the run directory and the pipeline split is the world's split;
     for real datasets `data.path` is required and `data.split_map` names the source split to read; fact
-    tables are split by entity with `data.entity_splits`.
+    and entity tables are split by entity with `data.entity_splits`.
     """
     data = cfg.data
     is_world = data.dataset in WORLD_DATASETS
@@ -65,8 +68,9 @@ def prompts_for(cfg: ExperimentConfig, split: str) -> datasets.Dataset:
     if path is None:
         raise InputError(f"data.path must be set for dataset '{data.dataset}' (a local file or directory)")
     source_split = split if is_world else data.split_map.get(split, split)
-    options = ({"entity_splits": dict(data.entity_splits), "target_style": data.target_style}
-               if data.dataset == "fact_table" else {})
+    options = {"fact_table": {"entity_splits": dict(data.entity_splits), "target_style": data.target_style},
+               "entity_table": {"entity_splits": dict(data.entity_splits), "split_seed": data.split_seed},
+               }.get(data.dataset, {})
     ds = load_prompts(data.dataset, path, source_split, fields=dict(data.fields), subset=data.subset, **options)
     if not cfg.model.chat_template:
         return ds

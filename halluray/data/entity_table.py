@@ -36,6 +36,8 @@ from halluray.data.source import clean
 from halluray.errors import InputError
 
 PROMPT = "Tell me about {entity}."
+DEFAULT_TABLE = f"{BUILTIN}countries"
+"""What `fact_checker.kind: entity_table` checks against unless `options.path` names another table."""
 SYSTEM_PROMPT = ("You are a knowledgeable assistant. Answer in a short paragraph of two or three sentences. "
                  "State plain facts.")
 """The system prompt the labelled set of tests/data/entity_claims.jsonl was sampled with."""
@@ -255,4 +257,5 @@ def fame_quartiles(entities: list[Entity]) -> dict[str, int]:
     return {e.name: 1 + 4 * i // len(ranked) for i, e in enumerate(ranked)}
 
 
-__all__ = ["Entity", "PROMPT", "SYSTEM_PROMPT", "countries", "fame_quartiles", "in_prose", "read_entity_table"]
+__all__ = ["DEFAULT_TABLE", "Entity", "PROMPT", "SYSTEM_PROMPT", "countries", "fame_quartiles", "in_prose",
+           "read_entity_table"]

@@ -83,7 +83,12 @@ CAPITAL_ALIASES: dict[str, list[str]] = {
 
 def entity_split(entity: str, fractions: dict[str, float]) -> str:
     """The split of `entity`: sha256 of its text as a number in [0, 1), cut by the cumulative fractions."""
-    u = int.from_bytes(hashlib.sha256(entity.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+    return cut_fractions(int.from_bytes(hashlib.sha256(entity.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64,
+                         fractions)
+
+
+def cut_fractions(u: float, fractions: dict[str, float]) -> str:
+    """The split whose interval of [0, 1), cut by the cumulative `fractions` in their order, holds `u`."""
     edge = 0.0
     for name, fraction in fractions.items():
         edge += fraction
@@ -297,4 +302,4 @@ def load_fact_table(path: str | Path, split: str | None = None, *, fields: dict 
     return to_dataset(records, str(path))
 
 
-__all__ = ["BUILTINS", "DEFAULT_ENTITY_SPLITS", "entity_split", "load_fact_table", "read_fact_tables"]
+__all__ = ["BUILTINS", "DEFAULT_ENTITY_SPLITS", "cut_fractions", "entity_split", "load_fact_table", "read_fact_tables"]

@@ -45,7 +45,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from halluray.data.entity_table import Entity, read_entity_table
+from halluray.data.entity_table import DEFAULT_TABLE, Entity, read_entity_table
 from halluray.data.text import split_sentences
 from halluray.factuality.base import DecomposeVerify
 from halluray.factuality.qa_matching import is_abstention, normalize_answer
@@ -222,8 +222,8 @@ class EntityTableChecker(DecomposeVerify):
         return re.compile(rf"(?<!{edge})(?:{_alternation(values)})(?!{edge})", flags) if values else None
 
     @classmethod
-    def from_path(cls, path: str | Path) -> EntityTableChecker:
-        """The checker of a .jsonl entity table or `builtin:countries`."""
+    def from_path(cls, path: str | Path = DEFAULT_TABLE) -> EntityTableChecker:
+        """The checker of a .jsonl entity table or `builtin:countries` (`fact_checker.kind: entity_table`)."""
         return cls(read_entity_table(path), source=str(path))
 
     def __repr__(self) -> str:

@@ -8,6 +8,8 @@ correct, incorrect or abstain. Kinds (`fact_checker.kind`):
 - 'world': `WorldFactChecker`, the synthetic world's exact checker (`halluray.world.checker.ExactChecker`);
 - 'qa': `QAChecker`, the value a short answer names against the record's aliases (qa_matching.py);
 - 'fact_table': `FactTableChecker`, a table of accepted answers (fact_table_checker.py);
+- 'entity_table': `EntityTableChecker`, closed-domain FActScore of long-form text about the entities of an entity
+  table, `options.path` (default builtin:countries; entity_checker.py);
 - 'openai': `OpenAIFactChecker`, FActScore over an OpenAI-compatible endpoint (openai_checker.py, which also
   has `OpenAIResponder`, the independent source of "standard" reward-model data);
 - user code: 'package.module:callable', returning (or being) an object with `decompose(response) -> list[str]`
@@ -25,6 +27,7 @@ from typing import Any
 from halluray.config import FactCheckerConfig
 from halluray.errors import InputError
 from halluray.factuality.base import CheckerBase, DecomposeVerify, FactChecker, check_with
+from halluray.factuality.entity_checker import EntityTableChecker
 from halluray.factuality.fact_table_checker import FactTableChecker
 from halluray.factuality.openai_checker import OpenAIFactChecker, OpenAIResponder
 from halluray.factuality.qa_matching import (
@@ -41,8 +44,8 @@ from halluray.world.checker import TRUE, CheckResult, ExactChecker
 from halluray.world.checker import is_abstention as is_world_abstention
 from halluray.world.entities import World
 
-__all__ = ["FactChecker", "CheckResult", "WorldFactChecker", "QAChecker", "FactTableChecker", "OpenAIFactChecker",
-           "OpenAIResponder", "load_fact_checker", "check_with", "is_abstention"]
+__all__ = ["FactChecker", "CheckResult", "WorldFactChecker", "QAChecker", "FactTableChecker", "EntityTableChecker",
+           "OpenAIFactChecker", "OpenAIResponder", "load_fact_checker", "check_with", "is_abstention"]
 
 
 class WorldFactChecker(CheckerBase):
@@ -162,9 +165,9 @@ def _is_checker(obj: Any) -> bool:
 def load_fact_checker(spec, *, world: World | ExactChecker | None = None, cache_path: str | Path | None = None,
                       values: Values | None = None, **options):
     """A checker (the `checking.Checker` interface) from a `FactCheckerConfig` or a kind string: 'world' (needs
-    `world`), 'qa' (`values`: what else an answer may name), 'fact_table', 'openai' (replies cached in
-    `cache_path` when the config names no cache), or an import path 'package.module:callable' (called with the
-    config's `options` updated by `options`, unless it already is a checker object)."""
+    `world`), 'qa' (`values`: what else an answer may name), 'fact_table', 'entity_table', 'openai' (replies
+    cached in `cache_path` when the config names no cache), or an import path 'package.module:callable'
+    (called with the config's `options` updated by `options`, unless it already is a checker object)."""
 
     if isinstance(spec, str):
         try:
@@ -182,6 +185,8 @@ def load_fact_checker(spec, *, world: World | ExactChecker | None = None, cache_
         return QAChecker(values)
     if cfg.kind == "fact_table":
         return FactTableChecker.from_file(cfg.table_path)
+    if cfg.kind == "entity_table":
+        return EntityTableChecker.from_path(**cfg.options)
     if cfg.kind == "openai":
         return OpenAIFactChecker.from_config(cfg, cache_path=cache_path)
     obj = _import(cfg.kind)

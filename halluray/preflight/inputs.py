@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 from halluray.config import CHECKER_REWARDS, RM_KINDS, ExperimentConfig
+from halluray.data.entity_table import DEFAULT_TABLE, read_entity_table
 from halluray.data.source import looks_like_path
 from halluray.data.world import world_prompt_files
 from halluray.data.world_qa import find_world_file
@@ -169,6 +170,9 @@ class RunInputs:
                              f"it becomes the split's name) or a directory")
         if d.dataset == "fact_table" and d.path.startswith("builtin:"):
             return  # generated from an installed package when read
+        if d.dataset == "entity_table":
+            read_entity_table(d.path)  # one small file: a bad row stops the run here, naming its line
+            return
         local = Path(d.path.replace("{split}", d.split_map.get(split, split))).expanduser()
         if local.exists():
             return
@@ -209,7 +213,8 @@ class RunInputs:
                              f"data and run `halluray unfamiliarity` again")
 
     def checker(self) -> None:
-        """What the fact checker reads exists: the run's world (kind world) or the fact table."""
+        """What the fact checker reads exists: the run's world (kind world), the fact table, or the entity table
+        (read whole: a bad row is an error naming its line)."""
         fc = self.cfg.fact_checker
         if fc.kind == "world":
             if not self.world_data:
@@ -219,3 +224,5 @@ class RunInputs:
             require(self.layout.world_json, "world")
         elif fc.kind == "fact_table" and fc.table_path and not Path(fc.table_path).expanduser().is_file():
             raise InputError(f"fact_checker.table_path: {fc.table_path} is not a file")
+        elif fc.kind == "entity_table":
+            read_entity_table(fc.options.get("path", DEFAULT_TABLE))

@@ -28,7 +28,13 @@ class UnfamiliarityConfig(Section):
     n_shots: Int = Field(2, ge=0)
     long_form_samples: Int = Field(2, ge=1)
     long_form_threshold: Float = 2.0
-    """A bio prompt is unfamiliar if its mean number of false facts exceeds this."""
+    """A long-form prompt is unfamiliar if its score (`long_form_score`) exceeds this."""
+    long_form_score: Literal["false_facts", "false_fraction"] = "false_facts"
+    """How the k samples score a long-form prompt. false_facts: mean false facts per sample (the paper's).
+    false_fraction: (false + 0.5) / (true + false + 1) of the checkable facts pooled over the samples, so a
+    prompt drawing no checkable fact scores 0.5. A count also grows with how much checkable text a prompt draws:
+    on SmolLM2-135M and countries the prompts with the most false facts also drew the most true ones, and the
+    fraction was the score that ranked the model's knowledge (docs/real-model.md)."""
     short_qa_samples: Int = Field(12, ge=1)
     short_qa_threshold: Float | None = None
     """Unfamiliar if more incorrect samples than this; None means short_qa_samples / 2 (paper: > 6 of 12)."""
@@ -178,8 +184,9 @@ class RewardConfig(Section):
     """Long form (every kind but qa_checker): the reward of a response that is not a well-formed answer,
     replacing whatever its facts would earn; None: no such rule. The run's fact checker decides the form
     (`Checker.well_formed`: the world's grammar, else a finished last sentence). The authors give five false
-    facts' reward (-15 at -3 a fact); configs/demo/demo.yaml sets that. Evaluations report the malformed rate
-    either way, and the ground-truth reward applies the same rule."""
+    facts' reward (-15 at -3 a fact); set it below the worst well-formed response's reward, or a malformed one
+    pays (configs/demo/demo.yaml: -30, its bios state six facts). Evaluations report the malformed rate either
+    way, and the ground-truth reward applies the same rule."""
 
 
 AdvantageEstimator = Literal["gae", "grpo", "rloo", "reinforce_pp"]

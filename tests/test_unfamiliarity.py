@@ -35,7 +35,15 @@ def test_long_form_is_mean_false_facts_over_samples(world):
     })
     scores = unf.long_form_scores(["Zapur", "Bralo"], ["p-zapur", "p-bralo"], sample_fn, ExactChecker(world), k=2)
     assert [s.score for s in scores] == [1.0, 1.5]  # (0 + 2) / 2 and (3 + 0) / 2
-    assert scores[0].details == {"n_true": [2, 0], "n_false": [0, 2]}
+    assert scores[0].details == {"n_true": [2, 0], "n_false": [0, 2], "n_unverifiable": [0, 0]}
+
+
+def test_long_form_false_fraction_pools_the_samples_facts(world):
+    sample_fn = fixed({"p-zapur": ["Zapur comes from Perth . Zapur is Nigerian .", "Zapur comes from Oslo ."],
+                       "p-bralo": ["I do not know .", "I do not know ."]})
+    scores = unf.long_form_scores(["Zapur", "Bralo"], ["p-zapur", "p-bralo"], sample_fn, ExactChecker(world), k=2,
+                                  score="false_fraction")
+    assert [s.score for s in scores] == [(1 + 0.5) / (3 + 1), 0.5]  # no checkable fact: neither side
 
 
 def test_short_qa_counts_incorrect_samples(world):

@@ -9,8 +9,8 @@ from pathlib import Path
 from halluray.eval.pyplot import plt
 from halluray.eval.qa import LABELS
 
-_TASK_LABELS = {"long_form": "long form: mean false facts / sample", "short_qa": "short QA: incorrect of k samples",
-                "mcq": "MCQ: NLL of correct choice"}
+_TASK_LABELS = {"long_form": "long form: false facts (unfamiliarity.long_form_score)",
+                "short_qa": "short QA: incorrect of k samples", "mcq": "MCQ: NLL of correct choice"}
 
 
 def unfamiliarity_histogram(records: list[dict], path: str | Path) -> None:

@@ -41,10 +41,10 @@ def _repeat(prompts: list[str], k: int) -> list[str]:
 
 
 def long_form_scores(topics: list[str], prompts: list[str], sample_fn: SampleFn, checker: ExactChecker,
-                     k: int) -> list[Score]:
+                     k: int, score: str = "false_facts") -> list[Score]:
     responses = sample_fn(_repeat(prompts, k))
     return checked_long_form_scores(topics, responses,
-                                    lambda ts, rs: [checker.check(t, r) for t, r in zip(ts, rs)], k)
+                                    lambda ts, rs: [checker.check(t, r) for t, r in zip(ts, rs)], k, score)
 
 
 def answer_of(response: str) -> str:
@@ -179,13 +179,24 @@ def sampled_answer_scores(records: list[dict], sample_fn: SampleFn, label_fn: La
     return scores
 
 
-def checked_long_form_scores(topics: list[str], responses: list[str], check_many, k: int) -> list[Score]:
-    """Mean false facts over each topic's k responses (responses[i*k:(i+1)*k]), checked by `check_many`."""
+def long_form_score(n_true: list[int], n_false: list[int], score: str = "false_facts") -> float:
+    """One prompt's score from its samples' true and false fact counts (`unfamiliarity.long_form_score`):
+    false_facts, the mean false facts per sample; false_fraction, (false + 0.5) / (true + false + 1) pooled."""
+    if score == "false_fraction":
+        return (sum(n_false) + 0.5) / (sum(n_true) + sum(n_false) + 1)
+    return sum(n_false) / len(n_false)
+
+
+def checked_long_form_scores(topics: list[str], responses: list[str], check_many, k: int,
+                             score: str = "false_facts") -> list[Score]:
+    """`long_form_score` of each topic's k responses (responses[i*k:(i+1)*k]), checked by `check_many`; the
+    details keep each response's true, false and unverifiable (not checkable) claim counts."""
     checks = check_many(_repeat(topics, k), responses)
     scores = []
     for i, topic in enumerate(topics):
         part = checks[i * k:(i + 1) * k]
         n_false, n_true = [c.n_false for c in part], [c.n_true for c in part]
-        scores.append(Score(topic, sum(n_false) / k, responses[i * k:(i + 1) * k],
-                            {"n_true": n_true, "n_false": n_false}))
+        scores.append(Score(topic, long_form_score(n_true, n_false, score), responses[i * k:(i + 1) * k],
+                            {"n_true": n_true, "n_false": n_false,
+                             "n_unverifiable": [len(c.unverifiable) for c in part]}))
     return scores

@@ -44,7 +44,7 @@ def score_world(cfg: ExperimentConfig, world: World, model, tokenizer) -> list[d
         prompts = few_shot_prompts(world, people, unf.long_form_prompt, u.n_shots, rng)
         scores = _chunked(lambda a, b: unf.long_form_scores(
             [p.name for p in people[a:b]], prompts[a:b], sampler(model, tokenizer, cfg, u.max_new_tokens, cfg.seed + a),
-            checker, u.long_form_samples), len(people), chunk, "unfamiliarity: long form")
+            checker, u.long_form_samples, u.long_form_score), len(people), chunk, "unfamiliarity: long form")
         records += [_record("long_form", s, world, u.long_form_threshold) for s in scores]
     if "short_qa" in u.tasks:
         items = qa_items(people, cfg.seed)
@@ -115,7 +115,7 @@ def run(cfg: ExperimentConfig) -> dict:
         summary = summarize(records, cfg.world.fact_frequencies)
     else:
         records = score_records(cfg, model, tokenizer, checker_for(cfg))
-        summary = summarize_records(records, cfg.unfamiliarity.short_qa_samples)
+        summary = summarize_records(records, cfg.unfamiliarity.short_qa_samples, cfg.unfamiliarity.long_form_score)
         summary["gates"] = gate_failures(summary, cfg.unfamiliarity)
     summary["seconds"] = round(time.time() - t0, 1)
     with atomic_dir(layout.unfamiliarity_dir) as tmp:

@@ -3,8 +3,8 @@
 - short QA (records with `answers`: fact tables, TriviaQA): P(canonical answer) from one forward pass for every
   record, and the paper's k-sample score (incorrect of `short_qa_samples`) on `sampled_splits`; which one
   decides `unfamiliar` is `unfamiliarity.short_qa_score`;
-- long form (WikiBios, WikiPlots): mean false facts over `long_form_samples` responses, checked by the fact
-  checker (FActScore's role);
+- long form (WikiBios, WikiPlots, entity tables): false facts over `long_form_samples` responses (their mean or
+  their fraction of the checkable facts, `long_form_score`), checked by the fact checker (FActScore's role);
 - multiple choice (MMLU): NLL of the correct choice among the choices, as for the world.
 Prompts are zero-shot: a real pretrained model answers a question (in its chat format where it has one); the
 world's few-shot prompts exist because its tiny model was never taught a question format.
@@ -131,7 +131,8 @@ def _long_form(cfg, model, tokenizer, checker, records, split) -> list[dict]:
         responses += sample(model, tokenizer, [r["prompt"] for r in part for _ in range(k)],
                             max_new_tokens=u.max_new_tokens, temperature=u.temperature, batch_size=u.batch_size,
                             seed=cfg.seed + start)
-    scores = unf.checked_long_form_scores([r["topic"] for r in records], responses, checker.check_many, k)
+    scores = unf.checked_long_form_scores([r["topic"] for r in records], responses, checker.check_many, k,
+                                          u.long_form_score)
     return [{"name": s.name, "attribute": None, "fame": r.get("fame"), "score": s.score,
              "unfamiliar": s.score > u.long_form_threshold, "samples": s.samples, **s.details}
             for r, s in zip(records, scores)]
@@ -146,9 +147,11 @@ def _mcq(cfg, model, tokenizer, checker, records, split) -> list[dict]:
              "unfamiliar": s.score > u.mcq_threshold, **s.details} for r, s in zip(records, scores)]
 
 
-def summarize_records(rows: list[dict], k: int) -> dict:
+def summarize_records(rows: list[dict], k: int, long_form_score: str = "false_facts") -> dict:
     """Per task: how many, the unfamiliar rate, and for short QA how P(gold) and the sampled accuracy agree
-    and how both fall with fame (quartiles of the records' `fame`, most famous first)."""
+    and how both fall with fame (quartiles of the records' `fame`, most famous first); for long form the true,
+    false and not-checkable claims per response overall and by fame quartile, the score's Spearman correlation
+    with fame and its split-half reliability (`long_form_score` names the score)."""
     summary: dict = {}
     for task in sorted({r["task"] for r in rows}):
         part = [r for r in rows if r["task"] == task]
@@ -169,20 +172,85 @@ def summarize_records(rows: list[dict], k: int) -> dict:
             p_gold = sorted(r["p_gold"] for r in part)
             s["p_gold_p10"], s["p_gold_p90"] = p_gold[len(p_gold) // 10], p_gold[(9 * len(p_gold)) // 10]
             s["by_fame_quartile"] = _by_fame(part, k)
+        if task == "long_form":
+            s.update(_claims(part))
+            s["spearman_score_fame"] = _spearman([r["score"] for r in part if r.get("fame") is not None],
+                                                 [r["fame"] for r in part if r.get("fame") is not None])
+            s["score_split_half_r"] = _split_half(part, long_form_score)
+            s["by_fame_quartile"] = _long_form_by_fame(part)
         summary[task] = s
     return summary
 
 
-def _by_fame(rows: list[dict], k: int) -> dict | None:
+def _claims(rows: list[dict]) -> dict:
+    """Per response, over every sample of `rows`: mean true, false and not-checkable claims, and the share of
+    responses with at least one checkable (true or false) claim."""
+    per = [(t, f, u) for r in rows for t, f, u in zip(r["n_true"], r["n_false"], r["n_unverifiable"])]
+    n = len(per)
+    return {"responses": n, "true_per_response": sum(t for t, _, _ in per) / n if n else None,
+            "false_per_response": sum(f for _, f, _ in per) / n if n else None,
+            "not_checkable_per_response": sum(u for _, _, u in per) / n if n else None,
+            "with_checkable_claim": sum(t + f > 0 for t, f, _ in per) / n if n else None}
+
+
+def _split_half(rows: list[dict], score: str) -> float | None:
+    """Pearson r over prompts of the score (`unfamiliarity.long_form_score`) of their first and of their second
+    half of samples: how much of the score is the prompt's and not the sampling's (None below 2 samples)."""
+    if any(len(r["n_false"]) < 2 for r in rows):
+        return None
+    halves = [[unf.long_form_score(r["n_true"][part], r["n_false"][part], score)
+               for part in (slice(0, len(r["n_false"]) // 2), slice(len(r["n_false"]) // 2, None))] for r in rows]
+    return _pearson([a for a, _ in halves], [b for _, b in halves])
+
+
+def _quarters(rows: list[dict]) -> list[list[dict]] | None:
+    """`rows` with a fame in four quarters by fame, most famous first; None for fewer than four."""
     famed = sorted((r for r in rows if r.get("fame") is not None), key=lambda r: -r["fame"])
     if len(famed) < 4:
         return None
-    quarters = [famed[i * len(famed) // 4:(i + 1) * len(famed) // 4] for i in range(4)]
+    return [famed[i * len(famed) // 4:(i + 1) * len(famed) // 4] for i in range(4)]
+
+
+def _by_fame(rows: list[dict], k: int) -> dict | None:
+    quarters = _quarters(rows)
+    if quarters is None:
+        return None
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
     return {"p_gold": [mean([r["p_gold"] for r in q]) for q in quarters],
             "sampled_accuracy": [mean([1 - r["sampled_incorrect"] / k for r in q
                                        if r["sampled_incorrect"] is not None]) for q in quarters],
             "unfamiliar_rate": [mean([float(r["unfamiliar"]) for r in q]) for q in quarters]}
+
+
+def _long_form_by_fame(rows: list[dict]) -> dict | None:
+    """`_claims` and the mean score (false claims per response) of each fame quarter, most famous first."""
+    quarters = _quarters(rows)
+    if quarters is None:
+        return None
+    claims = [_claims(q) for q in quarters]
+    out = {key: [c[key] for c in claims] for key in claims[0]}
+    out["score"] = [sum(r["score"] for r in q) / len(q) for q in quarters]
+    out["fame_range"] = [[min(r["fame"] for r in q), max(r["fame"] for r in q)] for q in quarters]
+    return out
+
+
+def _ranks(xs: list[float]) -> list[float]:
+    """Ranks from 0, ties sharing their mean rank."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    ranks = [0.0] * len(xs)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and xs[order[end + 1]] == xs[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            ranks[i] = (start + end) / 2
+        start = end + 1
+    return ranks
+
+
+def _spearman(xs: list[float], ys: list[float]) -> float | None:
+    return _pearson(_ranks(xs), _ranks(ys))
 
 
 def _pearson(xs: list[float], ys: list[float]) -> float | None:
@@ -208,5 +276,14 @@ def summary_lines(summary: dict) -> list[str]:
             if q:
                 line += ("; sampled accuracy by fame quartile (most famous first) "
                          f"{[fmt(v, 2) for v in q['sampled_accuracy']]}")
+        if task == "long_form":
+            line += (f"; per response over {s['responses']}: true {fmt(s['true_per_response'], 2)}, false "
+                     f"{fmt(s['false_per_response'], 2)}, not checkable {fmt(s['not_checkable_per_response'], 2)}, "
+                     f"{fmt(s['with_checkable_claim'], 2)} with a checkable claim; Spearman(score, fame) "
+                     f"{fmt(s['spearman_score_fame'], 2)}; split-half r of the score {fmt(s['score_split_half_r'], 2)}")
+            q = s["by_fame_quartile"]
+            if q:
+                line += "; by fame quartile (most famous first) true/false " + ", ".join(
+                    f"{fmt(t, 2)}/{fmt(f, 2)}" for t, f in zip(q["true_per_response"], q["false_per_response"]))
         lines.append(line)
     return lines

@@ -29,13 +29,25 @@ from halluray.world.checker import decompose
 DECOMPOSER_DIR, VERIFIER_DIR = "decomposer", "verifier"
 
 
-def expected_rewards(p_true: list[float], counts: list[int], true_fact: float, false_fact: float) -> list[float]:
-    """sum(p * true_fact + (1 - p) * false_fact) over each response's facts (`counts` of them, in order)."""
-    scores, i = [], 0
-    for n in counts:
-        scores.append(sum((p * true_fact + (1 - p) * false_fact for p in p_true[i:i + n]), 0.0))
-        i += n
-    return scores
+Claims = list[tuple[str, float]]
+"""One response's claims as a two-stage RM reads them: (claim text, the verifier's P(true)), in order."""
+
+
+def paired(texts: list[list[str]], p_true: list[float]) -> list[Claims]:
+    """Each response's claim texts with their P(true), given in one flat list in the same order."""
+    flat = iter(p_true)
+    return [[(text, next(flat)) for text in claims] for claims in texts]
+
+
+class ExpectedReward:
+    """A two-stage RM's reward from its `claims(prompts, responses, topics)`: sum(p * true_fact + (1 - p) *
+    false_fact) over each response's claims. `claims` is also what the reward actor's `explain` shows."""
+    true_fact: float
+    false_fact: float
+
+    def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
+        return [sum((p * self.true_fact + (1 - p) * self.false_fact for _, p in claims), 0.0)
+                for claims in self.claims(prompts, responses, topics)]
 
 
 class ScalarRewardModel:
@@ -64,7 +76,7 @@ class ScalarRewardModel:
         return [v * self.scale for v in self.last_values([f"{p} {r}" for p, r in zip(prompts, responses)])]
 
 
-class TwoStageRewardModel:
+class TwoStageRewardModel(ExpectedReward):
     def __init__(self, path, device, trust_remote_code, meta: dict, batch_size: int = 128):
         self.verifier = FactVerifier.from_pretrained(path, trust_remote_code).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -85,15 +97,16 @@ class TwoStageRewardModel:
         """P(true) of labeled facts ({"prompt", "topic", "text", "value"}): this verifier reads text + value."""
         return self.p_true([(item["text"], item["value"]) for item in items])
 
-    def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
+    def claims(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[Claims]:
+        """Each response's fact sentences, read as about its topic, with the verifier's P(true)."""
         # Stage 1, the decomposer: atomic facts of each response, each read as a claim about the topic (a bio
         # of NAME that says "OTHER comes from Oslo" claims NAME comes from Oslo). Otherwise PPO learns to
         # write a familiar person's biography for any name. A repeated claim counts once.
         per_response = [list(dict.fromkeys((s.replace(subject, topic), v) for s, subject, _, v in decompose(r)[0]))
                         for r, topic in zip(responses, topics)]
-        # Stage 2, the verifier, then the expected reward of the claims.
+        # Stage 2, the verifier.
         flat = self.p_true([f for facts in per_response for f in facts])
-        return expected_rewards(flat, [len(facts) for facts in per_response], self.true_fact, self.false_fact)
+        return paired([[s for s, _ in facts] for facts in per_response], flat)
 
 
 class TextDecomposer:
@@ -128,7 +141,7 @@ class TextDecomposer:
         return out
 
 
-class TextTwoStageRewardModel:
+class TextTwoStageRewardModel(ExpectedReward):
     """Decomposer LM + verifier LM (paper §5): the facts the decomposer writes, each verified with the prompt."""
 
     def __init__(self, path, device, trust_remote_code, meta: dict, batch_size: int = 64):
@@ -151,11 +164,12 @@ class TextTwoStageRewardModel:
         """P(true) of labeled facts ({"prompt", "topic", "text", "value"}): this verifier reads prompt + text."""
         return self.p_true([item["prompt"] for item in items], [item["text"] for item in items])
 
-    def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
+    def claims(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[Claims]:
+        """Each response's facts as the decomposer writes them, with the verifier's P(true) given the prompt."""
         per_response = self.decomposer(responses)
         flat = self.p_true([p for p, facts in zip(prompts, per_response) for _ in facts],
                            [f for facts in per_response for f in facts])
-        return expected_rewards(flat, [len(facts) for facts in per_response], self.true_fact, self.false_fact)
+        return paired(per_response, flat)
 
 
 

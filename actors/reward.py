@@ -48,6 +48,8 @@ class RewardSpec:
 
 class RewardActor(RankActor):
     def init_reward(self, spec: RewardSpec) -> None:
+        # A two-stage RM's `claims` (each response's claims with P(true), for `explain`); None for other rewards.
+        self.claims_of = None
         if spec.kind in CHECKER_REWARDS:
             checker = build_checker(spec.config, world_path=spec.target, cache_path=spec.cache_path)
             self.fn = (FactCheckerReward(checker, spec.scheme) if spec.kind == "fact_checker"
@@ -55,6 +57,7 @@ class RewardActor(RankActor):
         elif spec.kind in ("callable", "model"):
             self.fn = (import_callable(spec.target) if spec.kind == "callable"
                        else load_reward_model(spec.target, self.device, spec.trust_remote_code))
+            self.claims_of = getattr(self.fn, "claims", None)  # taken before the malformed rule wraps the RM
             if spec.scheme.malformed is not None:
                 checker = build_checker(spec.config, world_path=spec.world_path, cache_path=spec.cache_path)
                 self.fn = MalformedPenalty(self.fn, checker, spec.scheme.malformed)
@@ -77,3 +80,14 @@ class RewardActor(RankActor):
             raise ValueError(f"reward {self.name} returned {scores[i]} for response {i} "
                              f"(topic {topics[i]!r}: {responses[i][:80]!r})")
         return scores
+
+    def explain_batch(self, batch: dict) -> list[dict]:
+        """`explain` on a dict of equal-length lists (what ActorGroup.call_sharded splits)."""
+        return self.explain(batch["prompts"], batch["responses"], batch["topics"])
+
+    def explain(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[dict]:
+        """Each response's `score` and the claims a two-stage RM paid for: {"reward": float, "claims": [(claim,
+        P(true)), ...]}, "claims" None for a reward that reads no claims (checker kinds, scalar RM, callable)."""
+        scores = self.score(prompts, responses, topics)
+        claims = self.claims_of(prompts, responses, topics) if self.claims_of else [None] * len(responses)
+        return [{"reward": s, "claims": c} for s, c in zip(scores, claims)]

@@ -242,6 +242,12 @@ class PPODriver:
         texts = {"prompts": prompts, "responses": responses, "topics": topics}
         return self._recovering(lambda: _cat(self.reward.run_sharded("score_batch", texts))).tolist()
 
+    def explain(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[dict]:
+        """Each response's PPO reward and the claims a two-stage RM read in it with their P(true)
+        (`RewardActor.explain`), for the validation's per-claim table."""
+        texts = {"prompts": prompts, "responses": responses, "topics": topics}
+        return self._recovering(lambda: [e for part in self.reward.run_sharded("explain_batch", texts) for e in part])
+
     # -- weights and checkpoints ---------------------------------------------------------------------
 
     def save(self, checkpoint_dir: Path, stage_state: dict | None = None) -> Path:

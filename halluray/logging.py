@@ -185,14 +185,18 @@ class RunLogger:
             self._run.log(metrics, step=step)
 
     def log_samples(self, step: int, rows: list[dict]) -> None:
-        """Sample responses: a W&B Table `samples` (columns = keys in first-seen order, missing cells
-        None) and one JSONL record `{"stage": "samples", "of_stage": <stage>, "step", "rows"}`."""
+        """Sample responses: `log_table` under the key `samples`."""
+        self.log_table(step, "samples", rows)
+
+    def log_table(self, step: int, key: str, rows: list[dict]) -> None:
+        """A table: a W&B Table `key` (columns = keys in first-seen order, missing cells None) and one JSONL
+        record `{"stage": key, "of_stage": <stage>, "step", "rows"}`."""
         columns = list(dict.fromkeys(k for row in rows for k in row))
-        self.writer.log("samples", step, of_stage=self.stage,
+        self.writer.log(key, step, of_stage=self.stage,
                         rows=[{k: _json_value(v) for k, v in row.items()} for row in rows])
         if self._run is not None:
             table = self._wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
-            self._run.log({"samples": table}, step=step)
+            self._run.log({key: table}, step=step)
 
     def finish(self, exit_code: int = 0) -> None:
         if self._finished:

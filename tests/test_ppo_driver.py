@@ -20,6 +20,7 @@ from halluray.cli import main
 from halluray.config import load_config
 from halluray.io import read_jsonl, write_jsonl
 from halluray.layout import RunLayout
+from halluray.world.checker import decompose
 from halluray.world.entities import World
 from tests.conftest import ONE_RANK_EACH
 
@@ -123,13 +124,19 @@ def test_a_grpo_run_places_no_critic_and_resumes_exactly(ray_cluster, smoke_worl
     step = full / "ppo-smoke" / "ppo" / "checkpoints" / "step_000002"
     assert (step / "policy").is_dir() and not (step / "critic").exists()
 
-    _crash_after_step(1, monkeypatch, ["ppo", "--config", str(SMOKE), f"run.output_dir={cut}", *grpo])
+    # The interrupted run logs no per-claim table (the table's reward calls must not move training's numbers).
+    _crash_after_step(1, monkeypatch, ["ppo", "--config", str(SMOKE), f"run.output_dir={cut}", *grpo,
+                                       "ppo.claims_table_prompts=0"])
     capsys.readouterr()
     assert main(["ppo", "--resume", str(cut / "ppo-smoke"), "ppo.advantage_estimator=rloo"]) == 2
     assert "ppo.advantage_estimator cannot change" in capsys.readouterr().err
     assert main(["ppo", "--resume", str(cut / "ppo-smoke")]) == 0
     resumed = _ppo_metrics(cut / "ppo-smoke")
     assert _comparable(resumed[2]) == pytest.approx(_comparable(uninterrupted[2]), rel=1e-5, abs=1e-7)
+    tables = {run: [(r["step"], len(r["rows"])) for r in read_jsonl(run / "ppo-smoke" / "metrics.jsonl")
+                    if r["stage"] == "val/claims"] for run in (full, cut)}
+    assert tables[cut] == [] and [step for step, _ in tables[full]] == [0, 2]
+    assert all(rows >= 4 for _, rows in tables[full])  # one row at least for each of the 4 val people
 
 
 def test_a_reward_model_run_logs_overestimation_by_tercile_and_stops_on_a_plateau(ray_cluster, smoke_world,
@@ -169,6 +176,37 @@ def test_a_reward_model_run_logs_overestimation_by_tercile_and_stops_on_a_platea
     run = tmp_path / "ppo-smoke" / "rm-run"
     assert (run / "checkpoints" / "step_000001" / "driver.pt").is_file()  # the final checkpoint and export
     assert (run / "model" / "config.json").is_file()
+    assert_claims_table_shows_what_the_rm_paid_for(tmp_path / "ppo-smoke", World.load(layout.world_json))
+
+
+def assert_claims_table_shows_what_the_rm_paid_for(run_dir: Path, world: World) -> None:
+    """The rm-run's per-claim tables (one per validation, the first sample of each of the 4 val people): each RM
+    claim labelled as the world says, P(true) a probability, the rows of a response adding up to its RM reward,
+    its ground truth the checker's counts; the same rows in metrics.jsonl and the offline W&B run. (The smoke
+    policy seldom states a fact the RM reads; tests/test_claims_table.py checks claims on written responses.)"""
+    tables = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r["stage"] == "val/claims"]
+    assert [(t["step"], t["of_stage"]) for t in tables] == [(0, "rm-run"), (1, "rm-run")]
+    for row in (row for t in tables for row in t["rows"] if row["claim"] is not None):
+        ((_, subject, attribute, value),), _ = decompose(row["claim"])
+        assert subject == row["topic"]  # the RM reads every fact as a claim about the person asked about
+        assert row["label"] == ("true" if world.person(subject).facts[attribute] == value else "false"), row
+        assert 0.0 <= row["p_true"] <= 1.0
+    for t in tables:
+        by_response = {}
+        for row in t["rows"]:
+            by_response.setdefault(row["topic"], []).append(row)
+        assert len(by_response) == 4
+        for rows in by_response.values():
+            first = rows[0]
+            assert first["rm_reward"] == pytest.approx(sum(2 * r["p_true"] - 3 * (1 - r["p_true"])
+                                                           for r in rows if r["claim"] is not None), abs=1e-4)
+            assert first["gt_reward"] == 2 * first["checker_true"] - 3 * first["checker_false"]
+            assert isinstance(first["malformed"], bool) and isinstance(first["response"], str) and first["prompt"]
+    files = sorted((run_dir / "wandb").glob("offline-run-*/files/media/table/val/claims_*.table.json"))
+    assert len(files) == 2, files
+    logged = sorted((json.loads(f.read_text()) for f in files), key=lambda table: table["data"][0][0])
+    for table, jsonl in zip(logged, tables):
+        assert table["data"] == [[row[c] for c in table["columns"]] for row in jsonl["rows"]]
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, smoke_world, capsys):

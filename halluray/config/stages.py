@@ -257,6 +257,11 @@ class PPOConfig(Section):
     """Warn (stderr, W&B, metrics JSONL) when the learned RM's over-estimation (RM reward minus the checker's)
     on the most unfamiliar validation tercile has grown by more than this since step 0: reward hacking."""
     log_samples_every: Int = Field(5, ge=0)
+    claims_table_prompts: Int = Field(8, ge=0)
+    """At every validation (long-form runs), the first sample of each of the first N validation prompts goes
+    into a per-claim table, W&B `val/claims` and metrics.jsonl records of stage `val/claims`: each claim the
+    reward reads (a two-stage RM's own, else the checker's) with the checker's label and the RM's P(true), beside
+    the response's RM and ground-truth rewards (halluray/eval/claims_table.py). 0: no table."""
 
     @model_validator(mode="after")
     def _check(self) -> PPOConfig:

@@ -31,6 +31,8 @@ from halluray.preflight.cluster import Demand, demands
 from halluray.trainers.ppo_driver import PPODriver
 from halluray.trainers.ppo_validation import Validation, ValidationWatch, validation_for
 
+CLAIMS_TABLE = "val/claims"
+"""The per-claim table's W&B key, and its records' `stage` in metrics.jsonl."""
 DETERMINISTIC = {"NonFiniteError", "InputError", "ValueError", "TypeError", "KeyError", "FileNotFoundError"}
 """Errors raised inside a live actor that a restart would only repeat."""
 
@@ -180,7 +182,7 @@ def _train(driver: PPODriver, cfg: ExperimentConfig, start, logger: RunLogger, v
             watch.load_state_dict(stage_state)
         print(f"ppo: resumed from {start} (step {driver.step_done})")
     elif watch:
-        first = watch.measure(driver, 0)
+        first = _validate(watch, driver, 0, logger)
         watch.flat(first)  # the policy before training sets the plateau's first best
         logger.log(0, **first)
     stopped = False
@@ -190,7 +192,7 @@ def _train(driver: PPODriver, cfg: ExperimentConfig, start, logger: RunLogger, v
         if ppo.log_samples_every and step % ppo.log_samples_every == 0:
             logger.log_samples(step, samples)
         if watch and ppo.eval_every and step % ppo.eval_every == 0 and step < ppo.steps:
-            metrics.update(watch.measure(driver, step))
+            metrics.update(_validate(watch, driver, step, logger))
             if ppo.plateau_patience:
                 stopped = watch.flat(metrics)
                 metrics["val/plateau_stop"] = int(stopped)
@@ -208,11 +210,20 @@ def _train(driver: PPODriver, cfg: ExperimentConfig, start, logger: RunLogger, v
     if stopped:
         final = {k: v for k, v in metrics.items() if k.startswith("val/")}
     else:
-        final = watch.measure(driver, ppo.steps) if watch else {}
+        final = _validate(watch, driver, ppo.steps, logger) if watch else {}
         logger.log(ppo.steps, **final)
     _checkpoint(driver, ckpt_dir, ppo.keep_last, watch)
     driver.export(layout.ppo_model(ppo.name))
     return final
+
+
+def _validate(watch: ValidationWatch, driver: PPODriver, step: int, logger: RunLogger) -> dict:
+    """`watch.measure` after `step` steps; its per-claim table goes to W&B and metrics.jsonl at once, its
+    metrics are returned for the step's record."""
+    metrics, claims = watch.measure(driver, step)
+    if claims:
+        logger.log_table(step, CLAIMS_TABLE, claims)
+    return metrics
 
 
 def _checkpoint(driver: PPODriver, ckpt_dir, keep_last: int, watch: ValidationWatch | None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from halluray.config import CHECKER_REWARDS, ExperimentConfig
 from halluray.data import LONG_FORM_DATASETS, prompts_for
+from halluray.eval.claims_table import claim_rows
 from halluray.eval.factuality import factuality_metrics
 from halluray.eval.overestimation import overestimation, overestimation_alarm, tercile_edges, watched_overestimation
 from halluray.factuality.checking import Checker, checker_for
@@ -56,10 +57,11 @@ def long_form_unfamiliarity(path: Path) -> dict[str, float]:
     return {r["name"]: r["score"] for r in read_jsonl(path) if r["task"] == "long_form"}
 
 
-def evaluate(driver: PPODriver, cfg: ExperimentConfig, val: Validation) -> dict:
-    """The current policy on the validation prompts, `eval.samples_per_prompt` samples each: the checker's
-    factuality metrics and, with a reward other than the checker, that reward on the same responses and how
-    much it over-estimates the checker's, overall and by unfamiliarity tercile. Keys `val/*`."""
+def evaluate(driver: PPODriver, cfg: ExperimentConfig, val: Validation, step: int) -> tuple[dict, list[dict]]:
+    """The policy after `step` steps on the validation prompts, `eval.samples_per_prompt` samples each: the
+    checker's factuality metrics and, with a reward other than the checker, that reward on the same responses and
+    how much it over-estimates the checker's, overall and by unfamiliarity tercile (keys `val/*`); and the
+    per-claim table's rows (`claims_table`)."""
     e, scheme = cfg.eval, RewardScheme.from_config(cfg.ppo.reward)
     records = [r for r in val.records for _ in range(e.samples_per_prompt)]
     prompts, topics = [r["prompt"] for r in records], [r["topic"] for r in records]
@@ -72,7 +74,21 @@ def evaluate(driver: PPODriver, cfg: ExperimentConfig, val: Validation) -> dict:
         # cached, so this costs no new requests.
         gt = [long_form_reward(r, scheme) for r in val.checker.check_many(topics, responses)]
         metrics.update(overestimation(rm, gt, [val.unfamiliarity.get(t) for t in topics], val.edges))
-    return {f"val/{k}": v for k, v in metrics.items()}
+    return {f"val/{k}": v for k, v in metrics.items()}, claims_table(driver, cfg, val, step, records, responses)
+
+
+def claims_table(driver: PPODriver, cfg: ExperimentConfig, val: Validation, step: int, records: list[dict],
+                 responses: list[str]) -> list[dict]:
+    """The per-claim table (halluray/eval/claims_table.py) of the first sample of each of the first
+    `ppo.claims_table_prompts` validation prompts: the same prompts at every evaluation, so a claim's P(true)
+    can be followed across steps."""
+    picked = list(range(0, len(records), cfg.eval.samples_per_prompt))[:cfg.ppo.claims_table_prompts]
+    if not picked:
+        return []
+    records, responses = [records[i] for i in picked], [responses[i] for i in picked]
+    explained = driver.explain([r["prompt"] for r in records], responses, [r["topic"] for r in records])
+    return claim_rows(step, records, responses, explained, val.checker, RewardScheme.from_config(cfg.ppo.reward),
+                      val.unfamiliarity)
 
 
 class ValidationWatch:
@@ -89,12 +105,13 @@ class ValidationWatch:
         self.plateau = PlateauStop(ppo.plateau_patience, ppo.plateau_min_delta)
         self.baseline: float | None = None
 
-    def measure(self, driver: PPODriver, step: int) -> dict:
+    def measure(self, driver: PPODriver, step: int) -> tuple[dict, list[dict]]:
         """`evaluate` the policy after `step` steps, with `val/overestimation_alarm` when the reward is not the
-        checker (one stderr line when it is on); the first evaluation sets the alarm's baseline."""
-        metrics = evaluate(driver, self.cfg, self.val)
+        checker (one stderr line when it is on); the first evaluation sets the alarm's baseline. Returns the
+        metrics and the per-claim table's rows."""
+        metrics, claims = evaluate(driver, self.cfg, self.val, step)
         if not self.monitored:
-            return metrics
+            return metrics, claims
         current = watched_overestimation({k.removeprefix("val/"): v for k, v in metrics.items()})
         if self.baseline is None:
             self.baseline = current
@@ -104,7 +121,7 @@ class ValidationWatch:
             print(f"ppo: warning: step {step}: the reward model over-estimates the {where}validation prompts by "
                   f"{current:+.1f} ({current - self.baseline:+.1f} since step 0): reward hacking?",
                   file=sys.stderr, flush=True)
-        return {**metrics, "val/overestimation_alarm": int(on)}
+        return {**metrics, "val/overestimation_alarm": int(on)}, claims
 
     def flat(self, metrics: dict) -> bool:
         """Record an evaluation's validation reward (all but the final one); True when training should stop."""

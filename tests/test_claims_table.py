@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from actors.reward import RewardActor, RewardSpec
-from halluray.config import ExperimentConfig
-from halluray.eval.claims_table import claim_rows
+from halluray.config import ExperimentConfig, FactCheckerConfig
+from halluray.eval.claims_table import claim_rows, rm_claims
 from halluray.factuality.checking import build_checker
+from halluray.factuality.fact_checkers import load_fact_checker
 from halluray.factuality.reward_functions import RewardScheme
 from halluray.world.entities import Person, World
 
@@ -80,3 +81,13 @@ def test_the_checkers_reward_shows_the_checkers_claims_without_p_true(world_file
     assert [(r["claim"], r["label"]) for r in gibberish] == [("gibberish here", "not checkable")]
     assert all(r["rm_reward"] == r["gt_reward"] and r["unfamiliarity"] is None for r in rows)
     assert cut[0]["rm_reward"] == -30.0
+
+
+def test_real_text_claims_are_labelled_by_the_entity_table_checker_alone():
+    """The RM's claims of a reply about Peru (a text RM writes sentences), each read alone by the entity-table
+    checker as a run builds it: the label a user sees beside each P(true)."""
+    checker = load_fact_checker(FactCheckerConfig(kind="entity_table", options={"path": "builtin:countries"}))
+    claims = [("Its capital is Lima.", 0.9), ("The capital of Peru is Quito.", 0.8), ("Peru has a rich history.", 0.5)]
+    assert rm_claims(checker, "Peru", claims) == [("Its capital is Lima.", "true", 0.9),
+                                                  ("The capital of Peru is Quito.", "false", 0.8),
+                                                  ("Peru has a rich history.", "not checkable", 0.5)]

@@ -100,18 +100,17 @@ def three_seeds(ray_cluster, tmp_path_factory) -> dict:
 
 
 FAILS_UNDER_THE_PAPERS_PROTOCOL = pytest.mark.xfail(strict=True, reason=(
-    "measured 2026-12-04 (README, 'What make demo produces'): with the paper's PPO settings and the -15 malformed "
-    "penalty the three policies end within noise of each other"))
+    "measured 2026-12-04 (README, 'What make demo produces'): with the paper's PPO settings and the -30 malformed "
+    "penalty RL + conservative RM earns the most ground-truth reward, by writing fewer malformed bios (still 31-37% "
+    "sampled), not by stating a larger fraction of true facts"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ordering", [
     pytest.param("per-response fraction true RL+conservative > RL+standard and > SFT on every seed",
                  marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
-    pytest.param("ground-truth reward RL+conservative > RL+standard and > SFT on every seed",
-                 marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
-    pytest.param("RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile on every seed",
-                 marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
+    "ground-truth reward RL+conservative > RL+standard and > SFT on every seed",
+    "RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile on every seed",
     pytest.param("RL+conservative malformed rate <= 5% in every tercile on every seed",
                  marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
     "standard RM over-estimates the most unfamiliar tercile more than the conservative on every seed",

@@ -40,7 +40,7 @@ DEFAULT_TABLE = f"{BUILTIN}countries"
 """What `fact_checker.kind: entity_table` checks against unless `options.path` names another table."""
 SYSTEM_PROMPT = ("You are a knowledgeable assistant. Answer in a short paragraph of two or three sentences. "
                  "State plain facts.")
-"""The system prompt the labelled set of tests/data/entity_claims.jsonl was sampled with."""
+"""The system prompt of the responses in tests/data/entity_responses_*.jsonl, whose claims are the labelled set."""
 
 MIN_POPULATION = 1_000_000
 DEFUNCT = frozenset({"CS"})

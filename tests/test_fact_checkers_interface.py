@@ -125,7 +125,8 @@ def test_load_fact_checker_errors(user_module, world):
         load_fact_checker(f"{user_module}:NOT_A_CHECKER")
     with pytest.raises(InputError, match=r"calling it with options \[\] failed.*fact_checker.options"):
         load_fact_checker(f"{user_module}:KeywordChecker")
-    with pytest.raises(InputError, match="kind must be 'world', 'qa', 'fact_table', 'openai' or an import path"):
+    kinds = "'world', 'qa', 'fact_table', 'entity_table', 'openai'"
+    with pytest.raises(InputError, match=f"kind must be {kinds} or an import path"):
         load_fact_checker("factscore")
     with pytest.raises(InputError, match="needs the synthetic world"):
         load_fact_checker("world")

@@ -170,7 +170,8 @@ def test_build_checker_real_data_kinds(table_path, tmp_path):
         build_config({"fact_checker": {"kind": "fact_table"}})
     with pytest.raises(InputError, match=r"nope\.csv: fact table not found \(fact_checker.table_path\)"):
         build_checker(build_config({"fact_checker": {"kind": "fact_table", "table_path": str(tmp_path / "nope.csv")}}))
-    with pytest.raises(ConfigError, match="kind must be 'world', 'qa', 'fact_table', 'openai' or an import path"):
+    kinds = "'world', 'qa', 'fact_table', 'entity_table', 'openai'"
+    with pytest.raises(ConfigError, match=f"kind must be {kinds} or an import path"):
         build_config({"fact_checker": {"kind": "factscore"}})
     for key, value in (("max_concurrency", 0), ("prompt_price_per_1m", -1), ("completion_price_per_1m", -0.5)):
         with pytest.raises(ConfigError, match=f"fact_checker.{key}"):

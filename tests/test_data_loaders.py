@@ -180,7 +180,8 @@ def test_bad_paths_and_datasets(tmp_path):
         load_prompts("wikibios", tmp_path / "broken.jsonl")
     with pytest.raises(InputError, match="unknown dataset 'wikibio'.*wikibios"):
         load_prompts("wikibio", tmp_path / "x.jsonl")
-    assert set(LOADERS) == {"world", "world_qa", "wikibios", "wikiplots", "triviaqa", "mmlu", "fact_table"}
+    assert set(LOADERS) == {"world", "world_qa", "wikibios", "wikiplots", "triviaqa", "mmlu", "fact_table",
+                            "entity_table"}
 
 
 # --- splits ------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ own ("Albania borders Kosovo to the northwest.").
   ("border", "neighbour": each country named after the cue), capital (the capital of the table, or the
   proper name after "capital": a wrong one is false even when no row has it), population and area (numbers:
   "3.7 million", "about 33,000,000", "2,131 thousand", "over 2 million", square miles converted; within
-  `TOLERANCE` of the table's value, or on the right side of an "over"/"under" bound), languages (after
+  `quantities.TOLERANCE` of the table's value, or on the right side of an "over"/"under" bound), languages (after
   "language", "speak", "spoken"), currency (after "currency") and continent;
 - a continent is checkable only as a continent: "an African country", "in South America" are true or false;
   a region below a continent ("West Africa", "southeastern Europe", "the Caribbean") or a ranking within one
@@ -49,15 +49,9 @@ from halluray.data.entity_table import DEFAULT_TABLE, Entity, read_entity_table
 from halluray.data.text import split_sentences
 from halluray.factuality.base import DecomposeVerify
 from halluray.factuality.qa_matching import is_abstention, normalize_answer
+from halluray.factuality.quantities import SQUARE_MILE_KM2, Quantity, quantity_holds, stated_quantities
 from halluray.world.checker import FALSE, TRUE, AtomicFact, CheckResult
 from halluray.world.templates import EOS
-
-TOLERANCE = 0.25
-"""A stated population or area within 25% of the table's is true: geonames' figures are a few years old and the
-model rounds."""
-BOUND_SLACK = 0.05
-"""An "over X" or "under X" holds when the table's value is on its side of X, give or take 5% (rounding)."""
-SQUARE_MILE_KM2 = 2.589988
 
 _PRONOUN = re.compile(r"^(?:it|its|it's|it’s|they|their|this|these|the|a|an)?\s*(?:country|nation|state|republic|"
                       r"kingdom|island|land|territory)?(?:'s|’s)?$|^(?:it|its|it's|it’s|they|their)\b", re.I)
@@ -89,17 +83,6 @@ _RANKING = re.compile(r"\b(?:largest|biggest|smallest|most|least|first|last|fina
 _LIST_SPLIT = re.compile(r",\s*(?:and|or)\s+|,\s*|\s+and\s+|\s+or\s+")
 _CONNECTOR = r"(?:\s+(?:de|del|da|do|of|la|el|al|es)\s+|\s+|-)"
 _PROPER = re.compile(rf"[A-Z][\w'’.-]*(?:{_CONNECTOR}[A-Z][\w'’.-]*)*(?:\s+(?:de|del|da))?")
-
-_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
-_WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-                 "nine": 9, "ten": 10, "a": 1}
-_NUMBER = re.compile(r"(?<![\w.])(?P<qual>(?:over|more than|exceeding|above|at least|nearly|almost|under|less than|"
-                     r"below|fewer than|roughly|about|around|approximately|some|an estimated)\s+)?"
-                     r"(?P<num>\d[\d,]*(?:\.\d+)?|(?:one|two|three|four|five|six|seven|eight|nine|ten|a))"
-                     r"(?P<ord>st|nd|rd|th)?(?:\s*(?P<scale>thousand|million|billion))?(?P<pct>\s*(?:%|percent))?",
-                     re.I)
-_LOWER_BOUND = ("over", "more than", "exceeding", "above", "at least")
-_UPPER_BOUND = ("under", "less than", "below", "fewer than")
 
 CONTINENT_FORMS = {"Africa": ("Africa", "African"), "Asia": ("Asia", "Asian"), "Europe": ("Europe", "European"),
                    "North America": ("North America", "North American"),
@@ -148,37 +131,6 @@ class _Reading:
     attribute: str
     value: str
     ok: bool | None
-
-
-@dataclass(frozen=True)
-class _Number:
-    value: float
-    qualifier: str
-    start: int
-    end: int
-
-
-def _numbers(text: str) -> list[_Number]:
-    """Numbers stated in `text` (not ordinals, percentages or bare years), with their scale and qualifier."""
-    out = []
-    for m in _NUMBER.finditer(text):
-        raw, scale = m.group("num").lower(), m.group("scale")
-        if m.group("ord") or m.group("pct") or (raw in _WORD_NUMBERS and not scale):
-            continue
-        value = float(_WORD_NUMBERS[raw]) if raw in _WORD_NUMBERS else float(raw.replace(",", ""))
-        if not scale and "," not in raw and "." not in raw and 1000 <= value <= 2100:
-            continue  # a year ("As of 2021", "since 1991")
-        value *= _SCALES.get((scale or "").lower(), 1.0)
-        out.append(_Number(value, (m.group("qual") or "").strip().lower(), m.start("num"), m.end()))
-    return out
-
-
-def _quantity_holds(stated: _Number, actual: float) -> bool:
-    if stated.qualifier in _LOWER_BOUND:
-        return actual >= stated.value * (1 - BOUND_SLACK)
-    if stated.qualifier in _UPPER_BOUND:
-        return actual <= stated.value * (1 + BOUND_SLACK)
-    return abs(stated.value - actual) <= TOLERANCE * actual
 
 
 class EntityTableChecker(DecomposeVerify):
@@ -389,25 +341,25 @@ class EntityTableChecker(DecomposeVerify):
         return [_Reading("capital", value, normalize_answer(value) in capitals)] if capitals else []
 
     def _quantities(self, row: Entity, text: str) -> list[_Reading]:
-        numbers, readings, used = _numbers(text), [], None
+        numbers, readings, used = stated_quantities(text), [], None
         unit = _AREA_UNIT.search(text)
         word = _AREA_WORD.search(text)
         if unit:
             used = next((n for n in reversed(numbers) if n.end <= unit.start() and unit.start() - n.end <= 3), None)
             if used and "mi" in unit.group().lower():
-                used = _Number(used.value * SQUARE_MILE_KM2, used.qualifier, used.start, used.end)
+                used = Quantity(used.value * SQUARE_MILE_KM2, used.qualifier, used.start, used.end)
         elif word:
             used = next((n for n in numbers if n.start >= word.end()), None)
         if used and row.attributes.get("area_km2"):
             readings.append(_Reading("area_km2", f"{used.value:,.0f}",
-                                     _quantity_holds(used, float(row.attributes["area_km2"][0]))))
+                                     quantity_holds(used, float(row.attributes["area_km2"][0]))))
         cue = _POPULATION.search(text)
         rest = [n for n in numbers if used is None or n.start != used.start]
         stated = next((n for n in rest if cue and n.start >= cue.end()), None) or \
             next((n for n in reversed(rest) if cue and n.end <= cue.start()), None)
         if stated and row.attributes.get("population"):
             readings.append(_Reading("population", f"{stated.value:,.0f}",
-                                     _quantity_holds(stated, float(row.attributes["population"][0]))))
+                                     quantity_holds(stated, float(row.attributes["population"][0]))))
         return readings
 
     @staticmethod
@@ -441,4 +393,4 @@ class EntityTableChecker(DecomposeVerify):
         return readings
 
 
-__all__ = ["EntityTableChecker", "Verdict", "TOLERANCE"]
+__all__ = ["EntityTableChecker", "Verdict"]

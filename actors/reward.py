@@ -23,7 +23,7 @@ from halluray.factuality.reward_functions import (
     RewardScheme,
     import_callable,
 )
-from halluray.reward_models.models import load_reward_model
+from halluray.reward_models.models import ExpectedReward, load_reward_model
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,9 @@ class RewardSpec:
 
 class RewardActor(RankActor):
     def init_reward(self, spec: RewardSpec) -> None:
-        # A two-stage RM's `claims` (each response's claims with P(true), for `explain`); None for other rewards.
-        self.claims_of = None
+        # A two-stage RM (its `claims` and `rewards_of`, for `explain`) and the malformed rule over it; None for
+        # other rewards.
+        self.claims_rm, self.penalty = None, None
         if spec.kind in CHECKER_REWARDS:
             checker = build_checker(spec.config, world_path=spec.target, cache_path=spec.cache_path)
             self.fn = (FactCheckerReward(checker, spec.scheme) if spec.kind == "fact_checker"
@@ -57,10 +58,10 @@ class RewardActor(RankActor):
         elif spec.kind in ("callable", "model"):
             self.fn = (import_callable(spec.target) if spec.kind == "callable"
                        else load_reward_model(spec.target, self.device, spec.trust_remote_code))
-            self.claims_of = getattr(self.fn, "claims", None)  # taken before the malformed rule wraps the RM
+            self.claims_rm = self.fn if isinstance(self.fn, ExpectedReward) else None
             if spec.scheme.malformed is not None:
                 checker = build_checker(spec.config, world_path=spec.world_path, cache_path=spec.cache_path)
-                self.fn = MalformedPenalty(self.fn, checker, spec.scheme.malformed)
+                self.fn = self.penalty = MalformedPenalty(self.fn, checker, spec.scheme.malformed)
         else:
             raise ValueError(f"unknown reward kind {spec.kind!r}; expected fact_checker, qa_checker, callable or model")
         self.name = f"{spec.kind}:{spec.target}"
@@ -71,7 +72,11 @@ class RewardActor(RankActor):
 
     def score(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
         self._require("fn")
-        scores = [float(s) for s in self.fn(prompts, responses, topics)]
+        return self._checked(self.fn(prompts, responses, topics), responses, topics)
+
+    def _checked(self, scores: list, responses: list[str], topics: list[str]) -> list[float]:
+        """`scores` as floats, one per response, every one finite."""
+        scores = [float(s) for s in scores]
         if len(scores) != len(responses):
             raise ValueError(f"reward {self.name} returned {len(scores)} scores for {len(responses)} responses")
         bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
@@ -88,6 +93,11 @@ class RewardActor(RankActor):
     def explain(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[dict]:
         """Each response's `score` and the claims a two-stage RM paid for: {"reward": float, "claims": [(claim,
         P(true)), ...]}, "claims" None for a reward that reads no claims (checker kinds, scalar RM, callable)."""
-        scores = self.score(prompts, responses, topics)
-        claims = self.claims_of(prompts, responses, topics) if self.claims_of else [None] * len(responses)
-        return [{"reward": s, "claims": c} for s, c in zip(scores, claims)]
+        if self.claims_rm is None:
+            return [{"reward": s, "claims": None} for s in self.score(prompts, responses, topics)]
+        # The claims are read once and scored as `score` scores them (the RM's sum, then the malformed rule).
+        claims = self.claims_rm.claims(prompts, responses, topics)
+        scores = self.claims_rm.rewards_of(claims)
+        if self.penalty is not None:
+            scores = self.penalty.apply(scores, responses, topics)
+        return [{"reward": s, "claims": c} for s, c in zip(self._checked(scores, responses, topics), claims)]

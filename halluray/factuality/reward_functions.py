@@ -52,7 +52,10 @@ class MalformedPenalty:
         self.inner, self.checker, self.penalty = inner, checker, penalty
 
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
-        scores = list(self.inner(prompts, responses, topics))
+        return self.apply(list(self.inner(prompts, responses, topics)), responses, topics)
+
+    def apply(self, scores: list[float], responses: list[str], topics: list[str]) -> list[float]:
+        """`scores` of the inner reward with each malformed response's replaced by the penalty."""
         return [s if self.checker.well_formed(t, r) else self.penalty for s, r, t in zip(scores, responses, topics)]
 
 

@@ -46,8 +46,11 @@ class ExpectedReward:
     false_fact: float
 
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
-        return [sum((p * self.true_fact + (1 - p) * self.false_fact for _, p in claims), 0.0)
-                for claims in self.claims(prompts, responses, topics)]
+        return self.rewards_of(self.claims(prompts, responses, topics))
+
+    def rewards_of(self, claims: list[Claims]) -> list[float]:
+        """The reward of each response from its claims."""
+        return [sum((p * self.true_fact + (1 - p) * self.false_fact for _, p in c), 0.0) for c in claims]
 
 
 class ScalarRewardModel:

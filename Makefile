@@ -16,7 +16,7 @@ export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 REAL_STAMP := $(VENV)/.installed-real
 REAL_MODEL := runs/models/smollm2-135m-instruct-bf16
 
-.PHONY: venv real-venv demo demo-seeds demo-ablation demo-seeds-qa demo-real demo-real-seeds demo-cluster lint test test-all bench bench-quick clean
+.PHONY: venv real-venv demo demo-seeds demo-ablation demo-seeds-qa demo-real demo-real-long demo-real-seeds demo-cluster lint test test-all bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,12 @@ demo-seeds-qa: venv
 demo-real: real-venv
 	$(BIN)/halluray import-model --out $(REAL_MODEL) --dtype bfloat16
 	$(BIN)/halluray demo-real --config configs/real/demo-real.yaml
+
+# The paper's long-form experiments (Figs. 5-7) on the real model writing about countries: every step not already up to
+# date, then runs/demo-real-long/report.md, results.json and plots.
+demo-real-long: real-venv
+	$(BIN)/halluray import-model --out $(REAL_MODEL) --dtype bfloat16
+	$(BIN)/halluray demo --config configs/real/demo-real-long.yaml
 
 # demo-real on seeds 0, 1 and 2 (each its own SFT models and PPO runs), then which orderings hold on each seed.
 demo-real-seeds: real-venv

@@ -9,16 +9,20 @@ from transformers import AutoModelForCausalLM
 
 from actors.base import EngineSpec, TrainableActor
 from halluray.models.heads import FactVerifier, ValueHeadModel, last_token_values
+from halluray.models.lora import apply_lora
 
 
 class RewardTrainerActor(TrainableActor):
     def _build_model(self, spec: EngineSpec):
+        """With `spec.lora` (reward_model.lora) the LMs train adapters (and the value head) only."""
+        lora = spec.lora if spec.lora and spec.lora.enabled else None
         if spec.head == "verifier":
             return FactVerifier.from_pretrained(spec.model_path, spec.trust_remote_code)
         if spec.head == "lm":
-            return AutoModelForCausalLM.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code,
-                                                        use_safetensors=True, local_files_only=True)
-        return ValueHeadModel.from_pretrained(spec.model_path, spec.trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code,
+                                                         use_safetensors=True, local_files_only=True)
+            return apply_lora(model, lora) if lora else model
+        return ValueHeadModel.from_pretrained(spec.model_path, spec.trust_remote_code, lora)
 
     def init_engine(self, master_addr: str, master_port: int, spec: EngineSpec) -> dict:
         """The text RM trains its two models one after the other on the same ranks: the first engine's

@@ -162,7 +162,8 @@ COMMANDS = (
             "halluray.experiments.mcq_rl:run"),
     Command("qa-rm", "paper Fig. 4: reward models of answer correctness trained on two unfamiliar-label mixes",
             "halluray.experiments.qa_rm:run"),
-    Command("demo", "the whole pipeline on the synthetic world on local Ray, with a report and plots",
+    Command("demo", "the long-form pipeline (Figs. 5-7) on the synthetic world, or on a real model and an entity "
+            "table, with a report and plots",
             "halluray.campaigns.demo:run", config="demo", seeds_entry="halluray.campaigns.demo_seeds:run",
             seeds_help="run the whole demo once per seed (e.g. 0,1,2) into run_dir/seed-<s>/, then a summary over "
                        "seeds (mean, 95%% bootstrap interval) in run_dir/summary.md"),

@@ -17,7 +17,8 @@ RESULT_KEYS = {"fraction_true_facts", "mean_true_facts", "mean_false_facts", "me
                "reward_by_unfamiliarity", "no_fact_rate_by_unfamiliarity", "rm_reward_by_unfamiliarity",
                "rm_overestimation_by_unfamiliarity", "verifier_accuracy", "reward_model_kind", "unfamiliarity_bins",
                "split", "seed", "wall_time_s", "fraction_true_per_response", "malformed_rate",
-               "fraction_true_per_response_by_unfamiliarity", "malformed_rate_by_unfamiliarity", "greedy"}
+               "fraction_true_per_response_by_unfamiliarity", "malformed_rate_by_unfamiliarity", "greedy",
+               "intervals_95"}
 METHODS = {"sft", "rl_standard_rm", "rl_conservative_rm"}
 SMOKE = ["world.num_people=60", "world.fact_frequencies=[0,12]", "world.frequency_weights=[1,1]",
          "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=128",

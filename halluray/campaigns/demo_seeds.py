@@ -15,7 +15,8 @@ from halluray.campaigns.shared.campaign import run_campaign
 from halluray.campaigns.shared.demo_steps import demo_report, demo_steps
 from halluray.campaigns.shared.seeds import seed_config
 from halluray.config import ExperimentConfig
-from halluray.eval.bootstrap import bootstrap_intervals, fraction_true, person_totals, reward_per_response
+from halluray.eval.bootstrap import bootstrap_intervals, person_totals
+from halluray.eval.intervals import STATISTICS
 from halluray.eval.pyplot import plt
 from halluray.eval.report import LABELS, METHODS, fmt
 from halluray.io import atomic_write_json, atomic_write_text, read_jsonl
@@ -23,7 +24,6 @@ from halluray.layout import RunLayout
 
 MIN_GAP = 0.10
 """The fraction-of-true-facts margin of RL + conservative RM over RL + standard RM asked of every seed."""
-SFT, STANDARD, CONSERVATIVE = (METHODS.index(m) for m in ("sft", "rl_standard_rm", "rl_conservative_rm"))
 
 
 def run(cfg: ExperimentConfig, seeds: list[int]) -> dict:
@@ -32,18 +32,6 @@ def run(cfg: ExperimentConfig, seeds: list[int]) -> dict:
         print(f"demo: seed {seed} ({i + 1} of {len(seeds)}) -> {RunLayout(scfg).run_dir}")
         run_campaign(scfg, demo_steps(scfg), "demo", demo_report)
     return summarize(cfg, seeds)
-
-
-STATISTICS = {
-    **{f"fraction_true_facts/{m}": (lambda t, i=i: fraction_true(t, i)) for i, m in enumerate(METHODS)},
-    **{f"reward_per_response/{m}": (lambda t, i=i: reward_per_response(t, i)) for i, m in enumerate(METHODS)},
-    "gap/fraction_true_conservative_minus_standard":
-        lambda t: fraction_true(t, CONSERVATIVE) - fraction_true(t, STANDARD),
-    "gap/reward_conservative_minus_standard":
-        lambda t: reward_per_response(t, CONSERVATIVE) - reward_per_response(t, STANDARD),
-    "gap/reward_standard_minus_sft": lambda t: reward_per_response(t, STANDARD) - reward_per_response(t, SFT),
-}
-"""What the summary reports per seed, as a mean, and with a bootstrap interval; read from summed totals."""
 
 
 def summarize(cfg: ExperimentConfig, seeds: list[int]) -> dict:

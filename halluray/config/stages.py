@@ -88,12 +88,16 @@ class RewardDataConfig(Section):
     samples_per_prompt: Int = Field(4, ge=1)
     temperature: Float = Field(1.0, gt=0)
     max_new_tokens: Int = Field(48, ge=1)
-    standard_source: Literal["generator", "oracle"] = "generator"
-    """The synthetic world's independent source (GPT-3.5's role for the standard RM). generator: a second world
-    model, the base model trained further on its own draw of biographies of the RM people (more of them than
-    the pretraining corpus has: `generator_documents`), sampled on the same prompts at `temperature`, so it
+    standard_source: Literal["generator", "oracle", "reader"] = "generator"
+    """The independent source (GPT-3.5's role for the standard RM). On the synthetic world — generator: a second
+    world model, the base model trained further on its own draw of biographies of the RM people (more of them
+    than the pretraining corpus has: `generator_documents`), sampled on the same prompts at `temperature`, so it
     knows more than the policy and errs as a model does; oracle: the exact world stating every fact, each right
-    with probability `source_accuracy`, whatever any model knows (the sweep's knob)."""
+    with probability `source_accuracy`, whatever any model knows (the sweep's knob). On real data — reader: the
+    base model (`model.pretrained_path`) answering the same prompts with the prompt's reference text (its SFT
+    target) in its system prompt, sampled at `temperature`: it knows more than the policy, and errs as a model
+    does (it reads past the notes, or embellishes them). Without a `reader`, real data take the fact checker's
+    chat model (fact_checker.kind openai)."""
     generator_documents: Annotated[list[Annotated[Int, Field(ge=0)]] | None, BeforeValidator(_as_list)] = None
     """generator: biographies per person of each familiarity tier in its corpus (same length as
     world.fact_frequencies, least familiar first). None: twice the tier's pretraining count, at least 4."""
@@ -139,6 +143,17 @@ class RewardModelConfig(Section):
     max_length: Int | None = Field(None, ge=16)
     """two-stage-text: the longest input in tokens: longer decomposer examples are left out of training,
     longer verifier inputs keep their end (the fact). None: the base model's context length."""
+    lora: bool = False
+    """two-stage-text and scalar: train LoRA adapters (the run's `lora` section: rank, modules) and the value
+    head instead of every weight, as the policy does; each exported model has its adapters merged. The paper
+    fully finetunes its RMs; on a CPU LoRA is what makes a 135M-parameter RM affordable."""
+
+    @model_validator(mode="after")
+    def _check_lora(self) -> RewardModelConfig:
+        if self.lora and self.kind == "two-stage":
+            raise ValueError("reward_model.lora: the two-stage RM's verifier is a small head over the frozen LM's "
+                             "beliefs, with nothing to adapt; use it with kind two-stage-text or scalar")
+        return self
 
 
 class LoRAConfig(Section):

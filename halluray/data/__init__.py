@@ -79,4 +79,22 @@ def prompts_for(cfg: ExperimentConfig, split: str) -> datasets.Dataset:
     return ds.remove_columns("prompt").add_column("prompt", [fmt(p) for p in ds["prompt"]])
 
 
-__all__ = ["LOADERS", "LONG_FORM_DATASETS", "load_prompts", "prompts_for"]
+READER_NOTES = "Notes on {topic}: {notes}\n\n{prompt}"
+"""A prompt as the reader source (reward_data.standard_source: reader) is asked it."""
+
+
+def reader_prompts(cfg: ExperimentConfig, split: str) -> list[str]:
+    """The prompts of `split` as the reader source is asked them: each record's reference text (`target`) as
+    notes before the question, in the same chat template and system prompt. The standard RM's data then come from
+    a model that knows each entity's facts, as GPT-3.5 knows more than the policy in the paper, and still writes
+    (and errs) as a model does. Notes in the user turn, not the system prompt: on 12 RM countries SmolLM2 then
+    stated 1.7 true and 0.4 false claims per reply instead of 1.2 and 0.4."""
+    raw = prompts_for(cfg.model_copy(update={"model": cfg.model.model_copy(update={"chat_template": False})}), split)
+    texts = [READER_NOTES.format(topic=r["topic"], notes=r["target"], prompt=r["prompt"]) for r in raw]
+    if not cfg.model.chat_template:
+        return texts
+    fmt = chat_formatter(str(RunLayout(cfg).base_model), cfg.model.system_prompt, cfg.model.trust_remote_code)
+    return [fmt(t) for t in texts]
+
+
+__all__ = ["LOADERS", "LONG_FORM_DATASETS", "load_prompts", "prompts_for", "reader_prompts"]

@@ -1,9 +1,10 @@
 """A 95% bootstrap interval over seeds and people for the demo's headline numbers.
 
 Each seed's test evaluation becomes one array of per-person totals, [method, person, (true facts, false facts,
-reward, responses)], the same people for every method. A resample draws seeds with replacement, then within
-each drawn seed its people with replacement (the same people for every method: the comparison is paired),
-and sums the drawn totals; a statistic reads the summed [method, 4] totals.
+reward, responses, sum of the per-response fractions of true facts, responses that state a fact)], the same
+people for every method. A resample draws seeds with replacement, then within each drawn seed its people with
+replacement (the same people for every method: the comparison is paired), and sums the drawn totals; a
+statistic reads the summed [method, 6] totals. One seed (a single run) is a bootstrap over its people alone.
 """
 
 from __future__ import annotations
@@ -12,24 +13,32 @@ from collections.abc import Callable
 
 import numpy as np
 
-TRUE, FALSE, REWARD, RESPONSES = range(4)
+TRUE, FALSE, REWARD, RESPONSES, FRACTION_SUM, STATING = range(6)
 
 
 def person_totals(per_method: list[list[dict]]) -> np.ndarray:
-    """Labeled responses of each method ({"topic", "n_true", "n_false", "reward"}) -> [method, person, 4], people
+    """Labeled responses of each method ({"topic", "n_true", "n_false", "reward"}) -> [method, person, 6], people
     in the first method's order of appearance."""
     topics = list(dict.fromkeys(r["topic"] for r in per_method[0]))
     index = {t: i for i, t in enumerate(topics)}
-    out = np.zeros((len(per_method), len(topics), 4))
+    out = np.zeros((len(per_method), len(topics), 6))
     for m, labeled in enumerate(per_method):
         for r in labeled:
-            out[m, index[r["topic"]]] += (r["n_true"], r["n_false"], r["reward"], 1)
+            stated = r["n_true"] + r["n_false"]
+            out[m, index[r["topic"]]] += (r["n_true"], r["n_false"], r["reward"], 1,
+                                          r["n_true"] / stated if stated else 0.0, stated > 0)
     return out
 
 
 def fraction_true(totals: np.ndarray, method: int) -> float:
     stated = totals[method, TRUE] + totals[method, FALSE]
     return float(totals[method, TRUE] / stated) if stated else float("nan")
+
+
+def fraction_true_per_response(totals: np.ndarray, method: int) -> float:
+    """The mean over responses that state a fact of their own fraction of true facts (the authors' metric)."""
+    stating = totals[method, STATING]
+    return float(totals[method, FRACTION_SUM] / stating) if stating else float("nan")
 
 
 def reward_per_response(totals: np.ndarray, method: int) -> float:

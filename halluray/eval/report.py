@@ -26,7 +26,9 @@ RMS = ("standard", "conservative")
 
 
 def build_results(evaluation: dict, rm_eval: dict, seed: int, wall_time_s: dict[str, float],
-                  reward_model_kind: str) -> dict:
+                  reward_model_kind: str, base_model: dict | None = None) -> dict:
+    """`base_model`: what the unfamiliarity stage measured of the base model's long-form knowledge (its summary's
+    `long_form` section), reported on real data where it is not known beforehand."""
     rm_reward = {k: rm_eval["rm_reward_by_unfamiliarity"][k] for k in ("ground_truth", *RMS)}
     truth = rm_reward["ground_truth"]
     greedy = evaluation.get("greedy")
@@ -43,14 +45,15 @@ def build_results(evaluation: dict, rm_eval: dict, seed: int, wall_time_s: dict[
         "split": {"eval": "eval (test people)", "val": "val (validation people)"}[evaluation["split"]],
         "seed": seed,
         "wall_time_s": wall_time_s,
+        **({"base_model": base_model} if base_model else {}),
     }
 
 
-def fig6(results: dict, path: Path) -> None:
+def fig6(results: dict, path: Path, label: str = "halluray demo world") -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     x = range(len(METHODS))
     ax.bar([i - 0.2 for i in x], [results["fraction_true_per_response"][m] or 0 for m in METHODS], 0.4,
-           label="halluray demo world (per response)")
+           label=f"{label} (per response)")
     ax.bar([i + 0.2 for i in x], [PAPER_FIG6["bios"][m] for m in METHODS], 0.4, label="paper, biographies")
     ax.set_xticks(list(x), [LABELS[m] for m in METHODS], fontsize=8)
     ax.set_ylabel("fraction of true facts")
@@ -102,12 +105,30 @@ def pct(v: float | None) -> str:
     return "–" if v is None else f"{v:.0%}"
 
 
-def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
+WORLD_INTRO = ("Reproduction of Kang et al. on the embedded synthetic world (a 0.9M-parameter GPT-2 pretrained "
+               "locally, PPO on Ray actor groups with DeepSpeed). Held-out prompts, exact fact checker.")
+
+
+def base_model_section(base: dict) -> list[str]:
+    """What the base model knows by fame quartile (real data: the unfamiliarity stage's long-form summary)."""
+    q = base["by_fame_quartile"]
+    head = [f"Q{i + 1}" for i in range(len(q["responses"]))]
+    rows = [("true claims per response", "true_per_response"), ("false claims per response", "false_per_response"),
+            ("not checkable per response", "not_checkable_per_response"),
+            ("responses with a checkable claim", "with_checkable_claim"), ("unfamiliarity score", "score")]
+    return ["## What the base model knows", "",
+            f"{base['n']} entities, {base['responses']} sampled responses; by fame quartile (Q1 the most famous). "
+            f"Spearman(unfamiliarity score, fame) {fmt(base.get('spearman_score_fame'))}, split-half reliability "
+            f"of the score {fmt(base.get('score_split_half_r'))}.", "",
+            "| | " + " | ".join(head) + " |", "|---|" + "---|" * len(head),
+            *[f"| {name} | " + " | ".join(fmt(v) for v in q[key]) + " |" for name, key in rows], ""]
+
+
+def render(results: dict, evaluation: dict, rm_eval: dict, intro: str = WORLD_INTRO) -> str:
     f, bins = results["fraction_true_facts"], evaluation["bin_labels"]
     per, greedy = results["fraction_true_per_response"], results.get("greedy")
-    lines = ["# halluray demo: unfamiliar finetuning examples and conservative reward models", "",
-             "Reproduction of Kang et al. on the embedded synthetic world (a 0.9M-parameter GPT-2 pretrained "
-             "locally, PPO on Ray actor groups with DeepSpeed). Held-out prompts, exact fact checker.", "",
+    lines = ["# halluray demo: unfamiliar finetuning examples and conservative reward models", "", intro, "",
+             *(base_model_section(results["base_model"]) if results.get("base_model") else []),
              "## Fraction of true facts (paper Fig. 6)", "",
              "Per response: the mean over responses that state a fact of their fraction of true facts (the "
              "authors' metric); pooled: all stated facts together (FActScore's). Sampled: "
@@ -165,8 +186,13 @@ def render(results: dict, evaluation: dict, rm_eval: dict) -> str:
             lines.append(f"- {ex['group']} ({ex['topic']}, unfamiliarity {ex['unfamiliarity']:.1f}): "
                          f"{_mark(ex['response'], ex['facts'])}")
         lines.append("")
+    intervals = results.get("intervals_95") or {}
+    if intervals:
+        lines += ["## 95% intervals (bootstrap over the held-out entities, paired across methods)", "",
+                  "| statistic | interval |", "|---|---|",
+                  *[f"| {k} | [{fmt(lo, 3)}, {fmt(hi, 3)}] |" for k, (lo, hi) in intervals.items()], ""]
     lines += ["## Wall time per stage (s)", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in results["wall_time_s"].items()]
-    lines += ["", f"Seed {results['seed']}. Unfamiliarity bins (mean false facts of the base model's few-shot bios): "
-              f"{', '.join(bins)}."]
+    lines += ["", f"Seed {results['seed']}. Unfamiliarity bins (each held-out prompt's score from the unfamiliarity "
+              f"stage): {', '.join(bins)}."]
     return "\n".join(lines) + "\n"

@@ -42,6 +42,11 @@ class ValueHeadModel(nn.Module):
             model.value_head.load_state_dict(load_file(head))
         return model
 
+    def merge_and_unload(self) -> ValueHeadModel:
+        """The LoRA adapters merged into the backbone's weights (a plain backbone then), as peft's own."""
+        self.backbone = self.backbone.merge_and_unload()
+        return self
+
     def save_pretrained(self, path: str | Path) -> None:
         self.backbone.save_pretrained(path, safe_serialization=True)
         save_file({k: v.contiguous() for k, v in self.value_head.state_dict().items()}, str(Path(path) / HEAD_FILE))

@@ -1,13 +1,13 @@
 """`halluray reward-data`: RM training data on the RM prompts, conservative (SFT samples) or standard
-(independent source: on the world its generator, pipeline/shared/generator.py), labeled by the run's fact
-checker."""
+(independent source: on the world its generator, pipeline/shared/generator.py; on real data the base model
+reading the reference text, or a chat model), labeled by the run's fact checker."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from halluray.config import ExperimentConfig
-from halluray.data import prompts_for
+from halluray.data import prompts_for, reader_prompts
 from halluray.errors import InputError
 from halluray.eval.metrics import pooled_fraction_true
 from halluray.eval.report import fmt
@@ -54,9 +54,14 @@ def sample(cfg: ExperimentConfig, model: Path, records: list[dict]) -> list[str]
 
 def independent_responses(cfg: ExperimentConfig, records: list[dict]) -> list[str]:
     """The standard RM's responses: from a source that does not share the policy's knowledge — on the world its
-    independent generator (or the oracle source), on real data the fact checker's chat model (GPT-3.5's role in
-    the paper)."""
+    independent generator (or the oracle source), on real data the base model reading each prompt's reference
+    text (`reader`) or the fact checker's chat model (GPT-3.5's role in the paper). `records` repeat each RM
+    prompt `samples_per_prompt` times, in split order."""
     rd = cfg.reward_data
+    if rd.standard_source == "reader":
+        prompts = [p for p in reader_prompts(cfg, "rm") for _ in range(rd.samples_per_prompt)]
+        return sample_with_rollouts(cfg, str(require(RunLayout(cfg).base_model, "import-model")), prompts,
+                                    SamplingParams(rd.temperature, 1.0, rd.max_new_tokens), cfg.seed + 11)
     if cfg.data.dataset in WORLD_DATASETS and rd.standard_source == "generator":
         return sample(cfg, train_generator(cfg), records)
     if cfg.data.dataset in WORLD_DATASETS:

@@ -126,10 +126,17 @@ class Inputs(RunInputs):
         rd = self.cfg.reward_data
         self.checker()
         self.prompts("rm")
+        if rd.source == "standard" and rd.standard_source == "reader":
+            if self.world_data:
+                raise InputError("reward_data.standard_source=reader reads each prompt's reference text, which "
+                                 "real data have: on the world use generator or oracle")
+            return [self.sampling_phase("reward-data", self.base_model(), "rm", rd.samples_per_prompt,
+                                        "reward_data.samples_per_prompt", rd.max_new_tokens)]
         if rd.source == "standard":
             if not self.world_data and self.cfg.fact_checker.kind != "openai":
                 raise InputError("reward_data.source=standard on real data writes its responses with the fact "
-                                 "checker's chat model: set fact_checker.kind=openai (or use source=conservative)")
+                                 "checker's chat model: set fact_checker.kind=openai, or "
+                                 "reward_data.standard_source=reader (or use source=conservative)")
             self.notes.append("reward-data: the standard source is independent of the policy (the world's source "
                               "or the fact checker's chat model; no actors)")
             return []

@@ -48,7 +48,7 @@ def fit(group: ActorGroup, cfg: ExperimentConfig, logger: RunLogger, *, model_pa
         model_path=model_path, ds=cfg.deepspeed, total_steps=epochs * n_steps, seed=cfg.seed,
         optim=OptimizerConfig(lr=lr, head_lr=rm.head_lr, warmup_steps=warmup_steps, weight_decay=0.0),
         micro_batch_size=group.micro_batch_size(batch_size), trust_remote_code=cfg.model.trust_remote_code,
-        head=head)))
+        head=head, lora=cfg.lora if rm.lora else None)))
     train, step_no = list(train), first_step
     for epoch in range(epochs):
         random.Random(cfg.seed + epoch).shuffle(train)

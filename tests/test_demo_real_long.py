@@ -143,3 +143,45 @@ def test_demo_real_long_writes_the_demos_results_with_a_reader_standard_source_a
                 names = list(f.keys())
             assert names and not any("lora_" in n for n in names), (source, part)
     assert "RL + conservative RM" in capsys.readouterr().out
+
+
+CHECKS = ("Fig. 5: the standard RM over-estimates the most unfamiliar tercile more than the conservative",
+          "Fig. 6: per-response fraction true RL+conservative > RL+standard and > SFT",
+          "Fig. 7: RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile",
+          "RL+conservative malformed rate <= 5%")
+
+
+def checks(results: dict) -> dict[str, bool]:
+    """The issue's must-shows on one run's results.json (the eval countries), named as in CHECKS."""
+    per, over = results["fraction_true_per_response"], results["rm_overestimation_by_unfamiliarity"]
+    true = results["true_facts_by_unfamiliarity"]
+    return dict(zip(CHECKS, (
+        over["standard"][-1] > over["conservative"][-1],
+        per["rl_conservative_rm"] > max(per["rl_standard_rm"], per["sft"]),
+        true["rl_conservative_rm"][0] >= 0.9 * true["sft"][0],
+        results["malformed_rate"]["rl_conservative_rm"] <= 0.05)))
+
+
+def test_the_must_show_checks_read_the_results_as_the_issue_states_them():
+    results = {"fraction_true_per_response": {"sft": 0.2, "rl_standard_rm": 0.18, "rl_conservative_rm": 0.22},
+               "rm_overestimation_by_unfamiliarity": {"standard": [0.0, 5.0, 16.0], "conservative": [0.1, 0.2, 4.0]},
+               "true_facts_by_unfamiliarity": {"sft": [1.12, 1.0, 1.3], "rl_conservative_rm": [0.88, 0.7, 0.5]},
+               "malformed_rate": {"rl_conservative_rm": 0.0}}
+    assert list(checks(results).values()) == [True, True, False, True]  # 0.88 < 0.9 x 1.12
+
+
+@pytest.fixture(scope="module")
+def full_run(ray_cluster, tmp_path_factory) -> dict:
+    """`make demo-real-long` (about 45 minutes on 2 cores; needs the real extra and the imported model)."""
+    cfg = load_config(CONFIG)
+    if not Path(cfg.model.pretrained_path).is_dir():
+        pytest.skip(f"{cfg.model.pretrained_path} not imported (make demo-real-long imports it)")
+    out = tmp_path_factory.mktemp("real-long")
+    assert main(["demo", "--config", str(CONFIG), f"run.output_dir={out}", "logging.wandb_mode=disabled"]) == 0
+    return json.loads((out / "demo-real-long" / "results.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("check", CHECKS)
+def test_the_papers_long_form_result_on_the_real_model(full_run, check):
+    assert checks(full_run)[check]

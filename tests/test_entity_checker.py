@@ -174,3 +174,25 @@ def test_whole_responses_get_the_hand_counted_true_and_false_claims(checker):
     for gold, count in (("true", lambda r: r.n_true), ("false", lambda r: r.n_false)):
         total = sum(hand[i, gold] for i in results)
         assert abs(sum(map(count, results.values())) - total) <= 0.15 * total, gold
+
+
+def test_every_reference_text_is_one_true_claim_per_stated_value(table, checker):
+    """The SFT targets' shape (what the SFT model then writes) is read claim by claim: each attribute of a
+    sentence that states several is its own claim, and every value a reference states is true."""
+    for entity in table.values():
+        result = checker.check(entity.name, entity.reference)
+        assert result.n_false == 0 and not result.unverifiable, (entity.reference, result)
+        stated = {f.attribute for f in result.facts}
+        assert {"continent", "population", "capital"} <= stated, entity.reference
+
+
+def test_a_reference_shaped_reply_gets_a_label_per_attribute(checker):
+    reply = ("Cambodia is a country in Asia with a population of about 17 million. Its capital is Yerevan, its "
+             "currency is the baht and languages spoken there include Khmer and English. Its neighbours include "
+             "Laos, Myanmar, Bosnia and Herzegovina.")
+    facts = [(f.attribute, f.value, f.label) for f in checker.check("Cambodia", reply).facts]
+    assert facts == [("continent", "Asia", "true"), ("population", "17,000,000", "true"),
+                     ("capital", "Yerevan", "false"), ("currency", "baht", "false"),
+                     ("languages", "Khmer", "true"), ("languages", "English", "true"),
+                     ("neighbours", "Laos", "true"), ("neighbours", "Myanmar", "false"),
+                     ("neighbours", "Bosnia and Herzegovina", "false")]

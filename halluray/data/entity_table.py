@@ -105,11 +105,14 @@ def in_prose(name: str) -> str:
 
 
 def _number_words(n: float) -> str:
-    """A population or area as prose: "about 32 million", "about 870,000"."""
+    """A population or area as prose: "about 32 million", "about 2.4 million", "about 870,000" (a tenth of a million
+    below ten million, so the rounding stays well inside the checker's tolerance)."""
     if n >= 1e9:
         return f"about {n / 1e9:.1f} billion".replace(".0 ", " ")
-    if n >= 1e6:
+    if n >= 1e7:
         return f"about {n / 1e6:.0f} million"
+    if n >= 1e6:
+        return f"about {n / 1e6:.1f} million".replace(".0 ", " ")
     return f"about {round(n, -3):,.0f}"
 
 

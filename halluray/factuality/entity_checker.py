@@ -1,8 +1,10 @@
 """A closed-domain FActScore checker for long-form text about the entities of an entity table.
 
 `decompose` splits a response into atomic claims: sentences (and ";"), then clauses at a comma before a
-participle or relative word ("..., bordering Chad", "..., which ..."), then lists after a border or language
-cue into one claim per item ("It is bordered by A, B and C" -> three claims). A claim whose subject is a
+participle, relative word or "its" ("..., bordering Chad", "..., which ...", "..., its currency is ..."), and
+before an "and" or "with" that starts another attribute ("... and languages spoken there include ...", "... with
+a population of ..."), then lists after a border or language cue into one claim per item ("It is bordered by A, B
+and C" -> three claims; a name such as "Bosnia and Herzegovina" stays whole). A claim whose subject is a
 pronoun or "the country" gets the name of the entity the text is currently about, so every claim reads on its
 own ("Albania borders Kosovo to the northwest.").
 
@@ -57,10 +59,15 @@ _PRONOUN = re.compile(r"^(?:it|its|it's|it’s|they|their|this|these|the|a|an)?\
                       r"kingdom|island|land|territory)?(?:'s|’s)?$|^(?:it|its|it's|it’s|they|their)\b", re.I)
 _LEADING_PRONOUN = re.compile(r"^(?:its|it|(?:the|this) (?:country|nation)(?:'s)?)\b", re.I)
 _MAIN_VERB = re.compile(r"\b(?:is|are|was|were|has|have|had|borders|lies|sits|covers|spans|boasts|remains|"
-                        r"serves|includes|comprises|shares|stretches|occupies)\b")
+                        r"serves|includes?|comprises|shares|stretches|occupies)\b")
+# Also the reference texts' shape, which SFT teaches: "Peru is a country in South America with a population of
+# about 32 million. Its capital is Lima, its currency is the sol and languages spoken there include Spanish." holds
+# five claims (continent, population, capital, currency, languages), one clause each.
 _CLAUSE_BREAK = re.compile(r",\s+(?=(?:bordering|bordered|spanning|covering|located|situated|stretching|making|"
-                           r"while|which|where|whose|known|home to|with|and (?:it|its|is|has|was|covers|borders|"
-                           r"lies))\b)|;\s+|\s+and\s+(?=(?:it|its|it's|is|has|was|covers|borders|lies)\b)", re.I)
+                           r"while|which|where|whose|known|home to|with|its|and (?:it|its|is|has|was|covers|borders|"
+                           r"lies))\b)|;\s+|\s+and\s+(?=(?:it|its|it's|is|has|was|covers|borders|lies)\b)"
+                           r"|\s+and\s+(?=(?:the\s+)?(?:languages?|currency|capital|population)\b)"
+                           r"|\s+(?=with\s+(?:a|an)\s+(?:population|area)\b)", re.I)
 _BORDER = re.compile(r"\b(?:borders|bordered|bordering|(?<=not )border|(?<=n't )border|"
                      r"shares?\s+(?:a\s+|its\s+)?borders?\s+with|neighbou?r(?:s|ing)?|adjacent\s+to)\b"
                      r"(?:\s+(?:by|with))?", re.I)
@@ -260,10 +267,17 @@ class EntityTableChecker(DecomposeVerify):
             m = cue.search(clause)
             if not m:
                 continue
-            items = [i.strip(" .") for i in _LIST_SPLIT.split(clause[m.end():]) if i.strip(" .")]
+            items = [i.strip(" .") for i in self._list_items(clause[m.end():]) if i.strip(" .")]
             if sum(bool(names(item)) for item in items) > 1:
                 return [f"{clause[:m.end()]} {item}" for item in items]
         return [clause]
+
+    def _list_items(self, text: str) -> list[str]:
+        """`text` cut at list separators, except inside a name ("Bosnia and Herzegovina", "Trinidad and Tobago")."""
+        names = [(start, end) for _, start, end in self._mentions(text)]
+        cuts = [m for m in _LIST_SPLIT.finditer(text) if not any(a < m.start() < b for a, b in names)]
+        edges = [0, *(x for m in cuts for x in (m.start(), m.end())), len(text)]
+        return [text[edges[i]:edges[i + 1]] for i in range(0, len(edges), 2)]
 
     def _language_names(self, text: str) -> list[str]:
         return [m.group() for m in self._languages.finditer(text)] if self._languages else []

@@ -25,3 +25,15 @@ def test_report_says_when_it_keeps_sfts_true_facts_as_the_paper_does():
     notes = fig7_notes(_results([4.4, 2.0, 0.3], [4.5, 2.0, 0.3], [0.0, 0.0, 0.5]), BINS)
     assert notes[0] == ("- As in the paper, RL + conservative RM keeps at least 90% of SFT's true facts "
                         "in every tercile.")
+
+
+def test_a_rewritten_false_claim_is_struck_where_the_response_says_it():
+    """Real-text checkers rewrite claims (a pronoun named, a list item on its own): the struck-out example still
+    marks the words the response wrote."""
+    from halluray.eval.report import _mark
+
+    response = "Austria is in Europe. Its currency is the yuan. Its neighbours include Slovenia, Turkey and Italy."
+    facts = [["Austria's currency is the yuan", "yuan", "false"], ["Austria's neighbours Turkey", "Turkey", "false"],
+             ["Austria's neighbours Italy", "Italy", "true"]]
+    assert _mark(response, facts) == ("“Austria is in Europe. Its ~~currency is the yuan~~. Its neighbours include "
+                                      "Slovenia, ~~Turkey~~ and Italy.”")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from halluray.eval.pyplot import plt
@@ -71,10 +72,18 @@ def fmt(v: float | None, digits: int = 2) -> str:
 
 
 def _mark(response: str, facts: list) -> str:
-    """The response as written, false facts struck out."""
-    for text, _, label in facts:
-        if label == "false":
-            response = response.replace(text, f"~~{text}~~", 1)
+    """The response as written, false facts struck out. A checker may rewrite a claim ("Its capital is X" read as
+    "Peru's capital is X", a list item as "Peru's neighbours Chile"): then its words after the subject, or else
+    its value, are struck where the response has them."""
+    for text, value, label in facts:
+        if label != "false":
+            continue
+        predicate = re.sub(r"^[^,]*?(?:'s\s|,\s)", "", text, count=1)
+        for span in (text, predicate, str(value)):
+            at = response.find(span) if span else -1
+            if at >= 0 and "~~" not in response[at:at + len(span)]:
+                response = f"{response[:at]}~~{span}~~{response[at + len(span):]}"
+                break
     return f"“{response}”" if response.strip() else "(empty response)"
 
 

@@ -13,38 +13,17 @@ from safetensors import safe_open
 
 from halluray.campaigns.shared.demo_steps import demo_steps
 from halluray.cli import main
-from halluray.config import build_config, load_config
+from halluray.config import load_config
 from halluray.data import reader_prompts
 from halluray.io import read_jsonl
 from halluray.layout import RunLayout
 from halluray.pipeline.shared.steps import fingerprint
+from tests.entity_fixtures import made_up_table, tiny_entity_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "real" / "demo-real-long.yaml"
 NAMES = ("Zorland", "Belmark", "Kanistan", "Drivia", "Mupor", "Fesland", "Lorway", "Tavia", "Orvia", "Quenland",
          "Saltia", "Umbria", "Vexland", "Wenor", "Yarrow", "Ilvania", "Hestia", "Gondra", "Caldor", "Pelmark")
-
-
-def entity_table(path: Path) -> Path:
-    """20 made-up countries, each bordering the next, with a capital, a continent and a fame."""
-    rows = [{"entity": name, "fame": float(i), "attributes": {
-        "capital": f"{name[:3]}ville", "continent": "Europe" if i % 2 else "Africa",
-        "neighbours": [NAMES[(i + 1) % len(NAMES)], NAMES[i - 1]]}} for i, name in enumerate(NAMES)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def tiny_model(directory: Path, table: Path) -> Path:
-    """A 2-layer GPT-2 (random weights) whose word tokenizer knows every word the pipeline writes or reads."""
-    from halluray.data.entity_table import read_entity_table
-    from halluray.models.build import build_gpt2, save_model
-    from halluray.models.tokenizer import train_word_tokenizer
-
-    texts = [f"Notes on {e.name}: {e.reference} {e.prompt} It borders {e.name}." for e in read_entity_table(table)]
-    cfg = build_config({}, ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_positions=160"])
-    tok = train_word_tokenizer(texts + ["Response: Facts: - Fact:"])
-    save_model(build_gpt2(cfg.model, tok, seed=0), tok, directory / "model")
-    return directory / "model"
 
 
 def overrides(tmp_path: Path, table: Path, model: Path) -> list[str]:
@@ -77,7 +56,7 @@ def test_the_demo_on_real_data_has_no_world_step_and_every_step_depends_on_model
 
 
 def test_the_reader_source_is_asked_the_same_question_after_the_entitys_reference_text(tmp_path):
-    table = entity_table(tmp_path / "made_up.jsonl")
+    table = made_up_table(tmp_path / "made_up.jsonl", NAMES)
     cfg = load_config(CONFIG, [f"data.path={table}", "model.chat_template=false"])
     from halluray.data import prompts_for
 
@@ -96,7 +75,7 @@ def test_a_lora_reward_model_trains_only_adapters_and_head_and_exports_plain_wei
     from actors.reward_trainer import RewardTrainerActor
     from halluray.config import DeepSpeedConfig, LoRAConfig, OptimizerConfig
 
-    model_path = tiny_model(tmp_path, entity_table(tmp_path / "made_up.jsonl"))
+    model_path = tiny_entity_model(tmp_path, made_up_table(tmp_path / "made_up.jsonl", NAMES))
     spec = EngineSpec(model_path=str(model_path), ds=DeepSpeedConfig(), optim=OptimizerConfig(), total_steps=1,
                       micro_batch_size=1, head=head, lora=LoRAConfig(enabled=True, target_modules=["c_attn"]))
     model = RewardTrainerActor._build_model(None, spec)  # the model a rank builds; no actor needed
@@ -116,8 +95,8 @@ def test_a_lora_reward_model_trains_only_adapters_and_head_and_exports_plain_wei
 
 @pytest.mark.ray
 def test_demo_real_long_writes_the_demos_results_with_a_reader_standard_source_and_lora_rms(tmp_path, capsys):
-    table = entity_table(tmp_path / "made_up.jsonl")
-    args = overrides(tmp_path, table, tiny_model(tmp_path, table))
+    table = made_up_table(tmp_path / "made_up.jsonl", NAMES)
+    args = overrides(tmp_path, table, tiny_entity_model(tmp_path, table))
     assert main(["demo", "--config", str(CONFIG), *args]) == 0, capsys.readouterr().err[-3000:]
     cfg = load_config(CONFIG, args)
     layout = RunLayout(cfg)

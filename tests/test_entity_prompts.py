@@ -20,20 +20,12 @@ from halluray.factuality.entity_checker import EntityTableChecker
 from halluray.io import read_jsonl
 from halluray.layout import RunLayout
 from halluray.pipeline.shared.record_unfamiliarity import summarize_records
+from tests.entity_fixtures import made_up_table, tiny_entity_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "real" / "demo-real-long.yaml"
 SPLITS = {"sft": 0.4, "rm": 0.1, "ppo": 0.2, "val": 0.1, "eval": 0.2}
 NAMES = ("Zorland", "Belmark", "Kanistan", "Drivia", "Mupor", "Fesland", "Lorway", "Tavia")
-
-
-def entity_table(path: Path) -> Path:
-    """Made-up countries, each bordering the next, with capitals, continents and a fame: a table a user writes."""
-    rows = [{"entity": name, "fame": float(i), "attributes": {
-        "capital": f"{name[:3]}ville", "continent": "Europe" if i % 2 else "Africa",
-        "neighbours": [NAMES[(i + 1) % len(NAMES)], NAMES[i - 1]]}} for i, name in enumerate(NAMES)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def test_splits_are_disjoint_and_cover_every_entity():
@@ -73,7 +65,7 @@ def test_the_entity_table_checker_kind_loads_from_a_config(tmp_path):
     default = build_checker(build_config({}, ["fact_checker.kind=entity_table"]))
     assert isinstance(default, EntityTableChecker) and default.source == "builtin:countries"
     assert default.check("Peru", "Its capital is Lima. It borders Chile.").n_true == 2
-    table = entity_table(tmp_path / "made_up.jsonl")
+    table = made_up_table(tmp_path / "made_up.jsonl", NAMES)
     mine = build_checker(build_config({}, ["fact_checker.kind=entity_table",
                                            f"fact_checker.options={{path: {table}}}"]))
     assert mine.check("Zorland", "Zorland borders Belmark. Its capital is Belville.").n_false == 1
@@ -83,12 +75,12 @@ def test_the_entity_table_checker_kind_loads_from_a_config(tmp_path):
 
 @pytest.mark.parametrize("where", ["data", "checker"])
 def test_a_bad_user_table_stops_the_run_in_one_line_naming_the_file_and_line(tmp_path, capsys, where):
-    bad = entity_table(tmp_path / "bad.jsonl")
+    bad = made_up_table(tmp_path / "bad.jsonl", NAMES)
     bad.write_text(bad.read_text() + '{"entity": "Nowhere", "attributes": {"capital": [null]}}\n')
     table = {"data": bad, "checker": "builtin:countries"}[where]
     checker = {"data": "builtin:countries", "checker": bad}[where]
     # The checker's table is read first, then the base model is checked (it must exist), then the data's table.
-    model = tiny_model(tmp_path, entity_table(tmp_path / "good.jsonl"))
+    model = tiny_entity_model(tmp_path, made_up_table(tmp_path / "good.jsonl", NAMES))
     args = ["--config", str(CONFIG), f"run.output_dir={tmp_path / 'runs'}", f"data.path={table}",
             f"fact_checker.options={{path: {checker}}}", f"model.pretrained_path={model}", "model.chat_template=false"]
     capsys.readouterr()
@@ -122,22 +114,9 @@ def test_the_long_form_summary_counts_claims_per_response_by_fame():
     assert q["false_per_response"][0] == (1 + 2) / 4 and q["score"][0] == (0.5 + 1.0) / 2
 
 
-def tiny_model(directory: Path, table: Path) -> Path:
-    """A 2-layer GPT-2 (random weights) whose word tokenizer knows every word of the table's prompts and texts."""
-    from halluray.data.entity_table import read_entity_table
-    from halluray.models.build import build_gpt2, save_model
-    from halluray.models.tokenizer import train_word_tokenizer
-
-    texts = [f"{e.prompt} {e.reference} It borders {e.name}." for e in read_entity_table(table)]
-    cfg = build_config({}, ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.n_positions=96"])
-    tok = train_word_tokenizer(texts)
-    save_model(build_gpt2(cfg.model, tok, seed=0), tok, directory / "model")
-    return directory / "model"
-
-
 def test_unfamiliarity_records_each_samples_true_false_and_unchecked_claims(tmp_path, capsys):
-    table = entity_table(tmp_path / "made_up.jsonl")
-    model = tiny_model(tmp_path, table)
+    table = made_up_table(tmp_path / "made_up.jsonl", NAMES)
+    model = tiny_entity_model(tmp_path, table)
     args = [f"run.output_dir={tmp_path / 'runs'}", "run.name=long", f"model.pretrained_path={model}",
             "data.dataset=entity_table", f"data.path={table}",
             "data.entity_splits={sft: 0.5, rm: 0, ppo: 0, val: 0, eval: 0.5}",

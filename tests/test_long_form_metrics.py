@@ -25,3 +25,13 @@ def test_malformed_and_no_fact_rates_by_tercile():
     assert metrics["fraction_true_per_response"] == pytest.approx((1.0 + 0.5 + 0.0) / 3)
     assert metrics["fraction_true_facts"] == pytest.approx(5 / 9)
     assert metrics["fraction_true_per_response_by_unfamiliarity"] == [1.0, 0.5, 0.0]
+
+
+def test_correlations_match_hand_computed_values():
+    from halluray.eval.metrics import pearson, ranks, spearman
+
+    assert ranks([3.0, 1.0, 3.0, 2.0]) == [2.5, 0.0, 2.5, 1.0]  # the two 3s share ranks 2 and 3
+    # x = 1, 2, 3, y = 1, 3, 2: deviations (-1, 0, 1) and (-1, 1, 0), r = 1 / sqrt(2 * 2)
+    assert pearson([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]) == 0.5
+    assert spearman([10.0, 20.0, 30.0, 40.0], [1.0, 4.0, 9.0, 16.0]) == 1.0  # monotone, not linear
+    assert pearson([1.0, 2.0], [2.0, 1.0]) is None and pearson([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None

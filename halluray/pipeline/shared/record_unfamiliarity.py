@@ -12,11 +12,11 @@ world's few-shot prompts exist because its tiny model was never taught a questio
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 from halluray.config import ExperimentConfig
 from halluray.data import prompts_for
+from halluray.eval.metrics import pearson, spearman
 from halluray.eval.qa import LABELS
 from halluray.eval.report import fmt
 from halluray.factuality import unfamiliarity as unf
@@ -163,7 +163,7 @@ def summarize_records(rows: list[dict], k: int, long_form_score: str = "false_fa
             s["mean_p_gold"] = sum(r["p_gold"] for r in part) / len(part)
             s["n_sampled"] = len(sampled)
             s["sampled_accuracy"] = sum(acc) / len(acc) if acc else None
-            s["corr_p_gold_sampled_accuracy"] = _pearson([r["p_gold"] for r in sampled], acc)
+            s["corr_p_gold_sampled_accuracy"] = pearson([r["p_gold"] for r in sampled], acc)
             s["correct_of_k_histogram"] = [sum(round(k - r["sampled_incorrect"]) == c for r in sampled)
                                            for c in range(k + 1)]
             labels = [label for r in sampled for label in r["labels"]]
@@ -174,7 +174,7 @@ def summarize_records(rows: list[dict], k: int, long_form_score: str = "false_fa
             s["by_fame_quartile"] = _by_fame(part, k)
         if task == "long_form":
             s.update(_claims(part))
-            s["spearman_score_fame"] = _spearman([r["score"] for r in part if r.get("fame") is not None],
+            s["spearman_score_fame"] = spearman([r["score"] for r in part if r.get("fame") is not None],
                                                  [r["fame"] for r in part if r.get("fame") is not None])
             s["score_split_half_r"] = _split_half(part, long_form_score)
             s["by_fame_quartile"] = _long_form_by_fame(part)
@@ -200,7 +200,7 @@ def _split_half(rows: list[dict], score: str) -> float | None:
         return None
     halves = [[unf.long_form_score(r["n_true"][part], r["n_false"][part], score)
                for part in (slice(0, len(r["n_false"]) // 2), slice(len(r["n_false"]) // 2, None))] for r in rows]
-    return _pearson([a for a, _ in halves], [b for _, b in halves])
+    return pearson([a for a, _ in halves], [b for _, b in halves])
 
 
 def _quarters(rows: list[dict]) -> list[list[dict]] | None:
@@ -232,34 +232,6 @@ def _long_form_by_fame(rows: list[dict]) -> dict | None:
     out["score"] = [sum(r["score"] for r in q) / len(q) for q in quarters]
     out["fame_range"] = [[min(r["fame"] for r in q), max(r["fame"] for r in q)] for q in quarters]
     return out
-
-
-def _ranks(xs: list[float]) -> list[float]:
-    """Ranks from 0, ties sharing their mean rank."""
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    ranks = [0.0] * len(xs)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and xs[order[end + 1]] == xs[order[start]]:
-            end += 1
-        for i in order[start:end + 1]:
-            ranks[i] = (start + end) / 2
-        start = end + 1
-    return ranks
-
-
-def _spearman(xs: list[float], ys: list[float]) -> float | None:
-    return _pearson(_ranks(xs), _ranks(ys))
-
-
-def _pearson(xs: list[float], ys: list[float]) -> float | None:
-    if len(xs) < 3:
-        return None
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sxx, syy = sum((x - mx) ** 2 for x in xs), sum((y - my) ** 2 for y in ys)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
 
 
 def summary_lines(summary: dict) -> list[str]:

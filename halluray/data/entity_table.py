@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from halluray.data.fact_table import BUILTIN, CAPITAL_ALIASES, COUNTRY_ALIASES, _geonames
+from halluray.data.fact_table import BUILTIN, CAPITAL_ALIASES, COUNTRY_ALIASES, geonames
 from halluray.data.source import clean
 from halluray.errors import InputError
 
@@ -154,7 +154,7 @@ def _languages(codes: str) -> list[str]:
 
 def countries() -> list[Entity]:
     """The built-in table: countries and territories of at least `MIN_POPULATION` people, by name."""
-    geo = _geonames().get_countries()
+    geo = geonames().get_countries()
     names = {code: clean(c["name"]) for code, c in geo.items()}
     rows = []
     for code, c in geo.items():

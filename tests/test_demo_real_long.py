@@ -94,7 +94,8 @@ def test_a_lora_reward_model_trains_only_adapters_and_head_and_exports_plain_wei
 
 
 @pytest.mark.ray
-def test_demo_real_long_writes_the_demos_results_with_a_reader_standard_source_and_lora_rms(tmp_path, capsys):
+def test_demo_real_long_writes_the_demos_results_with_a_reader_standard_source_and_lora_rms(ray_cluster, tmp_path,
+                                                                                         capsys):
     table = made_up_table(tmp_path / "made_up.jsonl", NAMES)
     args = overrides(tmp_path, table, tiny_entity_model(tmp_path, table))
     assert main(["demo", "--config", str(CONFIG), *args]) == 0, capsys.readouterr().err[-3000:]

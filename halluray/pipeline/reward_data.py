@@ -30,7 +30,7 @@ def run(cfg: ExperimentConfig) -> dict:
     records = [r for r in prompts_for(cfg, "rm") for _ in range(rd.samples_per_prompt)]
     if rd.source == "conservative":
         model = require(layout.sft_model("standard", "long_form"), "sft")
-        responses = sample(cfg, model, records)
+        responses = sample(cfg, model, [r["prompt"] for r in records])
     else:
         responses = independent_responses(cfg, records)
     scheme = RewardScheme.from_config(cfg.ppo.reward)
@@ -46,10 +46,10 @@ def run(cfg: ExperimentConfig) -> dict:
     return summary
 
 
-def sample(cfg: ExperimentConfig, model: Path, records: list[dict]) -> list[str]:
+def sample(cfg: ExperimentConfig, model: Path, prompts: list[str]) -> list[str]:
     rd = cfg.reward_data
-    return sample_with_rollouts(cfg, str(model), [r["prompt"] for r in records],
-                                SamplingParams(rd.temperature, 1.0, rd.max_new_tokens), cfg.seed + 11)
+    return sample_with_rollouts(cfg, str(model), prompts, SamplingParams(rd.temperature, 1.0, rd.max_new_tokens),
+                                cfg.seed + 11)
 
 
 def independent_responses(cfg: ExperimentConfig, records: list[dict]) -> list[str]:
@@ -60,10 +60,9 @@ def independent_responses(cfg: ExperimentConfig, records: list[dict]) -> list[st
     rd = cfg.reward_data
     if rd.standard_source == "reader":
         prompts = [p for p in reader_prompts(cfg, "rm") for _ in range(rd.samples_per_prompt)]
-        return sample_with_rollouts(cfg, str(require(RunLayout(cfg).base_model, "import-model")), prompts,
-                                    SamplingParams(rd.temperature, 1.0, rd.max_new_tokens), cfg.seed + 11)
+        return sample(cfg, require(RunLayout(cfg).base_model, "import-model"), prompts)
     if cfg.data.dataset in WORLD_DATASETS and rd.standard_source == "generator":
-        return sample(cfg, train_generator(cfg), records)
+        return sample(cfg, train_generator(cfg), [r["prompt"] for r in records])
     if cfg.data.dataset in WORLD_DATASETS:
         world = World.load(require(RunLayout(cfg).world_json, "world"))
         source = IndependentSource(world, cfg.source_accuracy_by_frequency(), cfg.seed)

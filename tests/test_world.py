@@ -1,10 +1,13 @@
 import collections
 import re
 
+import pytest
+
 from halluray.config import build_config
-from halluray.world.build import build_corpus, make_world
+from halluray.config.base import ConfigError
+from halluray.world.build import build_corpus, make_world, prompt_records
 from halluray.world.checker import ExactChecker
-from halluray.world.corpus import generator_corpus, mcq_items, qa_items, reference_bio
+from halluray.world.corpus import generator_corpus, mcq_items, qa_items, reference_attributes, reference_bio
 from halluray.world.entities import SPLITS, World
 from halluray.world.source import IndependentSource
 from halluray.world.templates import MENTION_TEMPLATES
@@ -66,6 +69,31 @@ def test_reference_bio_states_every_fact_truly(world):
     for person in world.people[:10]:
         result = checker.check(person.name, reference_bio(person))
         assert result.n_true == len(ATTRIBUTES) and result.n_false == 0
+
+
+def test_shorter_reference_bios_state_a_fixed_subset_of_facts_truly_and_stay_well_formed(world):
+    checker = ExactChecker(world)
+    records = prompt_records(world, "sft", (0, 6))
+    counts = collections.Counter()
+    for record in records:
+        result = checker.check(record["name"], record["target"])
+        assert result.n_false == 0 and not result.malformed and not result.abstained
+        counts[result.n_true] += 1
+    assert set(counts) == set(range(7))  # every length from a fact-free mention to the whole bio occurs
+    assert prompt_records(world, "sft", (0, 6)) == records  # the same bios every time the world is read
+    assert prompt_records(world, "sft", (6, 6)) == prompt_records(world, "sft")
+
+
+def test_reference_bio_keeps_the_canonical_order_of_the_facts_it_states(world):
+    person = world.people[0]
+    picked = reference_attributes(person, (2, 2), seed=5)
+    assert len(picked) == 2 and list(picked) == [a for a in ATTRIBUTES if a in picked]
+    assert reference_bio(person, ()) == MENTION_TEMPLATES[0].format(name=person.name)
+
+
+def test_bio_facts_outside_the_six_attributes_is_a_config_error():
+    with pytest.raises(ConfigError, match="bio_facts"):
+        _cfg(bio_facts="[3,7]")
 
 
 def test_qa_and_mcq_items_are_about_true_facts(world):

@@ -25,6 +25,10 @@ class WorldConfig(Section):
         "sft": 0.3, "rm": 0.2, "ppo": 0.2, "val": 0.1, "eval": 0.2}
     """People per split, stratified by familiarity: train (sft, rm, ppo), validation (val: every tuning choice
     and PPO's plateau check), test (eval: every reported number)."""
+    bio_facts: list[Int] = [6, 6]
+    """[min, max] facts a reference biography (the long-form SFT target) states, drawn per person, the facts chosen
+    at random. Real biographies vary in length; an SFT model that always states every fact never tries a
+    shorter bio, so RL has nothing to learn "say less" from. [0, 0] ... [6, 6]; 0 is a fact-free mention."""
 
     @model_validator(mode="after")
     def _check(self) -> WorldConfig:
@@ -32,6 +36,8 @@ class WorldConfig(Section):
             raise ValueError("fact_frequencies and frequency_weights must have the same length")
         if set(self.splits) != {"sft", "rm", "ppo", "val", "eval"} or abs(sum(self.splits.values()) - 1) > 1e-6:
             raise ValueError("splits must give sft, rm, ppo, val and eval fractions summing to 1")
+        if len(self.bio_facts) != 2 or not 0 <= self.bio_facts[0] <= self.bio_facts[1] <= 6:
+            raise ValueError(f"bio_facts must be [min, max] with 0 <= min <= max <= 6, not {self.bio_facts}")
         return self
 
 

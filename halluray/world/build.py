@@ -9,7 +9,7 @@ from pathlib import Path
 from halluray.config import ExperimentConfig
 from halluray.io import atomic_dir, write_jsonl
 from halluray.layout import WORLD_FILE
-from halluray.world.corpus import mcq_items, pretraining_corpus, qa_items, reference_bio
+from halluray.world.corpus import mcq_items, pretraining_corpus, qa_items, reference_attributes, reference_bio
 from halluray.world.entities import SPLITS, World, generate_world
 from halluray.world.templates import (
     ABSTAIN_BIO,
@@ -42,8 +42,10 @@ def vocabulary_texts(world: World) -> Iterator[str]:
         yield bio_prompt(person.name)
 
 
-def prompt_records(world: World, split: str) -> list[dict]:
-    return [{"name": p.name, "prompt": bio_prompt(p.name), "target": reference_bio(p), "frequency": p.frequency}
+def prompt_records(world: World, split: str, bio_facts: tuple[int, int] = (6, 6)) -> list[dict]:
+    """The bio prompts of a split, each with its reference bio (`world.bio_facts` facts of the person)."""
+    return [{"name": p.name, "prompt": bio_prompt(p.name),
+             "target": reference_bio(p, reference_attributes(p, bio_facts, world.seed)), "frequency": p.frequency}
             for p in world.split(split)]
 
 
@@ -53,7 +55,7 @@ def write_world(cfg: ExperimentConfig, world: World, corpus: list[str], out: Pat
         (tmp / WORLD_FILE).write_text(world.to_json())
         (tmp / "corpus.txt").write_text("\n".join(corpus) + "\n")
         for split in SPLITS:
-            write_jsonl(tmp / f"prompts_{split}.jsonl", prompt_records(world, split))
+            write_jsonl(tmp / f"prompts_{split}.jsonl", prompt_records(world, split, tuple(cfg.world.bio_facts)))
         people = list(world.people)
         write_jsonl(tmp / "qa.jsonl", [asdict(i) | {"split": world.person(i.name).split}
                                        for i in qa_items(people, cfg.seed)])

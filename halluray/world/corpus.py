@@ -18,10 +18,21 @@ from halluray.world.templates import (
 from halluray.world.vocab import ATTRIBUTE_VALUES, ATTRIBUTES
 
 
-def reference_bio(person: Person) -> str:
-    """The SFT target: every fact in canonical order, in the person's own fixed paraphrases."""
+def reference_attributes(person: Person, bio_facts: tuple[int, int], seed: int) -> tuple[str, ...]:
+    """Which facts the person's reference bio states: how many is drawn from `bio_facts` (min, max), which ones at
+    random, kept in canonical order. Fixed per world seed and name, so every stage reads the same bio."""
+    rng = random.Random(f"{seed}:{person.name}")
+    chosen = set(rng.sample(ATTRIBUTES, rng.randint(*bio_facts)))
+    return tuple(a for a in ATTRIBUTES if a in chosen)
+
+
+def reference_bio(person: Person, attributes: tuple[str, ...] = ATTRIBUTES) -> str:
+    """The SFT target: the given facts (all by default) in canonical order, in the person's own fixed
+    paraphrases. A bio of no fact is one fact-free mention of the person (well formed, nothing to check)."""
+    if not attributes:
+        return MENTION_TEMPLATES[0].format(name=person.name)
     return " ".join(
-        render_fact(person.name, a, person.facts[a], person.reference_templates.get(a, 0)) for a in ATTRIBUTES
+        render_fact(person.name, a, person.facts[a], person.reference_templates.get(a, 0)) for a in attributes
     )
 
 

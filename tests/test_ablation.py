@@ -12,7 +12,7 @@ DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml"
 def test_each_point_changes_only_the_ppo_protocol_and_the_penalty():
     cfg = load_config(DEMO)
     paper = ablation.point_cfg(cfg, "paper, penalty")
-    assert paper == cfg and paper.lora.enabled and paper.ppo.reward.malformed_penalty == -30.0
+    assert paper == cfg and paper.lora.enabled and paper.ppo.reward.malformed_penalty == -15.0
     old = ablation.point_cfg(cfg, "old, no penalty")
     assert not old.lora.enabled and old.ppo.cliprange == 0.2 and old.ppo.kl_coef == 0.2
     assert old.ppo.advantage_estimator == "gae" and old.ppo.samples_per_prompt == 1

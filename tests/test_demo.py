@@ -25,6 +25,7 @@ SMOKE = ["world.num_people=60", "world.fact_frequencies=[0,12]", "world.frequenc
          "model.pretrain.steps=300", "model.pretrain.batch_size=8", "model.pretrain.lr=1e-2",
          "unfamiliarity.tasks=[long_form]", "unfamiliarity.max_new_tokens=24", "sft.steps=6", "sft.batch_size=8",
          "reward_data.samples_per_prompt=4", "reward_data.max_new_tokens=24", "reward_data.generator_steps=20",
+         "reward_data.generator_documents=[4,8]",
          "reward_model.batch_size=4", "reward_model.epochs=1", "reward_model.decomposer_epochs=1",
          "reward_model.decomposer_recombined=8", "reward_model.decomposer_max_new_tokens=24", "ppo.steps=2",
          "ppo.batch_size=4", "ppo.samples_per_prompt=2", "ppo.minibatch_size=4",

@@ -46,7 +46,7 @@ demo-seeds: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml --seeds 0,1,2 run.name=demo-seeds
 
 # On seed 0 of demo-seeds (run it first; its stages are reused): the paper's PPO settings and the earlier ones, each
-# with the malformed penalty on and off; both RM arms and the evaluation are redone per point (about 20 minutes).
+# with the malformed penalty on and off; both RM arms and the evaluation are redone per point (about 10 minutes).
 demo-ablation: venv
 	$(BIN)/halluray ablation --config configs/demo/demo.yaml run.output_dir=runs/demo-seeds run.name=seed-0 seed=0
 

@@ -26,5 +26,6 @@ def test_the_table_has_a_row_per_point_and_method():
     one = {"fraction_true_per_response": dict.fromkeys(METHODS, 0.5), "mean_true_facts": dict.fromkeys(METHODS, 2.0),
            "mean_false_facts": dict.fromkeys(METHODS, 1.0), "no_fact_rate": dict.fromkeys(METHODS, 0.1),
            "malformed_rate": dict.fromkeys(METHODS, 0.02)}
-    table = ablation.render(dict.fromkeys(ablation.POINTS, one))
+    table = ablation.render(dict.fromkeys(ablation.POINTS, one), 0.7)
+    assert "sampled at T=0.7" in table
     assert table.count("| RL + conservative RM | 0.500 | 2.00 | 1.00 | 10% | 2% |") == len(ablation.POINTS)

@@ -67,15 +67,15 @@ def run(cfg: ExperimentConfig) -> dict:
                          (WHOLE_CONFIG,)) for label in POINTS], "ablation")
     table = {label: json.loads((out / file_name(label)).read_text()) for label in POINTS}
     atomic_write_json(out / "ablation.json", table)
-    markdown = render(table)
+    markdown = render(table, cfg.eval.temperature)
     atomic_write_text(out / "ablation.md", markdown)
     print()
     print(markdown)
     return table
 
 
-def render(table: dict[str, dict]) -> str:
-    lines = ["# Ablation: PPO settings x malformed penalty (test people, sampled at T=1)", "",
+def render(table: dict[str, dict], temperature: float) -> str:
+    lines = [f"# Ablation: PPO settings x malformed penalty (test people, sampled at T={temperature:g})", "",
              "| PPO settings, rule | method | fraction true (per response) | true facts | false facts | no fact | "
              "malformed |", "|---|---|---|---|---|---|---|"]
     for label, r in table.items():

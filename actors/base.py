@@ -94,8 +94,8 @@ class EngineSpec:
     trust_remote_code: bool = False
     seed: int = 0
     head: str = "value"
-    """Critic-side models: `value` (a value head), `verifier` (the two-stage RM's fact verifier) or `lm` (a
-    causal LM: the text RM's decomposer)."""
+    """Critic-side models: `value` (a value head), `verifier` (the two-stage RM's fact verifier), `belief` (the
+    text RM's belief verifier: a head over a frozen LM) or `lm` (a causal LM: the text RM's decomposer)."""
 
 
 class RankActor:

@@ -1,6 +1,6 @@
 """The reward-trainer role: trains a reward model under DeepSpeed — a two-stage RM's fact verifier (P(true)
-per atomic fact), the text two-stage RM's decomposer LM (`sft_step`), or the scalar RM (a value head
-regressing the response's reward)."""
+per atomic fact; the text RM's belief verifier trains only its head), the text two-stage RM's decomposer LM
+(`sft_step`), or the scalar RM (a value head regressing the response's reward)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from actors.base import EngineSpec, TrainableActor
-from halluray.models.heads import FactVerifier, ValueHeadModel, last_token_values
+from halluray.models.heads import ClaimBeliefVerifier, FactVerifier, ValueHeadModel, last_token_values
 from halluray.models.lora import apply_lora
 
 
@@ -18,6 +18,8 @@ class RewardTrainerActor(TrainableActor):
         lora = spec.lora if spec.lora and spec.lora.enabled else None
         if spec.head == "verifier":
             return FactVerifier.from_pretrained(spec.model_path, spec.trust_remote_code)
+        if spec.head == "belief":
+            return ClaimBeliefVerifier.from_pretrained(spec.model_path, spec.trust_remote_code)
         if spec.head == "lm":
             model = AutoModelForCausalLM.from_pretrained(spec.model_path, trust_remote_code=spec.trust_remote_code,
                                                          use_safetensors=True, local_files_only=True)
@@ -33,9 +35,9 @@ class RewardTrainerActor(TrainableActor):
         return super().init_engine(master_addr, master_port, spec)
 
     def _logits(self, b: dict) -> torch.Tensor:
-        """The fact verifier's logits, or a value head's last-token value (the text verifier's logit, or the
-        scalar RM's reward)."""
-        if self.spec.head == "verifier":
+        """A fact verifier's logits (the two-stage RM's, the text RM's belief verifier), or a value head's
+        last-token value (the text verifier's logit, or the scalar RM's reward)."""
+        if self.spec.head in ("verifier", "belief"):
             return self.engine(b["input_ids"], b["attention_mask"], b["value_mask"]).float()
         return last_token_values(self.engine(b["input_ids"], b["attention_mask"]).float(), b["attention_mask"])
 

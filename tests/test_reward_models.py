@@ -8,7 +8,7 @@ from transformers import AutoTokenizer
 from halluray.eval.buckets import bin_of, means_by_bin, quantile_edges
 from halluray.factuality.reward_functions import RewardScheme, long_form_reward, short_answer_reward
 from halluray.models.forward import token_logprobs
-from halluray.models.heads import FactVerifier, verifier_tensors
+from halluray.models.heads import ClaimBeliefVerifier, FactVerifier, claim_tensors, verifier_tensors
 from halluray.reward_models.data import label_responses, scalar_examples, verifier_examples
 from halluray.reward_models.models import TwoStageRewardModel, load_reward_model
 from halluray.world.checker import AtomicFact, CheckResult, ExactChecker
@@ -62,6 +62,34 @@ def test_verifier_reads_the_value_span(world, tiny_model_dir):
     assert logits[1].item() == pytest.approx(lp[1, 0].item() + 1.5, abs=1e-5)
     with pytest.raises(ValueError, match="does not occur"):
         verifier_tensors(tok, [("Zapur comes from Perth .", "Oslo")])
+
+
+def test_belief_verifier_scores_how_far_a_claim_falls_below_the_lms_best_guess():
+    # Three predicted positions over a 3-token vocabulary; the first predicts a prompt token (not judged).
+    probs = torch.tensor([[[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.7, 0.2, 0.1]]])
+    logp = probs.log()
+    token_logp = torch.tensor([[0.3, 0.6, 0.1]]).log()  # the claim's tokens: the LM's best guess, then a poor one
+    mask = torch.tensor([[0.0, 1.0, 1.0]])
+    gap_sum, gap_min = ClaimBeliefVerifier.features(logp, token_logp, mask)[0].tolist()
+    assert gap_sum == pytest.approx(0.0 + (torch.tensor(0.1).log() - torch.tensor(0.7).log()).item(), abs=1e-6)
+    assert gap_min == pytest.approx(gap_sum, abs=1e-6)  # the only gap is the last token's
+
+
+def test_belief_verifier_reads_the_claim_after_the_prompt_and_keeps_its_lm_frozen(world, tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompt, claim = "Write a biography for Zapur .", "Zapur comes from Perth"
+    t = claim_tensors(tok, [prompt, prompt], [claim, "Zapur enjoys chess ."], max_length=64)
+    n_prompt, n_claim = len(tok(prompt)["input_ids"]), len(tok(" " + claim + " .")["input_ids"])
+    assert t["value_mask"][0].tolist() == [0] * n_prompt + [1] * n_claim  # the longer row: no padding
+    assert tok.decode(t["input_ids"][0][:n_prompt + n_claim]) == f"{prompt} {claim} ."
+    assert t["value_mask"][1].sum().item() == len(tok(" Zapur enjoys chess .")["input_ids"])  # one final period
+    # Too long: the prompt loses its start, the claim stays whole.
+    short = claim_tensors(tok, [prompt], [claim], max_length=n_claim + 2)
+    assert short["input_ids"].shape[1] == n_claim + 2 and short["value_mask"][0].tolist() == [0, 0] + [1] * n_claim
+    verifier = ClaimBeliefVerifier.from_pretrained(tiny_model_dir)
+    assert not any(p.requires_grad for p in verifier.lm.parameters())
+    assert [n for n, p in verifier.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+    assert verifier(**t).tolist() == [0.0, 0.0]  # an untrained head: P(true) 0.5
 
 
 def test_two_stage_reward_is_the_expected_reward_of_verified_facts(tmp_path, tiny_model_dir):

@@ -5,6 +5,7 @@ import json
 import random
 
 import pytest
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
@@ -12,6 +13,7 @@ from halluray.config import build_config
 from halluray.factuality.reward_functions import RewardScheme
 from halluray.io import write_jsonl
 from halluray.layout import RunLayout
+from halluray.models.heads import ClaimBeliefVerifier, claim_tensors
 from halluray.pipeline import train_rm
 from halluray.reward_models.data import label_responses
 from halluray.reward_models.models import TextTwoStageRewardModel, TwoStageRewardModel, load_reward_model
@@ -73,7 +75,7 @@ def test_training_examples_leave_out_abstentions_and_unverifiable_labels():
                                                                  (empty["response"], [])]
     prompt = bio_prompt("Zapur")
     assert text_verifier_examples([stating, empty, abstaining]) == [
-        (f"{prompt}\nFact: Zapur comes from Perth", 1.0), (f"{prompt}\nFact: Zapur enjoys chess", 0.0)]
+        ((prompt, "Zapur comes from Perth"), 1.0), ((prompt, "Zapur enjoys chess"), 0.0)]
 
 
 def test_fact_set_scores():
@@ -151,6 +153,25 @@ def test_train_rm_text_two_stage_scores_text_and_beats_chance(ray_cluster, tmp_p
     expected = [sum(pi * 2 + (1 - pi) * -3 for pi in rm.p_true([prompt] * len(f), f)) if f else 0.0
                 for prompt, f in zip(prompts, facts)]
     assert scores == pytest.approx(expected)
+
+
+def test_train_rm_belief_verifier_trains_its_head_only_and_scores_with_it(ray_cluster, tmp_path, world,
+                                                                          tiny_model_dir):
+    meta, layout = train_rm_on(tmp_path, world, tiny_model_dir, "two-stage-text", "reward_model.verifier=belief",
+                               "reward_model.decomposer_epochs=1", "reward_model.decomposer_max_new_tokens=16")
+    assert meta["verifier"] == "belief" and 0 <= meta["val_accuracy"] <= 1
+    saved = ClaimBeliefVerifier.from_pretrained(layout.rm_dir() / "verifier")
+    base = ClaimBeliefVerifier.from_pretrained(tiny_model_dir)
+    # The LM is the base model's, unchanged; the head learned from the labels.
+    assert all(torch.equal(a, b) for a, b in zip(saved.lm.state_dict().values(), base.lm.state_dict().values()))
+    assert saved.head.weight.abs().sum().item() > 0
+    rm = load_reward_model(layout.rm_dir())
+    assert isinstance(rm, TextTwoStageRewardModel)
+    prompt, claims = bio_prompt("Zapur"), ["Zapur comes from Perth", "Zapur enjoys chess"]
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        direct = torch.sigmoid(saved(**claim_tensors(tok, [prompt] * 2, claims, meta["max_length"]))).tolist()
+    assert rm.p_true([prompt] * 2, claims) == pytest.approx(direct)
 
 
 def test_train_rm_template_two_stage_kind_answers_the_same_verifier_api(ray_cluster, tmp_path, world,

@@ -117,6 +117,13 @@ class RewardModelConfig(Section):
     atomic facts, a verifier LM classifies each given the prompt (works on any text); two-stage: the ablation with
     the world's template decomposer + a linear verifier over three numbers of the LM's belief in the stated
     value (the field default, cheap for small tests); scalar: a head regressing the reward."""
+    verifier: Literal["text", "belief"] = "text"
+    """two-stage-text: how the verifier judges a fact given the prompt. text: the LM, finetuned with a value head
+    on "prompt + Fact: fact" (the paper's). belief: the LM as pretrained, frozen, read right after the prompt; a
+    logistic head on how far the fact falls below the LM's own best guess token by token
+    (`models/heads.py` `ClaimBeliefVerifier`; only `head_lr` and `epochs` apply). On the demo world's val people
+    the text verifier judges familiar people's facts no better than "always true" (0.76, the share of true ones),
+    the belief verifier 0.85-0.87 (docs/design.md)."""
     batch_size: Int = Field(32, ge=1)
     lr: Float = Field(2e-5, gt=0)
     head_lr: Float | None = Field(None, gt=0)
@@ -153,6 +160,12 @@ class RewardModelConfig(Section):
         if self.lora and self.kind == "two-stage":
             raise ValueError("reward_model.lora: the two-stage RM's verifier is a small head over the frozen LM's "
                              "beliefs, with nothing to adapt; use it with kind two-stage-text or scalar")
+        if self.verifier == "belief" and self.kind != "two-stage-text":
+            raise ValueError(f"reward_model.verifier: belief is the two-stage-text RM's verifier, "
+                             f"not kind {self.kind}'s")
+        if self.lora and self.verifier == "belief":
+            raise ValueError("reward_model.lora: the belief verifier keeps its LM frozen, with nothing to adapt; "
+                             "use verifier text")
         return self
 
 

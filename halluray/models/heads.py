@@ -88,14 +88,17 @@ class FactVerifier(nn.Module):
     the mechanism behind conservative vs standard reward models.
     """
 
+    INITIAL_WEIGHTS = (1.0, 0.0, 0.0)
+    INITIAL_BIAS = 1.5  # start as "true if log P(value) > -1.5"
+
     def __init__(self, lm: nn.Module):
         super().__init__()
         self.lm = lm
         self.config = lm.config
-        self.head = nn.Linear(3, 1)
-        with torch.no_grad():  # start as "true if log P(value) > -1.5"
-            self.head.weight.copy_(torch.tensor([[1.0, 0.0, 0.0]]))
-            self.head.bias.fill_(1.5)
+        self.head = nn.Linear(len(self.INITIAL_WEIGHTS), 1)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([self.INITIAL_WEIGHTS]))
+            self.head.bias.fill_(self.INITIAL_BIAS)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, trust_remote_code: bool = False) -> FactVerifier:
@@ -114,17 +117,45 @@ class FactVerifier(nn.Module):
         self.lm.gradient_checkpointing_enable()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, value_mask: torch.Tensor) -> torch.Tensor:
-        """Logits (batch,); value_mask (batch, T) marks the stated value's tokens."""
+        """Logits (batch,); value_mask (batch, T) marks the judged tokens (here the stated value's)."""
         logits = self.lm(input_ids=input_ids, attention_mask=attention_mask,
                          position_ids=position_ids_from_mask(attention_mask)).logits[:, :-1].float()
         logp = torch.log_softmax(logits, dim=-1)
         token_logp = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        return self.head(self.features(logp, token_logp, value_mask[:, 1:].float())).squeeze(-1)
+
+    @staticmethod
+    def features(logp: torch.Tensor, token_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(batch, 3): the value's summed log-probability, mean entropy and mean top log-probability."""
         entropy = -(logp.exp() * logp).sum(-1)
-        mask = value_mask[:, 1:].float()
-        value_logp = (token_logp * mask).sum(1)
-        value_entropy = (entropy * mask).sum(1) / mask.sum(1).clamp(min=1)
-        top_logp = (logp.max(-1).values * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.head(torch.stack([value_logp, value_entropy, top_logp], dim=-1)).squeeze(-1)
+        n = mask.sum(1).clamp(min=1)
+        return torch.stack([(token_logp * mask).sum(1), (entropy * mask).sum(1) / n,
+                            (logp.max(-1).values * mask).sum(1) / n], dim=-1)
+
+
+class ClaimBeliefVerifier(FactVerifier):
+    """The text RM's belief verifier (`reward_model.verifier: belief`): P(a claim is true in reply to the prompt)
+    from how far the claim, read straight after the prompt, falls below the LM's own best guess at each token.
+
+    The LM stays as it was pretrained (frozen: finetuned on a few hundred labeled facts, a small LM learns which
+    names tend to be wrong rather than how to look a fact up); only a logistic head over two features is
+    trained: the summed and the worst per-token gap log P(token) - max log P. A claim the LM would have written
+    itself has gaps near 0; a wrong value, or a fact about someone other than the one asked about, has a large
+    one where the LM knows better. Where it knows nothing every claim has gaps, true or not, and the head falls
+    back to how often such claims were true in its training data, as the conservative RM should."""
+
+    INITIAL_WEIGHTS = (0.0, 0.0)
+    INITIAL_BIAS = 0.0
+
+    def __init__(self, lm: nn.Module):
+        super().__init__(lm)
+        self.lm.requires_grad_(False)
+
+    @staticmethod
+    def features(logp: torch.Tensor, token_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(batch, 2): the claim's summed and its worst per-token gap to the LM's top log-probability."""
+        gap = (token_logp - logp.max(-1).values) * mask
+        return torch.stack([gap.sum(1), gap.min(1).values], dim=-1)
 
 
 def verifier_tensors(tokenizer, facts: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
@@ -148,4 +179,26 @@ def verifier_tensors(tokenizer, facts: list[tuple[str, str]]) -> dict[str, torch
         input_ids[i, :len(row)] = torch.tensor(row)
         attention_mask[i, :len(row)] = 1
         value_mask[i, max(a, 1):b] = 1  # a value at position 0 has no prediction; it is never the case here
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "value_mask": value_mask}
+
+
+def claim_tensors(tokenizer, prompts: list[str], claims: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    """Right-padded prompt + " " + claim + " ." rows, as the SFT model reads a reply, with `value_mask` over the
+    claim's tokens (what `ClaimBeliefVerifier` judges); where a row would exceed `max_length` tokens the prompt
+    is cut from the left, then the claim from the right."""
+    limit = max_length
+    rows, starts = [], []
+    for prompt, claim in zip(prompts, claims):
+        c = tokenizer(" " + claim.rstrip(" .") + " .")["input_ids"]
+        p = tokenizer(prompt)["input_ids"][-max(1, limit - len(c)):]
+        rows.append((p + c)[:limit])
+        starts.append(len(p))
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    value_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row, start) in enumerate(zip(rows, starts)):
+        input_ids[i, :len(row)] = torch.tensor(row)
+        attention_mask[i, :len(row)] = 1
+        value_mask[i, start:len(row)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "value_mask": value_mask}

@@ -22,12 +22,13 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float = 0.0) ->
 
 
 def param_groups(model: torch.nn.Module, optim: OptimizerConfig) -> list[dict]:
-    """The trainable parameters; new heads in a group of their own at `head_lr` when it is set."""
+    """The trainable parameters; new heads in a group of their own at `head_lr` when it is set. No empty group
+    (DeepSpeed fails on one): a head over a frozen LM has only the head's."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     is_head = [bool(optim.head_lr) and n.startswith(HEAD_PREFIXES) for n, _ in named]
     body = [p for (_, p), head in zip(named, is_head) if not head]
     heads = [p for (_, p), head in zip(named, is_head) if head]
-    return [{"params": body}] + ([{"params": heads, "lr": optim.head_lr}] if heads else [])
+    return ([{"params": body}] if body else []) + ([{"params": heads, "lr": optim.head_lr}] if heads else [])
 
 
 def adamw_kwargs(optim: OptimizerConfig) -> dict:

@@ -22,7 +22,14 @@ from halluray.errors import InputError
 from halluray.factuality.fact_checkers import is_abstention
 from halluray.layout import RM_FILE
 from halluray.models.build import load_model
-from halluray.models.heads import FactVerifier, ValueHeadModel, last_token_values, verifier_tensors
+from halluray.models.heads import (
+    ClaimBeliefVerifier,
+    FactVerifier,
+    ValueHeadModel,
+    claim_tensors,
+    last_token_values,
+    verifier_tensors,
+)
 from halluray.reward_models.text import DECOMPOSER_PROMPT, FactLines, verifier_input
 from halluray.world.checker import decompose
 
@@ -144,6 +151,40 @@ class TextDecomposer:
         return out
 
 
+class TextVerifier:
+    """The text RM's finetuned verifier (`reward_model.verifier: text`), read like the scalar RM: a value head at
+    the last token of "prompt + Fact: fact" (here the logit of P(true))."""
+
+    def __init__(self, path: Path, device: torch.device, trust_remote_code: bool, max_length: int, batch_size: int):
+        self.model = ScalarRewardModel(path, device, trust_remote_code, {}, batch_size)
+        self.model.tokenizer.truncation_side = "left"  # keep the fact, at the end of the input
+        self.max_length = max_length
+
+    def __call__(self, prompts: list[str], facts: list[str]) -> list[float]:
+        logits = self.model.last_values([verifier_input(p, f) for p, f in zip(prompts, facts)],
+                                        max_length=self.max_length)
+        return torch.sigmoid(torch.tensor(logits)).tolist()
+
+
+class BeliefVerifier:
+    """The text RM's belief verifier (`reward_model.verifier: belief`, `ClaimBeliefVerifier`): the frozen LM's
+    belief in the fact read right after the prompt."""
+
+    def __init__(self, path: Path, device: torch.device, trust_remote_code: bool, max_length: int, batch_size: int):
+        self.model = ClaimBeliefVerifier.from_pretrained(path, trust_remote_code).to(device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.device, self.max_length, self.batch_size = device, max_length, batch_size
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str], facts: list[str]) -> list[float]:
+        out: list[float] = []
+        for start in range(0, len(facts), self.batch_size):
+            end = start + self.batch_size
+            batch = claim_tensors(self.tokenizer, prompts[start:end], facts[start:end], self.max_length)
+            out.extend(torch.sigmoid(self.model(**{k: t.to(self.device) for k, t in batch.items()})).cpu().tolist())
+        return out
+
+
 class TextTwoStageRewardModel(ExpectedReward):
     """Decomposer LM + verifier LM (paper §5): the facts the decomposer writes, each verified with the prompt."""
 
@@ -151,17 +192,13 @@ class TextTwoStageRewardModel(ExpectedReward):
         path = Path(path)
         self.decomposer = TextDecomposer(path / DECOMPOSER_DIR, device, trust_remote_code,
                                          meta["decomposer_max_new_tokens"], meta["max_length"])
-        # The verifier is read like the scalar RM: a value head at the last token (here a logit).
-        self.verifier = ScalarRewardModel(path / VERIFIER_DIR, device, trust_remote_code, {}, batch_size)
-        self.verifier.tokenizer.truncation_side = "left"  # keep the fact, at the end of the input
-        self.max_length = meta["max_length"]
+        verifier = BeliefVerifier if meta.get("verifier") == "belief" else TextVerifier
+        self.verifier = verifier(path / VERIFIER_DIR, device, trust_remote_code, meta["max_length"], batch_size)
         self.true_fact, self.false_fact = meta["true_fact"], meta["false_fact"]
 
     def p_true(self, prompts: list[str], facts: list[str]) -> list[float]:
         """The verifier: P(true) of each fact as a claim in reply to its prompt."""
-        logits = self.verifier.last_values([verifier_input(p, f) for p, f in zip(prompts, facts)],
-                                           max_length=self.max_length)
-        return torch.sigmoid(torch.tensor(logits)).tolist()
+        return self.verifier(prompts, facts)
 
     def p_true_facts(self, items: list[dict]) -> list[float]:
         """P(true) of labeled facts ({"prompt", "topic", "text", "value"}): this verifier reads prompt + text."""

@@ -101,9 +101,9 @@ def recombined_examples(examples: list[tuple[str, list[str]]], n: int, seed: int
     return out
 
 
-def text_verifier_examples(records: list[dict]) -> list[tuple[str, float]]:
-    """(prompt + fact, 1.0 if true else 0.0) for every labeled fact; unverifiable facts have no label."""
-    return [(verifier_input(r["prompt"], text), 1.0 if label == "true" else 0.0)
+def text_verifier_examples(records: list[dict]) -> list[tuple[tuple[str, str], float]]:
+    """((prompt, fact), 1.0 if true else 0.0) for every labeled fact; unverifiable facts have no label."""
+    return [((r["prompt"], text), 1.0 if label == "true" else 0.0)
             for r in records for text, _, label in r["facts"] if label in ("true", "false")]
 
 

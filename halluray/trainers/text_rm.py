@@ -21,6 +21,7 @@ from halluray.errors import InputError
 from halluray.io import atomic_dir, atomic_write_json
 from halluray.layout import RunLayout
 from halluray.logging import RunLogger
+from halluray.models.heads import claim_tensors
 from halluray.reward_models.models import DECOMPOSER_DIR, VERIFIER_DIR, TextDecomposer
 from halluray.reward_models.text import (
     DECOMPOSER_PROMPT,
@@ -29,6 +30,7 @@ from halluray.reward_models.text import (
     fact_set_scores,
     recombined_examples,
     text_verifier_examples,
+    verifier_input,
 )
 from halluray.trainers.rm_fit import fit, split_validation, steps_per_epoch
 
@@ -68,10 +70,14 @@ class TextRMTraining:
         return sft_tensors(self.tokenizer, [DECOMPOSER_PROMPT.format(response=r) for r, _ in examples],
                            [self.lines.format(facts) for _, facts in examples])
 
-    def _verifier_tensors(self, examples: list[tuple[str, float]]) -> dict[str, torch.Tensor]:
-        texts, labels = zip(*examples)
-        enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True,
-                             max_length=self.max_length)
+    def _verifier_tensors(self, examples: list[tuple[tuple[str, str], float]]) -> dict[str, torch.Tensor]:
+        """The belief verifier reads prompt + fact with the fact's tokens marked; the text one its own format."""
+        pairs, labels = zip(*examples)
+        prompts, facts = [p for p, _ in pairs], [f for _, f in pairs]
+        if self.cfg.reward_model.verifier == "belief":
+            return {**claim_tensors(self.tokenizer, prompts, facts, self.max_length), "labels": torch.tensor(labels)}
+        enc = self.tokenizer([verifier_input(p, f) for p, f in pairs], return_tensors="pt", padding=True,
+                             truncation=True, max_length=self.max_length)
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                 "labels": torch.tensor(labels)}
 
@@ -117,7 +123,8 @@ class TextRMTraining:
     def run(self, group: ActorGroup, logger: RunLogger, out: Path) -> dict:
         rm = self.cfg.reward_model
         step, decomposer_quality = self._decomposer(group, logger, out)
-        step = fit(group, self.cfg, logger, model_path=self.model_path, head="value", step="verifier_step",
+        step = fit(group, self.cfg, logger, model_path=self.model_path,
+                   head="belief" if rm.verifier == "belief" else "value", step="verifier_step",
                    train=self.verifier_train, tensors=self._verifier_tensors, epochs=rm.epochs, lr=rm.lr,
                    name="verifier", first_step=step)
         logits = torch.cat(group.run_sharded("predict", self._verifier_tensors(self.verifier_val)))
@@ -125,7 +132,8 @@ class TextRMTraining:
         labels = torch.tensor([y for _, y in self.verifier_val])
         verifier_quality = {"val_accuracy": ((logits > 0).float() == labels).float().mean().item()}
         logger.log(step, **verifier_quality)
-        return {"decomposer_max_new_tokens": rm.decomposer_max_new_tokens, "max_length": self.max_length,
+        return {"verifier": rm.verifier, "decomposer_max_new_tokens": rm.decomposer_max_new_tokens,
+                "max_length": self.max_length,
                 "decomposer_train_examples": len(self.decomposer_train),
                 "decomposer_too_long": self.decomposer_too_long, "train_examples": len(self.verifier_train),
                 **decomposer_quality, **verifier_quality}

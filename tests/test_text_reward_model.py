@@ -16,7 +16,13 @@ from halluray.layout import RunLayout
 from halluray.models.heads import ClaimBeliefVerifier, claim_tensors
 from halluray.pipeline import train_rm
 from halluray.reward_models.data import label_responses
-from halluray.reward_models.models import TextTwoStageRewardModel, TwoStageRewardModel, load_reward_model
+from halluray.reward_models.models import (
+    CopyOnly,
+    TextDecomposer,
+    TextTwoStageRewardModel,
+    TwoStageRewardModel,
+    load_reward_model,
+)
 from halluray.reward_models.text import (
     FactLines,
     decomposer_examples,
@@ -56,6 +62,20 @@ def test_decomposer_ends_facts_with_a_period_on_the_worlds_word_tokenizer(tiny_m
     assert target.split() == "Zapur comes from Perth . Zapur enjoys chess .".split()
     assert lines.parse("Zapur comes from Perth . Zapur enjoys chess . Zapur comes from Perth .") == [
         "Zapur comes from Perth", "Zapur enjoys chess"]
+
+
+def test_copy_only_decomposer_writes_nothing_but_the_responses_own_words(tiny_model_dir):
+    scores = torch.zeros(2, 5)
+    masked = CopyOnly([{0, 3}, {4}], vocab_size=5)(torch.zeros(2, 1, dtype=torch.long), scores)
+    assert torch.isfinite(masked).tolist() == [[True, False, False, True, False], [False] * 4 + [True]]
+    # The tiny model's random weights write no fact unconstrained; copying, they write the response's words.
+    responses = ["Zapur comes from Perth .", "In 1964 , Zapur was born . Zapur enjoys chess ."]
+    copying = TextDecomposer(tiny_model_dir, torch.device("cpu"), False, max_new_tokens=12, max_length=64,
+                             copy_only=True)
+    written = copying(responses)
+    assert all(written)
+    for response, facts in zip(responses, written):
+        assert set(" ".join(facts).split()) <= set(response.split())
 
 
 def _record(response, facts, unverifiable=()):

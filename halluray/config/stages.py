@@ -147,6 +147,11 @@ class RewardModelConfig(Section):
     into each RM, so the two RMs differ only in their verifiers. False: each RM fits its own on its data."""
     decomposer_max_new_tokens: Int = Field(64, ge=1)
     """two-stage-text: the most tokens the decomposer writes for one response (greedy)."""
+    decomposer_copy_only: bool = False
+    """two-stage-text: the decomposer may write only tokens of the response itself (and its fact separators): an
+    extractive decomposer. A small LM otherwise writes what it believes about the name where the response says
+    something else (demo world, val: a familiar person's bio scored -3.5 by the RM through its facts, +1.1
+    through the checker's). Leave it off where facts must be reworded (a pronoun resolved to a name)."""
     max_length: Int | None = Field(None, ge=16)
     """two-stage-text: the longest input in tokens: longer decomposer examples are left out of training,
     longer verifier inputs keep their end (the fact). None: the base model's context length."""

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, LogitsProcessor, LogitsProcessorList
 
 from halluray.errors import InputError
 from halluray.factuality.fact_checkers import is_abstention
@@ -119,18 +119,42 @@ class TwoStageRewardModel(ExpectedReward):
         return paired([[s for s, _ in facts] for facts in per_response], flat)
 
 
+class CopyOnly(LogitsProcessor):
+    """Greedy decoding that may only write tokens of the row's own response, the fact separators and EOS: an
+    extractive decomposer (`reward_model.decomposer_copy_only`)."""
+
+    def __init__(self, allowed: list[set[int]], vocab_size: int):
+        self.mask = torch.full((len(allowed), vocab_size), float("-inf"))
+        for row, ids in enumerate(allowed):
+            self.mask[row, sorted(i for i in ids if i < vocab_size)] = 0.0
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        return scores + self.mask[:, :scores.shape[1]].to(scores.device)
+
+
 class TextDecomposer:
-    """Stage 1 of the text RM: a causal LM that writes a response's atomic facts, greedily."""
+    """Stage 1 of the text RM: a causal LM that writes a response's atomic facts, greedily; with `copy_only`
+    only out of the response's own tokens."""
 
     def __init__(self, path: str | Path, device: torch.device, trust_remote_code: bool, max_new_tokens: int,
-                 max_length: int, batch_size: int = 32):
+                 max_length: int, batch_size: int = 32, copy_only: bool = False):
         self.model, self.tokenizer = load_model(path, trust_remote_code)
         self.model.to(device)
         # A response too long for the context is read from its end: the prompt must end with "Facts:".
         self.tokenizer.truncation_side = "left"
         self.lines = FactLines.for_tokenizer(self.tokenizer)
-        self.device, self.batch_size = device, batch_size
+        self.device, self.batch_size, self.copy_only = device, batch_size, copy_only
         self.max_new_tokens, self.max_prompt = max_new_tokens, max_length - max_new_tokens
+        # What every fact list may use besides the response's tokens: its separators and the end.
+        self.separators = set(self.tokenizer(self.lines.format(["x", "x"]))["input_ids"]) - set(
+            self.tokenizer("x")["input_ids"]) | {self.tokenizer.eos_token_id}
+
+    def _copy_only(self, responses: list[str]) -> list[LogitsProcessor]:
+        if not self.copy_only:
+            return []
+        allowed = [set(self.tokenizer(" " + r)["input_ids"]) | set(self.tokenizer(r)["input_ids"]) | self.separators
+                   for r in responses]
+        return [CopyOnly(allowed, self.model.get_output_embeddings().weight.shape[0])]
 
     @torch.no_grad()
     def __call__(self, responses: list[str]) -> list[list[str]]:
@@ -142,9 +166,10 @@ class TextDecomposer:
             enc = self.tokenizer([DECOMPOSER_PROMPT.format(response=responses[i]) for i in rows],
                                  return_tensors="pt", padding=True, truncation=True, max_length=self.max_prompt)
             enc = {k: v.to(self.device) for k, v in enc.items()}
+            copying = LogitsProcessorList(self._copy_only([responses[i] for i in rows]))
             gen = self.model.generate(**enc, do_sample=False, max_new_tokens=self.max_new_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id,
-                                      eos_token_id=self.tokenizer.eos_token_id)
+                                      eos_token_id=self.tokenizer.eos_token_id, logits_processor=copying)
             texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             for i, text in zip(rows, texts):
                 out[i] = self.lines.parse(text)
@@ -191,7 +216,8 @@ class TextTwoStageRewardModel(ExpectedReward):
     def __init__(self, path, device, trust_remote_code, meta: dict, batch_size: int = 64):
         path = Path(path)
         self.decomposer = TextDecomposer(path / DECOMPOSER_DIR, device, trust_remote_code,
-                                         meta["decomposer_max_new_tokens"], meta["max_length"])
+                                         meta["decomposer_max_new_tokens"], meta["max_length"],
+                                         copy_only=meta.get("decomposer_copy_only", False))
         verifier = BeliefVerifier if meta.get("verifier") == "belief" else TextVerifier
         self.verifier = verifier(path / VERIFIER_DIR, device, trust_remote_code, meta["max_length"], batch_size)
         self.true_fact, self.false_fact = meta["true_fact"], meta["false_fact"]

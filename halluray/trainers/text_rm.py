@@ -85,7 +85,7 @@ class TextRMTraining:
         """What the shared decomposer was fitted from: its examples and its settings."""
         rm = self.cfg.reward_model
         settings = [rm.decomposer_epochs, rm.decomposer_lr or rm.lr, rm.batch_size, rm.decomposer_max_new_tokens,
-                    self.max_length, self.model_path, self.cfg.seed]
+                    rm.decomposer_copy_only, self.max_length, self.model_path, self.cfg.seed]
         return hashlib.sha256(json.dumps([self.decomposer_train, self.decomposer_val, settings]).encode()).hexdigest()
 
     def _fit_decomposer(self, group: ActorGroup, logger: RunLogger, out: Path) -> tuple[int, dict]:
@@ -96,7 +96,7 @@ class TextRMTraining:
         group.run("export_hf", str(out / DECOMPOSER_DIR))
         # Scored as the RM will use it: the exported model, generating greedily.
         decomposer = TextDecomposer(out / DECOMPOSER_DIR, torch.device("cpu"), self.cfg.model.trust_remote_code,
-                                    rm.decomposer_max_new_tokens, self.max_length)
+                                    rm.decomposer_max_new_tokens, self.max_length, copy_only=rm.decomposer_copy_only)
         scores = fact_set_scores(decomposer([r for r, _ in self.decomposer_val]),
                                  [facts for _, facts in self.decomposer_val])
         decomposer_quality = {f"decomposer_val_{k}": v for k, v in scores.items()}
@@ -132,7 +132,8 @@ class TextRMTraining:
         labels = torch.tensor([y for _, y in self.verifier_val])
         verifier_quality = {"val_accuracy": ((logits > 0).float() == labels).float().mean().item()}
         logger.log(step, **verifier_quality)
-        return {"verifier": rm.verifier, "decomposer_max_new_tokens": rm.decomposer_max_new_tokens,
+        return {"verifier": rm.verifier, "decomposer_copy_only": rm.decomposer_copy_only,
+                "decomposer_max_new_tokens": rm.decomposer_max_new_tokens,
                 "max_length": self.max_length,
                 "decomposer_train_examples": len(self.decomposer_train),
                 "decomposer_too_long": self.decomposer_too_long, "train_examples": len(self.verifier_train),

@@ -110,3 +110,9 @@ def test_two_stage_reward_is_the_expected_reward_of_verified_facts(tmp_path, tin
     # Facts stated with another name are read as claims about the topic.
     renamed = response.replace("Zapur", "Bralo")
     assert rm(["q"], [renamed], ["Zapur"])[0] == pytest.approx(expected)
+    # Judged as the authors' RM judges: each fact true or false, at P(true) 0.5.
+    (rm_path / "rm.json").write_text(json.dumps({"kind": "two-stage", "true_fact": 2.0, "false_fact": -3.0,
+                                                 "decision": "threshold"}))
+    decided = load_reward_model(rm_path)
+    assert decided(["q"], [response], ["Zapur"])[0] == sum(2.0 if pi > 0.5 else -3.0 for pi in p)
+    assert [decided.fact_reward(x) for x in (0.5, 0.51)] == [-3.0, 2.0]

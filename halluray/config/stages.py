@@ -124,6 +124,12 @@ class RewardModelConfig(Section):
     (`models/heads.py` `ClaimBeliefVerifier`; only `head_lr` and `epochs` apply). On the demo world's val people
     the text verifier judges familiar people's facts no better than "always true" (0.76, the share of true ones),
     the belief verifier 0.85-0.87 (docs/design.md)."""
+    decision: Literal["expected", "threshold"] = "expected"
+    """Two-stage kinds: how a fact's P(true) becomes reward. expected: p * true_fact + (1 - p) * false_fact.
+    threshold: true_fact where p > 0.5, else false_fact, as the authors' RM judges each fact with its greedy
+    yes/no. With an unsure verifier the expected reward under-values what it gets right (a fact it calls true
+    with p 0.75 earns +0.75 of +2): on the demo world's val people the conservative RM scored familiar people's
+    SFT bios 4 points below the ground truth, and PPO stopped writing about them."""
     batch_size: Int = Field(32, ge=1)
     lr: Float = Field(2e-5, gt=0)
     head_lr: Float | None = Field(None, gt=0)

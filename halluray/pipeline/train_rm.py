@@ -43,7 +43,8 @@ def run(cfg: ExperimentConfig) -> dict:
         finally:
             group.shutdown()
         meta = {"kind": rm.kind, "source": source, "true_fact": cfg.ppo.reward.true_fact,
-                "false_fact": cfg.ppo.reward.false_fact, **trained, "seconds": round(time.time() - t0, 1)}
+                "false_fact": cfg.ppo.reward.false_fact, "decision": rm.decision, **trained,
+                "seconds": round(time.time() - t0, 1)}
         (tmp / RM_FILE).write_text(json.dumps(meta, indent=2))
         atomic_write_json(tmp / "summary.json", meta)
     quality = {k: v for k, v in meta.items() if k.startswith(("val_", "decomposer_val_"))}

@@ -1,9 +1,10 @@
 """Learned reward models, as the reward actor and the RM evaluation use them.
 
-A reward-model directory holds `rm.json` {"kind", "true_fact", "false_fact", "scale", metrics...} and:
+A reward-model directory holds `rm.json` {"kind", "true_fact", "false_fact", "decision", "scale", metrics...} and:
 - two-stage: the verifier (`FactVerifier`) and its tokenizer. Decompose the response into atomic facts with the
   world's template parser, let the verifier give P(true) for each, and return the expected reward
-  sum(p * true_fact + (1 - p) * false_fact).
+  sum(p * true_fact + (1 - p) * false_fact), or with `decision: threshold` the reward of each fact judged true
+  where p > 0.5 (`ExpectedReward`).
 - two-stage-text (paper §5, App. D): `decomposer/`, a causal LM that lists the response's atomic facts, and
   `verifier/`, a backbone + value head (`ValueHeadModel`) whose last-token value is the logit of P(true) of
   "prompt + fact"; the same expected reward. Works on any text.
@@ -47,17 +48,24 @@ def paired(texts: list[list[str]], p_true: list[float]) -> list[Claims]:
 
 
 class ExpectedReward:
-    """A two-stage RM's reward from its `claims(prompts, responses, topics)`: sum(p * true_fact + (1 - p) *
-    false_fact) over each response's claims. `claims` is also what the reward actor's `explain` shows."""
+    """A two-stage RM's reward from its `claims(prompts, responses, topics)`, summed over each response's claims:
+    p * true_fact + (1 - p) * false_fact (`decision` "expected"), or true_fact where p > 0.5 and false_fact
+    otherwise ("threshold", reward_model.decision). `claims` is also what the reward actor's `explain` shows."""
     true_fact: float
     false_fact: float
+    decision: str = "expected"
 
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
         return self.rewards_of(self.claims(prompts, responses, topics))
 
+    def fact_reward(self, p: float) -> float:
+        if self.decision == "threshold":
+            return self.true_fact if p > 0.5 else self.false_fact
+        return p * self.true_fact + (1 - p) * self.false_fact
+
     def rewards_of(self, claims: list[Claims]) -> list[float]:
         """The reward of each response from its claims."""
-        return [sum((p * self.true_fact + (1 - p) * self.false_fact for _, p in c), 0.0) for c in claims]
+        return [sum((self.fact_reward(p) for _, p in c), 0.0) for c in claims]
 
 
 class ScalarRewardModel:
@@ -92,6 +100,7 @@ class TwoStageRewardModel(ExpectedReward):
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.device, self.batch_size = device, batch_size
         self.true_fact, self.false_fact = meta["true_fact"], meta["false_fact"]
+        self.decision = meta.get("decision", "expected")
 
     @torch.no_grad()
     def p_true(self, facts: list[tuple[str, str]]) -> list[float]:
@@ -221,6 +230,7 @@ class TextTwoStageRewardModel(ExpectedReward):
         verifier = BeliefVerifier if meta.get("verifier") == "belief" else TextVerifier
         self.verifier = verifier(path / VERIFIER_DIR, device, trust_remote_code, meta["max_length"], batch_size)
         self.true_fact, self.false_fact = meta["true_fact"], meta["false_fact"]
+        self.decision = meta.get("decision", "expected")
 
     def p_true(self, prompts: list[str], facts: list[str]) -> list[float]:
         """The verifier: P(true) of each fact as a claim in reply to its prompt."""

@@ -23,7 +23,7 @@ from halluray.factuality.reward_functions import (
     RewardScheme,
     import_callable,
 )
-from halluray.reward_models.models import ExpectedReward, load_reward_model
+from halluray.reward_models.models import FactRewardSum, load_reward_model
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class RewardActor(RankActor):
         elif spec.kind in ("callable", "model"):
             self.fn = (import_callable(spec.target) if spec.kind == "callable"
                        else load_reward_model(spec.target, self.device, spec.trust_remote_code))
-            self.claims_rm = self.fn if isinstance(self.fn, ExpectedReward) else None
+            self.claims_rm = self.fn if isinstance(self.fn, FactRewardSum) else None
             if spec.scheme.malformed is not None:
                 checker = build_checker(spec.config, world_path=spec.world_path, cache_path=spec.cache_path)
                 self.fn = self.penalty = MalformedPenalty(self.fn, checker, spec.scheme.malformed)

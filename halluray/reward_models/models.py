@@ -4,10 +4,11 @@ A reward-model directory holds `rm.json` {"kind", "true_fact", "false_fact", "de
 - two-stage: the verifier (`FactVerifier`) and its tokenizer. Decompose the response into atomic facts with the
   world's template parser, let the verifier give P(true) for each, and return the expected reward
   sum(p * true_fact + (1 - p) * false_fact), or with `decision: threshold` the reward of each fact judged true
-  where p > 0.5 (`ExpectedReward`).
+  where p > 0.5 (`FactRewardSum`).
 - two-stage-text (paper §5, App. D): `decomposer/`, a causal LM that lists the response's atomic facts, and
   `verifier/`, a backbone + value head (`ValueHeadModel`) whose last-token value is the logit of P(true) of
-  "prompt + fact"; the same expected reward. Works on any text.
+  "prompt + fact" (or, `verifier: belief`, a `ClaimBeliefVerifier`); the same reward of its facts. Works on any
+  text.
 - scalar: a backbone + value head; its value at the last token of prompt + response, times `scale`.
 """
 
@@ -47,7 +48,7 @@ def paired(texts: list[list[str]], p_true: list[float]) -> list[Claims]:
     return [[(text, next(flat)) for text in claims] for claims in texts]
 
 
-class ExpectedReward:
+class FactRewardSum:
     """A two-stage RM's reward from its `claims(prompts, responses, topics)`, summed over each response's claims:
     p * true_fact + (1 - p) * false_fact (`decision` "expected"), or true_fact where p > 0.5 and false_fact
     otherwise ("threshold", reward_model.decision). `claims` is also what the reward actor's `explain` shows."""
@@ -94,7 +95,7 @@ class ScalarRewardModel:
         return [v * self.scale for v in self.last_values([f"{p} {r}" for p, r in zip(prompts, responses)])]
 
 
-class TwoStageRewardModel(ExpectedReward):
+class TwoStageRewardModel(FactRewardSum):
     def __init__(self, path, device, trust_remote_code, meta: dict, batch_size: int = 128):
         self.verifier = FactVerifier.from_pretrained(path, trust_remote_code).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -219,7 +220,7 @@ class BeliefVerifier:
         return out
 
 
-class TextTwoStageRewardModel(ExpectedReward):
+class TextTwoStageRewardModel(FactRewardSum):
     """Decomposer LM + verifier LM (paper §5): the facts the decomposer writes, each verified with the prompt."""
 
     def __init__(self, path, device, trust_remote_code, meta: dict, batch_size: int = 64):

@@ -74,15 +74,28 @@ def _bare(sentence: str) -> str:
     return " ".join(sentence.rstrip(".!? ").split())
 
 
-def recombined_examples(examples: list[tuple[str, list[str]]], n: int, seed: int) -> list[tuple[str, list[str]]]:
+def _swapped(text: str, swap: dict[str, str]) -> str:
+    return " ".join(swap.get(w, w) for w in text.split(" "))
+
+
+def capitalised_words(tokenizer) -> list[str]:
+    """The tokenizer's whole-word capitalised tokens (names, places: what a decomposer must copy), sorted; none
+    for a subword vocabulary, whose entries carry a word-start marker."""
+    return sorted(w for w in tokenizer.get_vocab() if w.isalpha() and w[:1].isupper())
+
+
+def recombined_examples(examples: list[tuple[str, list[str]]], n: int, seed: int,
+                        names: list[str] = ()) -> list[tuple[str, list[str]]]:
     """`n` more decomposer examples made of the training responses' own sentences, drawn across responses in
-    random number and order, each listing the facts among its sentences.
+    random number and order, each listing the facts among its sentences; with `names`, each capitalised word of
+    an example is swapped for a random one of them half of the time (the same swap in its text and its facts).
 
     A tiny LM trained on a few hundred responses learns to write what it knows about the name rather than copy
     what the response says (measured on the demo world: held-out fact-list F1 0.32); sentences of many people
-    in random order leave copying as the only way to fit. Only responses whose facts are each one of their
-    sentences (the synthetic world's) lend sentences; decompositions that rewrite the text (FActScore's) are
-    kept as they are and lend none."""
+    in random order leave copying as the only way to fit. It still copies only the names it was trained on: on
+    the people of another split its lists lost the name or wrote another, which the swaps teach it not to. Only
+    responses whose facts are each one of their sentences (the synthetic world's) lend sentences;
+    decompositions that rewrite the text (FActScore's) are kept as they are and lend none."""
     pool: list[tuple[str, str | None]] = []
     longest = 1
     for response, facts in examples:
@@ -97,7 +110,12 @@ def recombined_examples(examples: list[tuple[str, list[str]]], n: int, seed: int
     out = []
     for _ in range(n):
         picked = [pool[rng.randrange(len(pool))] for _ in range(rng.randint(1, longest))]
-        out.append((" ".join(x for x, _ in picked), list(dict.fromkeys(f for _, f in picked if f))))
+        text, facts = " ".join(x for x, _ in picked), list(dict.fromkeys(f for _, f in picked if f))
+        if names:
+            swap = {w: rng.choice(names) for w in sorted(set(text.split(" ")))
+                    if w[:1].isupper() and rng.random() < 0.5}
+            text, facts = _swapped(text, swap), list(dict.fromkeys(_swapped(f, swap) for f in facts))
+        out.append((text, facts))
     return out
 
 

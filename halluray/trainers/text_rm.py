@@ -26,6 +26,7 @@ from halluray.reward_models.models import DECOMPOSER_DIR, VERIFIER_DIR, TextDeco
 from halluray.reward_models.text import (
     DECOMPOSER_PROMPT,
     FactLines,
+    capitalised_words,
     decomposer_examples,
     fact_set_scores,
     recombined_examples,
@@ -57,7 +58,8 @@ class TextRMTraining:
         self.decomposer_too_long = len(decomposer) - len(fitting)
         self.decomposer_val, self.decomposer_train = split_validation(fitting, cfg.seed)
         # Recombined from training responses only: the held-out fact lists stay as the data gave them.
-        extra = recombined_examples(self.decomposer_train, rm.decomposer_recombined, cfg.seed)
+        extra = recombined_examples(self.decomposer_train, rm.decomposer_recombined, cfg.seed,
+                                    capitalised_words(self.tokenizer))
         self.decomposer_train += [ex for ex in extra if self._decomposer_length(*ex) <= self.max_length]
         self.verifier_val, self.verifier_train = split_validation(text_verifier_examples(records), cfg.seed)
         steps_per_epoch(len(self.decomposer_train), rm.batch_size, "decomposer (non-abstained responses)")

@@ -25,6 +25,7 @@ from halluray.reward_models.models import (
 )
 from halluray.reward_models.text import (
     FactLines,
+    capitalised_words,
     decomposer_examples,
     fact_set_scores,
     recombined_examples,
@@ -218,3 +219,26 @@ def test_recombined_decomposer_examples_list_exactly_the_facts_among_their_sente
         assert all(s in facts for s in sentences) and 1 <= len(sentences) <= 3
         assert listed == list(dict.fromkeys(facts[s] for s in sentences if facts[s]))
     assert recombined_examples(examples[2:], 5, seed=0) == []
+
+
+def test_recombined_examples_teach_copying_names_the_data_never_had(tiny_model_dir):
+    examples = [("Zapur comes from Perth . Zapur attended . Zapur enjoys chess .",
+                 ["Zapur comes from Perth", "Zapur enjoys chess"]),
+                ("Lio is Kenyan . In 1960 , Oslo .", ["Lio is Kenyan"])]
+    names = capitalised_words(AutoTokenizer.from_pretrained(tiny_model_dir))
+    assert names and all(n[:1].isupper() and n.isalpha() for n in names)
+    swapped = recombined_examples(examples, 200, seed=3, names=names)
+    assert swapped == recombined_examples(examples, 200, seed=3, names=names)
+    shapes = {"comes from", "enjoys chess", "is"}  # Zapur comes from Perth, Zapur enjoys chess, Lio is Kenyan
+    original = set(" ".join(r for r, _ in examples).split())
+    new = set()
+    for text, facts in swapped:
+        # Each sentence keeps its lower-case words; a listed fact is still one of the sentences, swapped alike.
+        sentences = [x.strip() for x in text.split(" .") if x.strip()]
+        for fact in facts:
+            assert fact in sentences
+            shape = " ".join(w for w in fact.split() if not w[:1].isupper())
+            assert shape in shapes
+        new |= set(text.split()) - original
+    assert new and new <= set(names)
+    assert recombined_examples(examples, 5, seed=0, names=[]) == recombined_examples(examples, 5, seed=0)

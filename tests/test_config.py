@@ -203,3 +203,10 @@ def test_demo_without_a_config_runs_what_make_demo_runs():
 def test_threads_per_actor_share_the_cores_among_actors_busy_at_once(overrides, cores, threads):
     cfg = build_config({}, overrides)
     assert cfg.actors.threads(cores, cfg.lora.enabled) == threads
+
+
+def test_a_frozen_belief_verifier_with_lora_is_refused_and_other_kinds_ignore_it():
+    with pytest.raises(ConfigError, match="belief verifier keeps its LM frozen"):
+        build_config({}, ["reward_model.kind=two-stage-text", "reward_model.verifier=belief", "reward_model.lora=true"])
+    # Switching the demo's RM to another kind by one override needs no second one.
+    assert build_config({}, ["reward_model.kind=scalar", "reward_model.verifier=belief"]).reward_model.kind == "scalar"

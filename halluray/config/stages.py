@@ -118,12 +118,12 @@ class RewardModelConfig(Section):
     the world's template decomposer + a linear verifier over three numbers of the LM's belief in the stated
     value (the field default, cheap for small tests); scalar: a head regressing the reward."""
     verifier: Literal["text", "belief"] = "text"
-    """two-stage-text: how the verifier judges a fact given the prompt. text: the LM, finetuned with a value head
-    on "prompt + Fact: fact" (the paper's). belief: the LM as pretrained, frozen, read right after the prompt; a
-    logistic head on how far the fact falls below the LM's own best guess token by token
-    (`models/heads.py` `ClaimBeliefVerifier`; only `head_lr` and `epochs` apply). On the demo world's val people
-    the text verifier judges familiar people's facts no better than "always true" (0.76, the share of true ones),
-    the belief verifier 0.85-0.87 (docs/design.md)."""
+    """two-stage-text (other kinds ignore it): how the verifier judges a fact given the prompt. text: the LM,
+    finetuned with a value head on "prompt + Fact: fact" (the paper's). belief: the LM as pretrained, frozen,
+    read right after the prompt; a logistic head on how far the fact falls below the LM's own best guess token
+    by token (`models/heads.py` `ClaimBeliefVerifier`; only `head_lr` and `epochs` apply). On the demo world's
+    val people the text verifier judged familiar people's facts no better than "always true" (0.76, the share
+    of true ones), the belief verifier 0.86 (docs/design.md)."""
     decision: Literal["expected", "threshold"] = "expected"
     """Two-stage kinds: how a fact's P(true) becomes reward. expected: p * true_fact + (1 - p) * false_fact.
     threshold: true_fact where p > 0.5, else false_fact, as the authors' RM judges each fact with its greedy
@@ -171,10 +171,7 @@ class RewardModelConfig(Section):
         if self.lora and self.kind == "two-stage":
             raise ValueError("reward_model.lora: the two-stage RM's verifier is a small head over the frozen LM's "
                              "beliefs, with nothing to adapt; use it with kind two-stage-text or scalar")
-        if self.verifier == "belief" and self.kind != "two-stage-text":
-            raise ValueError(f"reward_model.verifier: belief is the two-stage-text RM's verifier, "
-                             f"not kind {self.kind}'s")
-        if self.lora and self.verifier == "belief":
+        if self.lora and self.kind == "two-stage-text" and self.verifier == "belief":
             raise ValueError("reward_model.lora: the belief verifier keeps its LM frozen, with nothing to adapt; "
                              "use verifier text")
         return self

@@ -1,5 +1,7 @@
-"""A transformer backbone with a scalar head: per-token values for the critic, a last-token score for a scalar RM
-or the text two-stage RM's verifier (the logit of P(true) of prompt + fact)."""
+"""Heads on a transformer: a scalar head (per-token values for the critic, a last-token score for a scalar RM or
+the text two-stage RM's text verifier, the logit of P(true) of prompt + fact), and the verifiers that read an LM's
+own belief in a fact (`FactVerifier`, the two-stage RM's; `ClaimBeliefVerifier`, the text RM's belief verifier).
+"""
 
 from __future__ import annotations
 

@@ -58,6 +58,7 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     report = (run / "report.md").read_text()
     assert "| RL + conservative RM |" in report and "0.59" in report  # ours beside the paper's number
     assert "ground-truth reward" in report and "RL + conservative RM states" in report  # what the fraction hides
+    assert "1 samples per prompt at T=0.7" in report  # the evaluation's own temperature
     for png in ("fig5.png", "fig6.png", "fig7.png"):
         assert (run / png).stat().st_size > 1000
     capsys.readouterr()

@@ -141,7 +141,9 @@ def render(results: dict, evaluation: dict, rm_eval: dict, intro: str = WORLD_IN
              "## Fraction of true facts (paper Fig. 6)", "",
              "Per response: the mean over responses that state a fact of their fraction of true facts (the "
              "authors' metric); pooled: all stated facts together (FActScore's). Sampled: "
-             f"{evaluation.get('samples_per_prompt', 'several')} samples per prompt at T=1; greedy: one per prompt.",
+             f"{evaluation.get('samples_per_prompt', 'several')} samples per prompt"
+             + (f" at T={evaluation['temperature']:g}" if "temperature" in evaluation else "")
+             + "; greedy: one per prompt.",
              "", "| method | per response, sampled | per response, greedy | pooled, sampled | paper, Bios | "
              "paper, Plots |", "|---|---|---|---|---|---|"]
     for m in METHODS:

@@ -37,7 +37,7 @@ def run(cfg: ExperimentConfig) -> dict:
     unfamiliarity = long_form_scores(cfg)
     edges = eval_bin_edges(cfg, unfamiliarity)
     results = {"split": e.split, "bins": edges, "bin_labels": bin_labels(edges), "examples": {},
-               "samples_per_prompt": e.samples_per_prompt}
+               "samples_per_prompt": e.samples_per_prompt, "temperature": e.temperature}
     samples, greedy = {}, {}
     methods = present_methods(layout)
 

@@ -104,8 +104,8 @@ def three_seeds(ray_cluster, tmp_path_factory) -> dict:
 
 FAILS_UNDER_THE_PAPERS_PROTOCOL = pytest.mark.xfail(strict=True, reason=(
     "measured 2026-12-05 (README, 'What make demo produces'): RL + conservative RM earns the most ground-truth "
-    "reward on every seed, but its per-response fraction of true facts is first on seed 0 only (0.452 vs SFT's "
-    "0.454 on seed 1, 0.410 vs RL + standard RM's 0.421 on seed 2), and the 0.9M model still garbles 24-43% of its "
+    "reward on every seed, but its per-response fraction of true facts is first on seeds 0 and 2 only (0.427 on "
+    "seed 1 against RL + standard RM's 0.437 and SFT's 0.454), and the 0.9M model still garbles 21-32% of its "
     "bios on the worst third at T 0.7"))
 
 

@@ -41,12 +41,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml
 
-# The demo on seeds 0, 1 and 2 (each its own world, base model, SFT, RMs and PPO) and a summary over them.
+# The demo on seeds 0, 1 and 2 (each its own world, base model, SFT, RMs and PPO) and a summary over them (about 25
+# minutes).
 demo-seeds: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml --seeds 0,1,2 run.name=demo-seeds
 
 # On seed 0 of demo-seeds (run it first; its stages are reused): the paper's PPO settings and the earlier ones, each
-# with the malformed penalty on and off; both RM arms and the evaluation are redone per point (about 10 minutes).
+# with the malformed penalty on and off; both RM arms and the evaluation are redone per point (about 7 minutes).
 demo-ablation: venv
 	$(BIN)/halluray ablation --config configs/demo/demo.yaml run.output_dir=runs/demo-seeds run.name=seed-0 seed=0
 

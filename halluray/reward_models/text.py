@@ -79,8 +79,8 @@ def _swapped(text: str, swap: dict[str, str]) -> str:
 
 
 def capitalised_words(tokenizer) -> list[str]:
-    """The tokenizer's whole-word capitalised tokens (names, places: what a decomposer must copy), sorted; none
-    for a subword vocabulary, whose entries carry a word-start marker."""
+    """The tokenizer's capitalised alphabetic vocabulary entries, sorted: on a word-level vocabulary (the
+    synthetic world's) its names and places, what a decomposer must copy; on a subword one, capitalised pieces."""
     return sorted(w for w in tokenizer.get_vocab() if w.isalpha() and w[:1].isupper())
 
 

@@ -173,14 +173,20 @@ def verifier_tensors(tokenizer, facts: list[tuple[str, str]]) -> dict[str, torch
         s = tokenizer(suffix)["input_ids"] if suffix.strip() else []
         rows.append(p + v + s)
         spans.append((len(p), len(p) + len(v)))
+    # A value at position 0 would have no prediction; it is never the case here.
+    return _judged_rows(tokenizer.pad_token_id, rows, [(max(a, 1), b) for a, b in spans])
+
+
+def _judged_rows(pad_token_id: int, rows: list[list[int]], spans: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+    """Right-padded token rows with `value_mask` set over each row's judged span [start, end)."""
     width = max(map(len, rows))
-    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    input_ids = torch.full((len(rows), width), pad_token_id)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     value_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, (row, (a, b)) in enumerate(zip(rows, spans)):
         input_ids[i, :len(row)] = torch.tensor(row)
         attention_mask[i, :len(row)] = 1
-        value_mask[i, max(a, 1):b] = 1  # a value at position 0 has no prediction; it is never the case here
+        value_mask[i, a:b] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "value_mask": value_mask}
 
 
@@ -188,19 +194,11 @@ def claim_tensors(tokenizer, prompts: list[str], claims: list[str], max_length: 
     """Right-padded prompt + " " + claim + " ." rows, as the SFT model reads a reply, with `value_mask` over the
     claim's tokens (what `ClaimBeliefVerifier` judges); where a row would exceed `max_length` tokens the prompt
     is cut from the left, then the claim from the right."""
-    limit = max_length
-    rows, starts = [], []
+    rows, spans = [], []
     for prompt, claim in zip(prompts, claims):
         c = tokenizer(" " + claim.rstrip(" .") + " .")["input_ids"]
-        p = tokenizer(prompt)["input_ids"][-max(1, limit - len(c)):]
-        rows.append((p + c)[:limit])
-        starts.append(len(p))
-    width = max(map(len, rows))
-    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    value_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (row, start) in enumerate(zip(rows, starts)):
-        input_ids[i, :len(row)] = torch.tensor(row)
-        attention_mask[i, :len(row)] = 1
-        value_mask[i, start:len(row)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "value_mask": value_mask}
+        p = tokenizer(prompt)["input_ids"][-max(1, max_length - len(c)):]
+        row = (p + c)[:max_length]
+        rows.append(row)
+        spans.append((len(p), len(row)))
+    return _judged_rows(tokenizer.pad_token_id, rows, spans)

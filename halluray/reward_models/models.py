@@ -56,6 +56,11 @@ class FactRewardSum:
     false_fact: float
     decision: str = "expected"
 
+    def _fact_rewards_from(self, meta: dict) -> None:
+        """The rewards of a true and a false fact and the decision rule, as `rm.json` gives them."""
+        self.true_fact, self.false_fact = meta["true_fact"], meta["false_fact"]
+        self.decision = meta.get("decision", "expected")
+
     def __call__(self, prompts: list[str], responses: list[str], topics: list[str]) -> list[float]:
         return self.rewards_of(self.claims(prompts, responses, topics))
 
@@ -100,8 +105,7 @@ class TwoStageRewardModel(FactRewardSum):
         self.verifier = FactVerifier.from_pretrained(path, trust_remote_code).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.device, self.batch_size = device, batch_size
-        self.true_fact, self.false_fact = meta["true_fact"], meta["false_fact"]
-        self.decision = meta.get("decision", "expected")
+        self._fact_rewards_from(meta)
 
     @torch.no_grad()
     def p_true(self, facts: list[tuple[str, str]]) -> list[float]:
@@ -230,8 +234,7 @@ class TextTwoStageRewardModel(FactRewardSum):
                                          copy_only=meta.get("decomposer_copy_only", False))
         verifier = BeliefVerifier if meta.get("verifier") == "belief" else TextVerifier
         self.verifier = verifier(path / VERIFIER_DIR, device, trust_remote_code, meta["max_length"], batch_size)
-        self.true_fact, self.false_fact = meta["true_fact"], meta["false_fact"]
-        self.decision = meta.get("decision", "expected")
+        self._fact_rewards_from(meta)
 
     def p_true(self, prompts: list[str], facts: list[str]) -> list[float]:
         """The verifier: P(true) of each fact as a claim in reply to its prompt."""

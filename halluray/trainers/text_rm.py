@@ -75,9 +75,10 @@ class TextRMTraining:
     def _verifier_tensors(self, examples: list[tuple[tuple[str, str], float]]) -> dict[str, torch.Tensor]:
         """The belief verifier reads prompt + fact with the fact's tokens marked; the text one its own format."""
         pairs, labels = zip(*examples)
-        prompts, facts = [p for p, _ in pairs], [f for _, f in pairs]
         if self.cfg.reward_model.verifier == "belief":
-            return {**claim_tensors(self.tokenizer, prompts, facts, self.max_length), "labels": torch.tensor(labels)}
+            prompts, facts = zip(*pairs)
+            return {**claim_tensors(self.tokenizer, list(prompts), list(facts), self.max_length),
+                    "labels": torch.tensor(labels)}
         enc = self.tokenizer([verifier_input(p, f) for p, f in pairs], return_tensors="pt", padding=True,
                              truncation=True, max_length=self.max_length)
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],

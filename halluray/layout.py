@@ -76,6 +76,10 @@ class RunLayout:
         return self.world_dir / WORLD_FILE
 
     @property
+    def world_corpus(self) -> Path:
+        return self.world_dir / "corpus.txt"
+
+    @property
     def world_qa_items(self) -> Path:
         return self.world_dir / "qa.jsonl"
 

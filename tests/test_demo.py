@@ -24,6 +24,7 @@ SMOKE = ["world.num_people=60", "world.fact_frequencies=[0,12]", "world.frequenc
          "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=128",
          "model.pretrain.steps=300", "model.pretrain.batch_size=8", "model.pretrain.lr=1e-2",
          "unfamiliarity.tasks=[long_form]", "unfamiliarity.max_new_tokens=24", "sft.steps=6", "sft.batch_size=8",
+         "sft.replay_documents=8",
          "reward_data.samples_per_prompt=4", "reward_data.max_new_tokens=24", "reward_data.generator_steps=20",
          "reward_data.generator_documents=[4,8]",
          "reward_model.batch_size=4", "reward_model.epochs=1", "reward_model.decomposer_epochs=1",
@@ -49,6 +50,8 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     assert set(results["greedy"]["fraction_true_per_response"]) == METHODS  # the authors' decoding, beside ours
     assert (run / "reward-data" / "generator" / "config.json").is_file()  # the standard RM's own source model
     assert (run / "decomposer" / "decomposer.json").is_file()  # one decomposer for both RMs
+    sft_summary = json.loads((run / "sft" / "summary.json").read_text())
+    assert sft_summary["replayed"] == 8 and sft_summary["examples"] == 18  # the 18 SFT people's bios, and 8 documents
     assert set(results["fraction_true_facts"]) == METHODS
     assert set(results["rm_reward_by_unfamiliarity"]) == {"ground_truth", "standard", "conservative"}
     assert all(len(v) == len(results["unfamiliarity_bins"]) + 1

@@ -7,7 +7,14 @@ from halluray.config import build_config
 from halluray.config.base import ConfigError
 from halluray.world.build import build_corpus, make_world, prompt_records
 from halluray.world.checker import ExactChecker
-from halluray.world.corpus import generator_corpus, mcq_items, qa_items, reference_attributes, reference_bio
+from halluray.world.corpus import (
+    generator_corpus,
+    mcq_items,
+    qa_items,
+    reference_attributes,
+    reference_bio,
+    replay_documents,
+)
 from halluray.world.entities import SPLITS, World
 from halluray.world.source import IndependentSource
 from halluray.world.templates import MENTION_TEMPLATES
@@ -89,6 +96,22 @@ def test_reference_bio_keeps_the_canonical_order_of_the_facts_it_states(world):
     picked = reference_attributes(person, (2, 2), seed=5)
     assert len(picked) == 2 and list(picked) == [a for a in ATTRIBUTES if a in picked]
     assert reference_bio(person, ()) == MENTION_TEMPLATES[0].format(name=person.name)
+
+
+def test_sft_replays_seeded_pretraining_documents_but_no_prompted_bio():
+    cfg = _cfg()
+    corpus = build_corpus(cfg, make_world(cfg))
+    replayed = replay_documents(corpus, 50, seed=0)
+    assert len(replayed) == 50 and set(replayed) <= set(corpus)
+    assert not any(d.startswith("Write a biography for") for d in replayed)
+    assert any(d.startswith("Write a biography for") for d in corpus)
+    assert replay_documents(corpus, 50, seed=0) == replayed != replay_documents(corpus, 50, seed=1)
+    assert len(replay_documents(corpus[:5], 50, seed=0)) <= 5
+
+
+def test_sft_replay_on_real_data_is_a_config_error():
+    with pytest.raises(ConfigError, match="sft.replay_documents"):
+        build_config({}, ["sft.replay_documents=10", "data.dataset=wikibios"])
 
 
 def test_bio_facts_outside_the_six_attributes_is_a_config_error():

@@ -55,6 +55,9 @@ class ExperimentConfig(Section):
         if a and len(a) not in (1, tiers):
             raise ValueError(f"reward_data.source_accuracy has {len(a)} values but world.fact_frequencies has "
                              f"{tiers} tiers: give one number, or one per tier")
+        if self.sft.replay_documents and self.data.dataset not in ("world", "world_qa"):
+            raise ValueError(f"sft.replay_documents replays the world's pretraining corpus; dataset "
+                             f"'{self.data.dataset}' has none: set it to 0")
         n = self.reward_data.generator_documents
         if n is not None and len(n) != tiers:
             raise ValueError(f"reward_data.generator_documents has {len(n)} values but world.fact_frequencies has "

@@ -79,6 +79,11 @@ class SFTConfig(Section):
     steps: Int = Field(120, ge=1)
     abstention: str | None = None
     """The abstention target; None: the world's phrase on world data, "I don't know." on real data."""
+    replay_documents: Int = Field(0, ge=0)
+    """World data only: this many documents of the pretraining corpus mixed into the SFT examples (loss on the
+    whole document), as InstructGPT mixes pretraining text into its PPO. They keep the base model's grammar, which
+    SFT on a few hundred bios alone wears down (docs/design.md, "Why a fifth of the world bios come out
+    malformed"). Documents that carry the bio prompt are left out, so the bios alone say how long a bio is."""
 
 
 class RewardDataConfig(Section):

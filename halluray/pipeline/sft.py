@@ -19,6 +19,7 @@ from halluray.io import atomic_write_json, read_jsonl, write_jsonl
 from halluray.layout import WORLD_DATASETS, RunLayout, require
 from halluray.logging import RunLogger, progress
 from halluray.pipeline.shared.prepare import prepare
+from halluray.world.corpus import replay_documents
 from halluray.world.templates import ABSTAIN_ANSWER, ABSTAIN_BIO, mcq_prompt, qa_prompt
 
 
@@ -63,6 +64,11 @@ def run(cfg: ExperimentConfig) -> dict:
         raise InputError("the SFT split is empty")
     model_path = str(require(layout.base_model, "world"))
     tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    # Pretraining documents replayed beside the targets, each read after the end token as in pretraining.
+    replayed = [{"prompt": tokenizer.eos_token, "target": doc, "replayed": True}
+                for doc in replay_documents(require(layout.world_corpus, "world").read_text().splitlines(),
+                                            s.replay_documents, cfg.seed)] if s.replay_documents else []
+    examples = records + replayed
     optim = OptimizerConfig(lr=s.lr, warmup_steps=s.warmup_steps, weight_decay=0.0)
     init_ray(cfg)
     group = ActorGroup.from_config(Role.POLICY, cfg, batch_size=s.batch_size, batch_key="sft.batch_size")
@@ -74,7 +80,7 @@ def run(cfg: ExperimentConfig) -> dict:
                                                    total_steps=s.steps, seed=cfg.seed,
                                                    micro_batch_size=group.micro_batch_size(s.batch_size))))
         for step in progress(range(1, s.steps + 1), desc=out.name):
-            batch = rng.sample(records, min(s.batch_size, len(records)))
+            batch = rng.sample(examples, min(s.batch_size, len(examples)))
             stats = group.run_sharded("sft_step", sft_tensors(tokenizer, [r["prompt"] for r in batch],
                                                                [r["target"] for r in batch]))
             logger.log(step, loss=sum(x["loss"] for x in stats) / len(stats), lr=stats[0]["lr"])
@@ -82,10 +88,11 @@ def run(cfg: ExperimentConfig) -> dict:
     finally:
         group.shutdown()
         logger.finish()
-    write_jsonl(out / "train.jsonl", records)
+    write_jsonl(out / "train.jsonl", examples)
     summary = {"strategy": s.strategy, "task": s.task, "examples": len(records), "relabeled": n_relabeled,
-               "seconds": round(time.time() - t0, 1)}
+               "replayed": len(replayed), "seconds": round(time.time() - t0, 1)}
     atomic_write_json(out / "summary.json", summary)
-    print(f"sft [{s.task}, {s.strategy}]: {len(records)} examples, {n_relabeled} relabeled to an abstention; "
+    print(f"sft [{s.task}, {s.strategy}]: {len(records)} examples, {n_relabeled} relabeled to an abstention, "
+          f"{len(replayed)} pretraining documents replayed; "
           f"model in {out / 'model'} ({summary['seconds']} s)")
     return summary

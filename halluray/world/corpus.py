@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from halluray.world.entities import Person, World
 from halluray.world.templates import (
+    BIO_PROMPT,
     EOS,
     FACT_TEMPLATES,
     MENTION_TEMPLATES,
@@ -70,6 +71,15 @@ def pretraining_corpus(world: World, name_mentions: int, qa_doc_fraction: float,
                 docs.append(paraphrased_bio(person, rng))
     rng.shuffle(docs)
     return docs
+
+
+def replay_documents(corpus: list[str], count: int, seed: int) -> list[str]:
+    """`count` pretraining documents for SFT to replay, drawn without replacement (all of them when there are
+    fewer), leaving out those that carry the bio prompt: replayed bios would teach the pretraining corpus's
+    six-fact length instead of the reference bios'."""
+    prompted = BIO_PROMPT.split("{name}")[0]
+    pool = [d for d in corpus if d.strip() and not d.startswith(prompted)]
+    return random.Random(f"replay/{seed}").sample(pool, min(count, len(pool)))
 
 
 def generator_corpus(people: list[Person], documents: dict[int, int], seed: int) -> list[str]:

@@ -106,16 +106,13 @@ def three_seeds(ray_cluster, tmp_path_factory) -> dict:
 
 
 FAILS_UNDER_THE_PAPERS_PROTOCOL = pytest.mark.xfail(strict=True, reason=(
-    "measured 2026-12-05 (README, 'What make demo produces'): RL + conservative RM earns the most ground-truth "
-    "reward on every seed, but its per-response fraction of true facts is first on seeds 0 and 2 only (0.427 on "
-    "seed 1 against RL + standard RM's 0.437 and SFT's 0.454), and the 0.9M model still garbles 21-32% of its "
-    "bios on the worst third at T 0.7"))
+    "measured 2026-12-05 (README, 'What make demo produces'): RL + conservative RM garbles 7% / 23% / 17% of its "
+    "bios on its worst third over seeds 0 / 1 / 2 at T 0.7 (SFT 20% / 29% / 31%)"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ordering", [
-    pytest.param("per-response fraction true RL+conservative > RL+standard and > SFT on every seed",
-                 marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
+    "per-response fraction true RL+conservative > RL+standard and > SFT on every seed",
     "ground-truth reward RL+conservative > RL+standard and > SFT on every seed",
     "RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile on every seed",
     pytest.param("RL+conservative malformed rate <= 5% in every tercile on every seed",

@@ -19,14 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from halluray.config import ExperimentConfig
+from halluray.config.inputs import WORLD_DATASETS as WORLD_DATASETS  # re-exported: the stages read it here
 from halluray.errors import InputError
 
 WORLD_DIR = "world"
 """The world stage's directory inside a run directory."""
 WORLD_FILE = "world.json"
 """The world's people and facts, inside the world directory."""
-WORLD_DATASETS = ("world", "world_qa")
-"""`data.dataset` values whose prompts come from the synthetic world (everything else is real data)."""
 REWARD_SOURCES = ("conservative", "standard")
 """`reward_data.source` values: whose responses an RM is trained on."""
 RM_FILE = "rm.json"

@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 
 from halluray.config.base import Float, Int, Section
 
+WORLD_DATASETS = ("world", "world_qa")
+"""`data.dataset` values whose prompts come from the synthetic world (everything else is real data)."""
+
 
 class WorldConfig(Section):
     """The synthetic knowledge world (docs/design.md#the-synthetic-knowledge-world)."""

@@ -15,7 +15,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from halluray.config.base import Int, Section
-from halluray.config.inputs import DataConfig, FactCheckerConfig, ModelConfig, WorldConfig
+from halluray.config.inputs import WORLD_DATASETS, DataConfig, FactCheckerConfig, ModelConfig, WorldConfig
 from halluray.config.runtime import ActorsConfig, DeepSpeedConfig, LoggingConfig, RunConfig
 from halluray.config.stages import (
     EvalConfig,
@@ -55,7 +55,7 @@ class ExperimentConfig(Section):
         if a and len(a) not in (1, tiers):
             raise ValueError(f"reward_data.source_accuracy has {len(a)} values but world.fact_frequencies has "
                              f"{tiers} tiers: give one number, or one per tier")
-        if self.sft.replay_documents and self.data.dataset not in ("world", "world_qa"):
+        if self.sft.replay_documents and self.data.dataset not in WORLD_DATASETS:
             raise ValueError(f"sft.replay_documents replays the world's pretraining corpus; dataset "
                              f"'{self.data.dataset}' has none: set it to 0")
         n = self.reward_data.generator_documents

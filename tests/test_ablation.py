@@ -5,6 +5,7 @@ from pathlib import Path
 from halluray.campaigns import ablation
 from halluray.config import load_config
 from halluray.eval.report import METHODS
+from halluray.layout import RunLayout
 
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml"
 
@@ -20,6 +21,24 @@ def test_each_point_changes_only_the_ppo_protocol_and_the_penalty():
     assert old.ppo.reward.malformed_penalty is None
     assert old.model_copy(update={"ppo": cfg.ppo, "lora": cfg.lora}) == cfg  # nothing else moves
     assert ablation.point_cfg(cfg, "paper, no penalty").ppo.reward.malformed_penalty is None
+
+
+def test_each_point_runs_in_its_own_directory_started_from_a_copy_of_the_run(tmp_path):
+    cfg = load_config(DEMO, ["run.output_dir=" + str(tmp_path), "run.name=seed-0"])
+    run_dir = RunLayout(cfg).run_dir
+    for name, text in {"stamps/sft.json": "{}", "sft/model.bin": "weights", "metrics.jsonl": "{}",
+                       "wandb/run.log": "w", "ablation/old-penalty/stale": "x"}.items():
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_text(text)
+    point = ablation.point_layout_cfg(cfg, "old, penalty")
+    assert point.model_copy(update={"run": cfg.run}) == ablation.point_cfg(cfg, "old, penalty")
+    target = RunLayout(point).run_dir
+    assert target == run_dir / "ablation" / "old-penalty"
+    (target / "stale").parent.mkdir(parents=True, exist_ok=True)
+    ablation.seed_point_dir(run_dir, target)
+    assert (target / "sft" / "model.bin").read_text() == "weights" and (target / "stamps" / "sft.json").is_file()
+    assert not any((target / n).exists() for n in ("stale", "metrics.jsonl", "wandb", "ablation"))
+    assert (run_dir / "metrics.jsonl").is_file()  # the demo's own directory is left as it was
 
 
 def test_the_table_has_a_row_per_point_and_method():

@@ -1,19 +1,23 @@
 """`halluray ablation`: what the paper's PPO protocol and the malformed-response rule each do on the demo world.
 
-Four points, each the whole demo in the same run directory (world, unfamiliarity, SFT, reward data and RMs are
-reused; both PPO arms and the evaluation are redone): the config's PPO settings (the paper's: LoRA, KL 0.5,
+Four points, each the whole demo in its own directory, run_dir/ablation/<label>/, that starts as a copy of the
+run directory: world, unfamiliarity, SFT, reward data and RMs are reused where the point's config leaves them
+unchanged (the step fingerprints decide), both PPO arms and the evaluation are redone where it does not. The run
+directory itself is left as the demo wrote it. The points: the config's PPO settings (the paper's: LoRA, KL 0.5,
 cliprange 0.005, a fixed budget; RLOO advantages) or the earlier demo's (full finetuning, a critic and GAE,
 KL 0.2, cliprange 0.2, lr 2e-4, up to 100 steps stopped on a plateau of the RM's own validation reward), each
 with the malformed penalty on (the config's) and off. Each point is a step (`ablation-<label>`) read back when
-its config is unchanged. Writes run_dir/ablation/{<label>.json (the point's results.json), ablation.json,
-ablation.md}. The ground-truth reward follows each point's own rule, so the table compares facts and rates,
-which do not depend on it.
+its config is unchanged. Writes run_dir/ablation/{<label>/ (a demo run directory), ablation.json, ablation.md}.
+The ground-truth reward follows each point's own rule, so the table compares facts and rates, which do not
+depend on it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from functools import partial
+from pathlib import Path
 
 from halluray.campaigns.shared.campaign import run_campaign
 from halluray.campaigns.shared.demo_steps import demo_report, demo_steps
@@ -52,20 +56,41 @@ def point_cfg(cfg: ExperimentConfig, label: str) -> ExperimentConfig:
     return cfg
 
 
-def file_name(label: str) -> str:
-    return label.replace(", ", "-").replace(" ", "-") + ".json"
+def slug(label: str) -> str:
+    return label.replace(", ", "-").replace(" ", "-")
 
 
-def run_point(label: str, cfg: ExperimentConfig) -> None:
-    results = run_campaign(cfg, demo_steps(cfg), "demo", demo_report)
-    atomic_write_json(RunLayout(cfg).run_dir / "ablation" / file_name(label), results)
+NOT_COPIED = ("ablation", "wandb", "metrics.jsonl")
+"""What a point's directory does not take from the run directory: the ablation itself, the W&B files and the
+metrics log (each point's run writes its own)."""
+
+
+def point_layout_cfg(cfg: ExperimentConfig, label: str) -> ExperimentConfig:
+    """The point's config, written under run_dir/ablation/<label>."""
+    run = cfg.run.model_copy(update={"output_dir": str(RunLayout(cfg).run_dir / "ablation"), "name": slug(label)})
+    return point_cfg(cfg, label).model_copy(update={"run": run})
+
+
+def seed_point_dir(source: Path, target: Path) -> None:
+    """A fresh copy of the run directory (its stage outputs and their stamps) for a point to start from."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=lambda d, names: [n for n in names if Path(d) == source
+                                                             and n in NOT_COPIED])
+
+
+def run_point(source: Path, cfg: ExperimentConfig) -> None:
+    seed_point_dir(source, RunLayout(cfg).run_dir)
+    run_campaign(cfg, demo_steps(cfg), "demo", demo_report)
 
 
 def run(cfg: ExperimentConfig) -> dict:
-    out = RunLayout(cfg).run_dir / "ablation"
-    run_steps(cfg, [Step(f"ablation-{file_name(label)[:-5]}", partial(run_point, label), point_cfg(cfg, label),
-                         (WHOLE_CONFIG,)) for label in POINTS], "ablation")
-    table = {label: json.loads((out / file_name(label)).read_text()) for label in POINTS}
+    source = RunLayout(cfg).run_dir
+    points = {label: point_layout_cfg(cfg, label) for label in POINTS}
+    run_steps(cfg, [Step(f"ablation-{slug(label)}", partial(run_point, source), c, (WHOLE_CONFIG,))
+                    for label, c in points.items()], "ablation")
+    out = source / "ablation"
+    table = {label: json.loads((RunLayout(c).run_dir / "results.json").read_text()) for label, c in points.items()}
     atomic_write_json(out / "ablation.json", table)
     markdown = render(table, cfg.eval.temperature)
     atomic_write_text(out / "ablation.md", markdown)

@@ -226,8 +226,8 @@ class RewardConfig(Section):
     replacing whatever its facts would earn; None: no such rule. The run's fact checker decides the form
     (`Checker.well_formed`: the world's grammar, else a finished last sentence). The authors give five false
     facts' reward (-15 at -3 a fact); set it below the worst well-formed response's reward, or a malformed one
-    pays (configs/demo/demo.yaml: -30, its bios state six facts). Evaluations report the malformed rate either
-    way, and the ground-truth reward applies the same rule."""
+    pays (bios that always state six facts can earn -18). Evaluations report the malformed rate either way, and
+    the ground-truth reward applies the same rule."""
 
 
 AdvantageEstimator = Literal["gae", "grpo", "rloo", "reinforce_pp"]

@@ -17,7 +17,8 @@ def test_each_point_changes_only_the_ppo_protocol_and_the_penalty():
     old = ablation.point_cfg(cfg, "old, no penalty")
     assert not old.lora.enabled and old.ppo.cliprange == 0.2 and old.ppo.kl_coef == 0.2
     assert old.ppo.advantage_estimator == "gae" and old.ppo.samples_per_prompt == 1
-    assert old.ppo.policy_optimizer.lr == 2e-4 and old.ppo.plateau_patience == 3
+    assert old.ppo.policy_optimizer.lr == 2e-4 and old.ppo.policy_optimizer.min_lr_ratio == 0.0
+    assert old.ppo.plateau_patience == 3
     assert old.ppo.reward.malformed_penalty is None
     assert old.model_copy(update={"ppo": cfg.ppo, "lora": cfg.lora}) == cfg  # nothing else moves
     assert ablation.point_cfg(cfg, "paper, no penalty").ppo.reward.malformed_penalty is None

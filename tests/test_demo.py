@@ -48,6 +48,8 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     assert 0 <= results["no_fact_rate"]["rl_conservative_rm"] <= 1
     assert all(0 <= results[k][m] <= 1 for k in ("malformed_rate", "no_fact_rate") for m in METHODS)
     assert set(results["greedy"]["fraction_true_per_response"]) == METHODS  # the authors' decoding, beside ours
+    assert all(len(results["greedy"][k][m]) == len(results["unfamiliarity_bins"]) + 1 for m in METHODS
+               for k in ("malformed_rate_by_unfamiliarity", "no_fact_rate_by_unfamiliarity"))
     assert (run / "reward-data" / "generator" / "config.json").is_file()  # the standard RM's own source model
     assert (run / "decomposer" / "decomposer.json").is_file()  # one decomposer for both RMs
     sft_summary = json.loads((run / "sft" / "summary.json").read_text())

@@ -33,7 +33,9 @@ def _fake_seed_run(cfg, seed: int, standard_false: int) -> None:
         "fraction_true_per_response": {m: t / (t + f) for m, c in per_method.items() for t, f in [c["Ana"]]},
         "true_facts_by_unfamiliarity": dict.fromkeys(methods, [2.0, 2.0, 2.0]),
         # seed 1's conservative policy writes a malformed bio for a tenth of its unfamiliar third
-        "malformed_rate_by_unfamiliarity": {m: [0.0, None, 0.1 if seed == 1 else 0.0] for m in methods}}))
+        "malformed_rate_by_unfamiliarity": {m: [0.0, None, 0.1 if seed == 1 else 0.0] for m in methods},
+        # greedy (the authors' decoding) garbles less: 3% on seed 1's familiar third
+        "greedy": {"malformed_rate_by_unfamiliarity": {m: [0.03 if seed == 1 else 0.0, None, 0.0] for m in methods}}}))
 
 
 def test_seed_runs_get_their_own_directory_and_seed(tmp_path):
@@ -56,6 +58,7 @@ def test_summary_gives_each_seed_the_mean_an_interval_and_which_orderings_hold(t
     assert 1 / 3 - 1e-9 <= lo <= hi <= 0.5 + 1e-9  # every resample pools the two seeds' people
     assert per["0"]["fraction_true_per_response/rl_standard_rm"] == pytest.approx(2 / 3)
     assert per["1"]["malformed_rate_worst_tercile/rl_conservative_rm"] == 0.1  # an empty tercile is skipped
+    assert per["1"]["malformed_rate_worst_tercile_greedy/rl_conservative_rm"] == 0.03
     # Every ordering holds on both seeds but the malformed rate, over 5% on seed 1's unfamiliar third.
     assert list(summary["checks"].values()) == [True, True, True, True, False, True]
     out = tmp_path / "demo-seeds"

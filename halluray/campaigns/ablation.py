@@ -32,11 +32,12 @@ OLD_PPO = {"steps": 100, "advantage_estimator": "gae", "samples_per_prompt": 1, 
            "plateau_patience": 3, "plateau_min_delta": 0.25}
 """The demo's PPO settings before the paper's protocol (with `lora.enabled: false` and the learning rates below)."""
 OLD_LR = {"policy_optimizer": 2e-4, "critic_optimizer": 5e-4}
+"""Each decayed to 0 over the run (cosine), as then."""
 
 
 def old_settings(cfg: ExperimentConfig) -> ExperimentConfig:
-    ppo = cfg.ppo.model_copy(update={**OLD_PPO, **{k: getattr(cfg.ppo, k).model_copy(update={"lr": lr})
-                                                   for k, lr in OLD_LR.items()}})
+    optimizers = {k: getattr(cfg.ppo, k).model_copy(update={"lr": lr, "min_lr_ratio": 0.0}) for k, lr in OLD_LR.items()}
+    ppo = cfg.ppo.model_copy(update={**OLD_PPO, **optimizers})
     return cfg.model_copy(update={"ppo": ppo, "lora": cfg.lora.model_copy(update={"enabled": False})})
 
 

@@ -67,13 +67,22 @@ def summarize(cfg: ExperimentConfig, seeds: list[int]) -> dict:
 
 def paper_metrics(results: dict) -> dict[str, float]:
     """A seed's numbers in the paper's terms (results.json): the per-response fraction of true facts, true facts on
-    the most familiar tercile, the no-fact rates, and RL + conservative RM's worst malformed rate over terciles."""
-    per, true = results["fraction_true_per_response"], results["true_facts_by_unfamiliarity"]
+    the most familiar tercile, the no-fact rates, and RL + conservative RM's worst malformed rate over terciles,
+    sampled and (where the evaluation decoded greedily, the authors' way) greedy."""
+    per, true, greedy = results["fraction_true_per_response"], results["true_facts_by_unfamiliarity"], \
+        results.get("greedy") or {}
+
+    def worst_malformed(by_tercile: dict) -> float:
+        return max(v for v in by_tercile["rl_conservative_rm"] if v is not None)
+
     return {**{f"fraction_true_per_response/{m}": per[m] for m in METHODS},
             **{f"true_facts_most_familiar/{m}": true[m][0] for m in ("sft", "rl_conservative_rm")},
             **{f"no_fact_rate/{m}": results["no_fact_rate"][m] for m in METHODS},
             "malformed_rate_worst_tercile/rl_conservative_rm":
-                max(v for v in results["malformed_rate_by_unfamiliarity"]["rl_conservative_rm"] if v is not None)}
+                worst_malformed(results["malformed_rate_by_unfamiliarity"]),
+            **({"malformed_rate_worst_tercile_greedy/rl_conservative_rm":
+                worst_malformed(greedy["malformed_rate_by_unfamiliarity"])}
+               if "malformed_rate_by_unfamiliarity" in greedy else {})}
 
 
 def checks(per_seed: dict[str, dict]) -> dict[str, bool]:

@@ -20,9 +20,11 @@ METHOD_METRICS = ("fraction_true_facts", "fraction_true_per_response", "mean_tru
                   "fraction_true_per_response_by_unfamiliarity", "true_facts_by_unfamiliarity",
                   "false_facts_by_unfamiliarity", "reward_by_unfamiliarity", "no_fact_rate_by_unfamiliarity",
                   "malformed_rate_by_unfamiliarity")
-# Of the greedy responses (one per prompt, the authors' decoding), results.json keeps the headline numbers.
+# Of the greedy responses (one per prompt, the authors' decoding), results.json keeps the headline numbers and
+# the no-fact and malformed rates by tercile.
 GREEDY_METRICS = ("fraction_true_facts", "fraction_true_per_response", "mean_true_facts", "mean_false_facts",
-                  "mean_reward", "no_fact_rate", "malformed_rate")
+                  "mean_reward", "no_fact_rate", "malformed_rate", "no_fact_rate_by_unfamiliarity",
+                  "malformed_rate_by_unfamiliarity")
 RMS = ("standard", "conservative")
 
 

@@ -49,7 +49,7 @@ demo-seeds: venv
 # On seed 0 of demo-seeds (run it first; its stages are reused): the paper's PPO settings and the earlier ones, each
 # with the malformed penalty on and off, each point in runs/demo-seeds/seed-0/ablation/<point>/ (a copy of seed-0's
 # directory where both RM arms and the evaluation are redone); seed-0 itself is left as the demo wrote it (about
-# 7 minutes).
+# 12 minutes).
 demo-ablation: venv
 	$(BIN)/halluray ablation --config configs/demo/demo.yaml run.output_dir=runs/demo-seeds run.name=seed-0 seed=0
 

@@ -108,8 +108,8 @@ def three_seeds(ray_cluster, tmp_path_factory) -> dict:
 
 
 FAILS_UNDER_THE_PAPERS_PROTOCOL = pytest.mark.xfail(strict=True, reason=(
-    "measured 2026-12-05 (README, 'What make demo produces'): RL + conservative RM garbles 14% / 16% / 15% of its "
-    "bios on its worst third over seeds 0 / 1 / 2 at T 0.7 (greedy 9% / 6% / 11%; SFT 25% / 31% / 38%)"))
+    "measured 2026-12-05 (README, 'What make demo produces'): RL + conservative RM garbles 5.5% / 16% / 14% of "
+    "its bios on its worst third over seeds 0 / 1 / 2 at T 0.7 (greedy 0% / 0% / 12%; SFT 25% / 31% / 38%)"))
 
 
 @pytest.mark.slow

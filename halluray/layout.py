@@ -26,6 +26,8 @@ WORLD_DIR = "world"
 """The world stage's directory inside a run directory."""
 WORLD_FILE = "world.json"
 """The world's people and facts, inside the world directory."""
+CORPUS_FILE = "corpus.txt"
+"""The pretraining corpus, one document a line, inside the world directory (SFT replays from it)."""
 REWARD_SOURCES = ("conservative", "standard")
 """`reward_data.source` values: whose responses an RM is trained on."""
 RM_FILE = "rm.json"
@@ -76,7 +78,7 @@ class RunLayout:
 
     @property
     def world_corpus(self) -> Path:
-        return self.world_dir / "corpus.txt"
+        return self.world_dir / CORPUS_FILE
 
     @property
     def world_qa_items(self) -> Path:

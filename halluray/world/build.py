@@ -8,7 +8,7 @@ from pathlib import Path
 
 from halluray.config import ExperimentConfig
 from halluray.io import atomic_dir, write_jsonl
-from halluray.layout import WORLD_FILE
+from halluray.layout import CORPUS_FILE, WORLD_FILE
 from halluray.world.corpus import mcq_items, pretraining_corpus, qa_items, reference_attributes, reference_bio
 from halluray.world.entities import SPLITS, World, generate_world
 from halluray.world.templates import (
@@ -53,7 +53,7 @@ def write_world(cfg: ExperimentConfig, world: World, corpus: list[str], out: Pat
     """Write every world artifact into `out` atomically."""
     with atomic_dir(out) as tmp:
         (tmp / WORLD_FILE).write_text(world.to_json())
-        (tmp / "corpus.txt").write_text("\n".join(corpus) + "\n")
+        (tmp / CORPUS_FILE).write_text("\n".join(corpus) + "\n")
         for split in SPLITS:
             write_jsonl(tmp / f"prompts_{split}.jsonl", prompt_records(world, split, tuple(cfg.world.bio_facts)))
         people = list(world.people)

@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml
 
-# The demo on seeds 0, 1 and 2 (each its own world, base model, SFT, RMs and PPO) and a summary over them (about 21
+# The demo on seeds 0, 1 and 2 (each its own world, base model, SFT, RMs and PPO) and a summary over them (about 22
 # minutes).
 demo-seeds: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml --seeds 0,1,2 run.name=demo-seeds

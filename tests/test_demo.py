@@ -100,7 +100,7 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
 
 @pytest.fixture(scope="module")
 def three_seeds(ray_cluster, tmp_path_factory) -> dict:
-    """`make demo-seeds` (about 21 minutes on 2 cores): the summary over seeds 0, 1, 2."""
+    """`make demo-seeds` (about 22 minutes on 2 cores): the summary over seeds 0, 1, 2."""
     out = tmp_path_factory.mktemp("seeds")
     assert main(["demo", "--seeds", "0,1,2", f"run.output_dir={out}", "run.name=demo-seeds",
                  "logging.wandb_mode=disabled"]) == 0

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -5,7 +6,7 @@ from halluray.config import build_config
 from halluray.models.build import build_gpt2, load_model, save_model
 from halluray.models.generation import continuation_logprobs, sample
 from halluray.models.optim import warmup_cosine
-from halluray.models.pretrain import pack_documents, pretrain
+from halluray.models.pretrain import pack_documents, pretrain, uses_bf16
 from halluray.models.tokenizer import train_word_tokenizer
 from halluray.world.build import build_corpus, vocabulary_texts
 from halluray.world.corpus import reference_bio
@@ -72,6 +73,15 @@ def test_bf16_pretraining_learns_as_fp32_does_and_keeps_fp32_weights(world):
     assert bf16[0] != fp32[0]  # the forward ran in bf16
     assert abs(sum(bf16[-5:]) - sum(fp32[-5:])) / sum(fp32[-5:]) < 0.05
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("avx512_bf16, amx, expected",
+                         [(True, False, True), (False, True, True), (False, False, False)])
+def test_auto_precision_pretrains_in_bf16_only_on_a_cpu_that_computes_it(monkeypatch, avx512_bf16, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert uses_bf16("auto", "cpu") is expected
+    assert uses_bf16("bf16", "cpu") and not uses_bf16("fp32", "cpu")
 
 
 def test_sampling_is_seeded_and_logprobs_sum_tokens(world):

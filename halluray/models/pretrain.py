@@ -23,6 +23,15 @@ def pack_documents(tokenizer, docs: list[str], block_size: int) -> torch.Tensor:
     return torch.tensor(stream[: n_blocks * block_size]).view(n_blocks, block_size)
 
 
+def uses_bf16(precision: str, device_type: str) -> bool:
+    """Whether `model.pretrain.precision` means bf16 autocast on this device ("auto": where it is native)."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 def pretrain(model, tokenizer, docs: list[str], cfg: PretrainConfig, seed: int,
              logger: RunLogger | None = None) -> list[float]:
     """Train in place; returns the loss of every step."""
@@ -32,11 +41,12 @@ def pretrain(model, tokenizer, docs: list[str], cfg: PretrainConfig, seed: int,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))
     model.train()
     losses = []
-    bar = progress(range(cfg.steps), desc="pretrain")
+    bf16 = uses_bf16(cfg.precision, blocks.device.type)
+    bar = progress(range(cfg.steps), desc="pretrain " + ("bf16" if bf16 else "fp32"))
     for step in bar:
         idx = torch.randint(len(blocks), (cfg.batch_size,), generator=gen)
         batch = blocks[idx]
-        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=batch, labels=batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -71,7 +71,9 @@ def test_an_infeasible_strict_spread_is_refused_in_seconds_before_anything_is_pl
     assert err.strip().count("\n") == 0 and "Traceback" not in err, err
     assert "STRICT_SPREAD puts each of the 4 policy actors on a node of its own" in err
     assert "2 of the 3 live nodes can hold one" in err
-    assert elapsed < 5.0, f"the refusal took {elapsed:.1f} s"
+    # The CLI's start (imports, joining the cluster) is 3-6 s on 2 cores; a run that waited for a fourth node
+    # would wait actors.node_wait_s (600 s).
+    assert elapsed < 30.0, f"the refusal took {elapsed:.1f} s"
     assert cluster.placement_groups() == 0
     assert not (out / "ppo-smoke" / "ppo").exists()
 

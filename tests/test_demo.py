@@ -18,6 +18,7 @@ RESULT_KEYS = {"fraction_true_facts", "mean_true_facts", "mean_false_facts", "me
                "rm_overestimation_by_unfamiliarity", "verifier_accuracy", "reward_model_kind", "unfamiliarity_bins",
                "split", "seed", "wall_time_s", "fraction_true_per_response", "malformed_rate",
                "fraction_true_per_response_by_unfamiliarity", "malformed_rate_by_unfamiliarity", "greedy",
+               "malformed_per_try_by_unfamiliarity",
                "intervals_95"}
 METHODS = {"sft", "rl_standard_rm", "rl_conservative_rm"}
 SMOKE = ["world.num_people=60", "world.fact_frequencies=[0,12]", "world.frequency_weights=[1,1]",
@@ -64,6 +65,7 @@ def test_demo_smoke_runs_every_stage_and_reuses_them(ray_cluster, tmp_path, caps
     assert "| RL + conservative RM |" in report and "0.59" in report  # ours beside the paper's number
     assert "ground-truth reward" in report and "RL + conservative RM states" in report  # what the fraction hides
     assert "1 samples per prompt at T=0.7" in report  # the evaluation's own temperature
+    assert "Of the bios each tries" in report  # malformed per try beside SFT's: cleaner bios, or just fewer
     for png in ("fig5.png", "fig6.png", "fig7.png"):
         assert (run / png).stat().st_size > 1000
     capsys.readouterr()

@@ -22,9 +22,22 @@ def test_malformed_and_no_fact_rates_by_tercile():
     assert metrics["malformed_rate"] == 0.25 and metrics["no_fact_rate"] == 0.25
     assert metrics["malformed_rate_by_unfamiliarity"] == [0.5, 0.0, 0.0]
     assert metrics["no_fact_rate_by_unfamiliarity"] == [0.5, 0.0, 0.0]
+    # Every response here tries a bio (the malformed one included), so the share per try is the same.
+    assert metrics["malformed_per_try_by_unfamiliarity"] == [0.5, 0.0, 0.0]
     assert metrics["fraction_true_per_response"] == pytest.approx((1.0 + 0.5 + 0.0) / 3)
     assert metrics["fraction_true_facts"] == pytest.approx(5 / 9)
     assert metrics["fraction_true_per_response_by_unfamiliarity"] == [1.0, 0.5, 0.0]
+
+
+def test_a_policy_that_only_abstains_more_halves_its_malformed_rate_not_its_share_per_try():
+    # SFT: 2 clean bios and 2 malformed ones; the policy: the same 4 and 4 abstentions (no fact, well formed).
+    bios = [_labeled(3, 0), _labeled(2, 1), _labeled(0, 0, malformed=True), _labeled(1, 0, malformed=True)]
+    abstain = {**_labeled(0, 0), "abstained": True}
+    sft = response_metrics(bios, [0.0] * 4, [1.0, 6.0])
+    rl = response_metrics(bios + [abstain] * 4, [0.0] * 8, [1.0, 6.0])
+    assert sft["malformed_rate_by_unfamiliarity"] == [0.5, None, None]
+    assert rl["malformed_rate_by_unfamiliarity"] == [0.25, None, None]
+    assert sft["malformed_per_try_by_unfamiliarity"] == rl["malformed_per_try_by_unfamiliarity"] == [0.5, None, None]
 
 
 def test_correlations_match_hand_computed_values():

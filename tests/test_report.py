@@ -21,6 +21,15 @@ def test_report_says_when_the_conservative_policy_keeps_fewer_true_facts_than_sf
                         "responses, and writes a malformed one in 0% (familiar), – (middle), 5% (unfamiliar).")
 
 
+def test_report_compares_the_malformed_share_of_the_bios_each_tries_with_sfts():
+    results = _results([3.0, None, 0.1], [4.5, None, 0.3], [0.25, None, 0.9])
+    results["malformed_per_try_by_unfamiliarity"] = {"rl_conservative_rm": [0.1, None, 0.3], "sft": [0.05, None, 0.3]}
+    notes = fig7_notes(results, BINS)
+    assert notes[3].startswith("- Of the bios each tries")
+    assert "10% vs SFT's 5% (familiar), – vs SFT's – (middle), 30% vs SFT's 30% (unfamiliar)" in notes[3]
+    assert len(fig7_notes(_results([3.0, None, 0.1], [4.5, None, 0.3], [0.25, None, 0.9]), BINS)) == 3
+
+
 def test_report_says_when_it_keeps_sfts_true_facts_as_the_paper_does():
     notes = fig7_notes(_results([4.4, 2.0, 0.3], [4.5, 2.0, 0.3], [0.0, 0.0, 0.5]), BINS)
     assert notes[0] == ("- As in the paper, RL + conservative RM keeps at least 90% of SFT's true facts "

@@ -31,6 +31,9 @@ def response_metrics(labeled: list[dict], scores: list[float], edges: list[float
     reward = [float(r["reward"]) for r in labeled]
     no_fact = [float(stated_nothing(r)) for r in labeled]
     malformed = [float(r["malformed"]) for r in labeled]
+    # A response tries a bio unless it is a well-formed one stating no fact (an abstention, a bare mention): the
+    # malformed share of those tells a policy that writes cleanly from one that only says nothing more often.
+    tried = [bool(r["malformed"]) or r["n_true"] + r["n_false"] > 0 for r in labeled]
     bins = [bin_of(s, edges) for s in scores]
     n = len(labeled)
 
@@ -55,4 +58,6 @@ def response_metrics(labeled: list[dict], scores: list[float], edges: list[float
         "reward_by_unfamiliarity": means_by_bin(reward, scores, edges),
         "no_fact_rate_by_unfamiliarity": means_by_bin(no_fact, scores, edges),
         "malformed_rate_by_unfamiliarity": means_by_bin(malformed, scores, edges),
+        "malformed_per_try_by_unfamiliarity": means_by_bin([m for m, t in zip(malformed, tried) if t],
+                                                           [s for s, t in zip(scores, tried) if t], edges),
     }

@@ -19,7 +19,7 @@ METHOD_METRICS = ("fraction_true_facts", "fraction_true_per_response", "mean_tru
                   "mean_reward", "no_fact_rate", "malformed_rate", "fraction_true_by_unfamiliarity",
                   "fraction_true_per_response_by_unfamiliarity", "true_facts_by_unfamiliarity",
                   "false_facts_by_unfamiliarity", "reward_by_unfamiliarity", "no_fact_rate_by_unfamiliarity",
-                  "malformed_rate_by_unfamiliarity")
+                  "malformed_rate_by_unfamiliarity", "malformed_per_try_by_unfamiliarity")
 # Of the greedy responses (one per prompt, the authors' decoding), results.json keeps the headline numbers and
 # the no-fact and malformed rates by tercile.
 GREEDY_METRICS = ("fraction_true_facts", "fraction_true_per_response", "mean_true_facts", "mean_false_facts",
@@ -36,7 +36,8 @@ def build_results(evaluation: dict, rm_eval: dict, seed: int, wall_time_s: dict[
     truth = rm_reward["ground_truth"]
     greedy = evaluation.get("greedy")
     return {
-        **{key: {m: evaluation[key][m] for m in METHODS} for key in METHOD_METRICS},
+        # An evaluation reused from before a metric existed (its stage's fingerprint is the config's) lacks it.
+        **{key: {m: evaluation[key][m] for m in METHODS} for key in METHOD_METRICS if key in evaluation},
         "greedy": {key: {m: greedy[key][m] for m in METHODS} for key in GREEDY_METRICS} if greedy else None,
         "rm_reward_by_unfamiliarity": rm_reward,
         # Predicted minus ground-truth reward per response: > 0 over-estimates (what PPO can exploit).
@@ -109,6 +110,12 @@ def fig7_notes(results: dict, bins: list[str]) -> list[str]:
     notes.append("- It states no checkable fact in " + ", ".join(
         f"{pct(v)} ({b})" for v, b in zip(no_fact, bins)) + " of its responses, and writes a malformed one in "
         + ", ".join(f"{pct(v)} ({b})" for v, b in zip(malformed, bins)) + ".")
+    # Absent from results written before 2026-12-05.
+    per_try = results.get("malformed_per_try_by_unfamiliarity")
+    if per_try:
+        notes.append("- Of the bios each tries (all but well-formed ones stating no fact), malformed: "
+                     + ", ".join(f"{pct(x)} vs SFT's {pct(y)} ({b})" for x, y, b in zip(per_try[c], per_try[s], bins))
+                     + ": where these match, its malformed rate fell only by saying nothing more often.")
     return notes
 
 

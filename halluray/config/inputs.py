@@ -55,7 +55,7 @@ class PretrainConfig(Section):
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """bf16: forward and backward under bfloat16 autocast, weights and AdamW in fp32. On a CPU with AVX512-BF16
     it about halves a step of the demo's model (docs/performance.md); elsewhere bf16 is emulated, and on an AVX2
-    CPU a step took 6x as long as in fp32. auto: bf16 where the hardware computes it (a CUDA GPU with bf16, a CPU
+    CPU a step took 6-8x as long as in fp32. auto: bf16 where the hardware computes it (a CUDA GPU with bf16, a CPU
     with AVX512-BF16 or AMX), else fp32."""
 
 

@@ -5,7 +5,8 @@ short-answer labels: +2 correct, -3 incorrect, 0 or -3 for abstaining), `callabl
 'package.module:function' taking (prompts, responses, topics)), `model` (a learned reward model
 directory trained by `halluray train-rm`: two-stage or scalar, see halluray/reward_models/models.py). With
 `ppo.reward.malformed_penalty` every long-form kind gives a malformed response that penalty (the checker kinds
-through their labels, callable and model through `MalformedPenalty`).
+through their labels, callable and model through `MalformedPenalty`), and `prefix_scores_batch` scores the
+well-formed prefixes of malformed responses for segment credit (`ppo.reward.malformed_credit`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from halluray.factuality.reward_functions import (
     QACheckerReward,
     RewardScheme,
     import_callable,
+    prefix_scores,
 )
 from halluray.reward_models.models import FactRewardSum, load_reward_model
 
@@ -49,12 +51,14 @@ class RewardSpec:
 class RewardActor(RankActor):
     def init_reward(self, spec: RewardSpec) -> None:
         # A two-stage RM (its `claims` and `rewards_of`, for `explain`) and the malformed rule over it; None for
-        # other rewards.
-        self.claims_rm, self.penalty = None, None
+        # other rewards. `form` is the checker that tells a malformed response (None without the rule).
+        self.claims_rm, self.penalty, self.form = None, None, None
         if spec.kind in CHECKER_REWARDS:
             checker = build_checker(spec.config, world_path=spec.target, cache_path=spec.cache_path)
             self.fn = (FactCheckerReward(checker, spec.scheme) if spec.kind == "fact_checker"
                        else QACheckerReward(checker, list(spec.records), spec.scheme))
+            if spec.kind == "fact_checker" and spec.scheme.malformed is not None:
+                self.form = checker
         elif spec.kind in ("callable", "model"):
             self.fn = (import_callable(spec.target) if spec.kind == "callable"
                        else load_reward_model(spec.target, self.device, spec.trust_remote_code))
@@ -62,6 +66,7 @@ class RewardActor(RankActor):
             if spec.scheme.malformed is not None:
                 checker = build_checker(spec.config, world_path=spec.world_path, cache_path=spec.cache_path)
                 self.fn = self.penalty = MalformedPenalty(self.fn, checker, spec.scheme.malformed)
+                self.form = checker
         else:
             raise ValueError(f"unknown reward kind {spec.kind!r}; expected fact_checker, qa_checker, callable or model")
         self.name = f"{spec.kind}:{spec.target}"
@@ -85,6 +90,15 @@ class RewardActor(RankActor):
             raise ValueError(f"reward {self.name} returned {scores[i]} for response {i} "
                              f"(topic {topics[i]!r}: {responses[i][:80]!r})")
         return scores
+
+    def prefix_scores_batch(self, batch: dict) -> list[tuple[str, float] | None]:
+        """`prefix_scores` (reward_functions.py) of each response with this reward; all None without a malformed
+        rule."""
+        self._require("fn")
+        prompts, responses, topics = batch["prompts"], batch["responses"], batch["topics"]
+        if self.form is None:
+            return [None] * len(responses)
+        return prefix_scores(self.score, self.form.well_formed, prompts, responses, topics)
 
     def explain_batch(self, batch: dict) -> list[dict]:
         """`explain` on a dict of equal-length lists (what ActorGroup.call_sharded splits)."""

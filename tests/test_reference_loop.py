@@ -69,6 +69,10 @@ ESTIMATORS = {
     "grpo": ["ppo.advantage_estimator=grpo", "ppo.batch_size=2", "ppo.samples_per_prompt=2"],
     "rloo": ["ppo.advantage_estimator=rloo", "ppo.batch_size=2", "ppo.samples_per_prompt=2"],
     "reinforce_pp": ["ppo.advantage_estimator=reinforce_pp", "ppo.batch_size=2", "ppo.samples_per_prompt=2"],
+    # 8 responses, 32 tokens: the tiny model's bios go wrong part-way, and their well-formed prefixes are credited.
+    "rloo_segment_credit": ["ppo.advantage_estimator=rloo", "ppo.batch_size=2", "ppo.samples_per_prompt=4",
+                            "ppo.reward.malformed_penalty=-15", "ppo.reward.malformed_credit=segment",
+                            "ppo.max_new_tokens=32"],
 }
 
 
@@ -95,15 +99,19 @@ def test_one_driver_step_and_one_reference_step_give_the_same_losses(ray_cluster
     torch.manual_seed(cfg.seed)
     critic = None if cfg.ppo.critic_free else ValueHeadModel.from_pretrained(path)
     reference, _ = load_model(path)
-    reward_fn = FactCheckerReward(WorldFactChecker(World.load(RunLayout(cfg).world_json)),
-                               RewardScheme.from_config(cfg.ppo.reward))
+    checker = WorldFactChecker(World.load(RunLayout(cfg).world_json))
+    reward_fn = FactCheckerReward(checker, RewardScheme.from_config(cfg.ppo.reward))
     loop = ReferencePPO(cfg, policy=policy, reference=reference, critic=critic, tokenizer=tokenizer,
-                        reward_fn=reward_fn)
+                        reward_fn=reward_fn, well_formed=checker.well_formed)
     records = PromptStream(prompts, cfg.seed).next_batch(cfg.ppo.batch_size)
     ref_metrics, ref_samples = loop.step(records)
 
     assert ref_samples == samples, "the two rollouts differ: nothing after them can match"
-    assert metrics["reward_std"] > 0, "a batch with one reward for all would not test the rewards' order"
+    if cfg.ppo.reward.malformed_credit == "segment":
+        # Every one of these 8 is malformed (-15): the advantages are those of the credited prefixes alone.
+        assert metrics["prefix_credited"] > 0, "no response had a well-formed prefix to credit"
+    else:
+        assert metrics["reward_std"] > 0, "a batch with one reward for all would not test the rewards' order"
     # 2 epochs x 2 minibatches: four updates, on a warmup-cosine LR (clipped where the norm exceeds 0.5).
     n_updates = cfg.ppo.ppo_epochs * cfg.ppo.responses_per_step // cfg.ppo.minibatch_size
     roles = (("policy/", loop.policy_stats),) + ((("critic/", loop.critic_stats),) if critic is not None else ())

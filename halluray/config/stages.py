@@ -228,6 +228,19 @@ class RewardConfig(Section):
     facts' reward (-15 at -3 a fact); set it below the worst well-formed response's reward, or a malformed one
     pays (bios that always state six facts can earn -18). Evaluations report the malformed rate either way, and
     the ground-truth reward applies the same rule."""
+    malformed_credit: Literal["response", "segment"] = "response"
+    """How PPO credits a malformed response's tokens. response: every token bears the penalty, as the authors
+    do. segment: the tokens of its well-formed prefix (the whole sentences before the first one the checker
+    rejects) are credited with the reward that prefix earns as a response of its own, and only the tokens from
+    there on with the penalty (halluray/ppo/segments.py), so a bio that goes wrong late is not taught to say
+    less. Needs `malformed_penalty`."""
+
+    @model_validator(mode="after")
+    def _check_credit(self) -> RewardConfig:
+        if self.malformed_credit == "segment" and (self.malformed_penalty is None or self.kind == "qa_checker"):
+            raise ValueError("malformed_credit 'segment' credits the well-formed prefix of a malformed long-form "
+                             "response: it needs malformed_penalty set and a kind other than qa_checker")
+        return self
 
 
 AdvantageEstimator = Literal["gae", "grpo", "rloo", "reinforce_pp"]

@@ -9,7 +9,8 @@ answer as a fact).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from halluray.errors import InputError
@@ -26,6 +27,9 @@ from halluray.factuality.qa_matching import (
 )
 from halluray.world.checker import FALSE, TRUE, AtomicFact, CheckResult
 from halluray.world.templates import EOS
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+"""Where one sentence ends and the next begins (the world's " ." included)."""
 
 
 @runtime_checkable
@@ -46,6 +50,21 @@ def ends_a_sentence(topic: str, response: str) -> bool:
     answer cut off at the token limit or an empty one is malformed."""
     text = " ".join(response.replace(EOS, " ").split())
     return is_abstention(text) or text.endswith((".", "!", "?"))
+
+
+def well_formed_prefix(well_formed: Callable[[str, str], bool], topic: str, response: str) -> str | None:
+    """None when `response` is well formed; else its longest run of leading whole sentences that `well_formed`
+    accepts as a response of its own ("" when not even the first sentence is). A rule that rejects a response
+    for any bad sentence (the world's grammar) gives the sentences before the first bad one; the finished-last-
+    sentence rule gives the text up to the last full stop."""
+    if well_formed(topic, response):
+        return None
+    sentences = SENTENCE_END.split(" ".join(response.replace(EOS, " ").split()))
+    for n in range(len(sentences) - 1, 0, -1):
+        prefix = " ".join(sentences[:n])
+        if well_formed(topic, prefix):
+            return prefix
+    return ""
 
 
 def check_with(checker: Any, topic: str, response: str) -> CheckResult:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from halluray.config import RewardConfig
 from halluray.errors import InputError
+from halluray.factuality.base import well_formed_prefix
 from halluray.factuality.checking import Checker
 from halluray.world.checker import CheckResult
 
@@ -57,6 +58,21 @@ class MalformedPenalty:
     def apply(self, scores: list[float], responses: list[str], topics: list[str]) -> list[float]:
         """`scores` of the inner reward with each malformed response's replaced by the penalty."""
         return [s if self.checker.well_formed(t, r) else self.penalty for s, r, t in zip(scores, responses, topics)]
+
+
+def prefix_scores(score: RewardFn, well_formed: Callable[[str, str], bool], prompts: list[str],
+                  responses: list[str], topics: list[str]) -> list[tuple[str, float] | None]:
+    """Segment credit's input (`ppo.reward.malformed_credit: segment`): for each malformed response with a
+    well-formed prefix, that prefix and the reward `score` gives it as a response of its own; None for a
+    well-formed response and for one malformed from its first sentence."""
+    prefixes = [well_formed_prefix(well_formed, t, r) for t, r in zip(topics, responses)]
+    rows = [i for i, p in enumerate(prefixes) if p]
+    scored = list(score([prompts[i] for i in rows], [prefixes[i] for i in rows], [topics[i] for i in rows])) \
+        if rows else []
+    credited: list[tuple[str, float] | None] = [None] * len(responses)
+    for i, s in zip(rows, scored):
+        credited[i] = (prefixes[i], float(s))
+    return credited
 
 
 def short_answer_reward(label: str, scheme: RewardScheme) -> float:

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from halluray.ppo.kl import score_on_last_token
 from halluray.ppo.masked import masked_whiten
+from halluray.ppo.segments import PrefixCredit, credit_prefixes
 
 
 @torch.no_grad()
@@ -52,7 +53,8 @@ def whiten_advantages(advantages: Tensor, mask: Tensor) -> Tensor:
 # Each keeps the per-token KL penalty in the reward, as `gae` does (reward_t = -kl_coef * KL_t, plus the score
 # on the last response token), so the one reward rule holds for every estimator. `penalty` is that KL part,
 # (batch, T), 0 on padding; `scores` (batch,) is one score per response. Rows of a group are contiguous: the
-# k responses to prompt i are rows i*k .. i*k+k-1 (how the driver samples them).
+# k responses to prompt i are rows i*k .. i*k+k-1 (how the driver samples them). `credit` (segments.py) moves
+# a malformed response's prefix onto its own score; the baselines are computed from the whole responses' scores.
 
 
 @torch.no_grad()
@@ -75,14 +77,19 @@ def _groups(scores: Tensor, group_size: int) -> Tensor:
     return scores.view(-1, group_size)
 
 
+def grpo_scale(scores: Tensor, group_size: int, scale_by_std: bool = True, eps: float = 1e-6) -> Tensor:
+    """What GRPO divides each row's centred score by: its group's std + eps, or 1 without the std."""
+    groups = _groups(scores, group_size)
+    scale = groups.std(dim=1, keepdim=True) + eps if scale_by_std else torch.ones_like(groups[:, :1])
+    return scale.expand_as(groups).flatten()
+
+
 def grpo_scores(scores: Tensor, group_size: int, scale_by_std: bool = True, eps: float = 1e-6) -> Tensor:
     """GRPO (Shao et al. 2024): (score - group mean) / (group std + eps); without the std (Dr. GRPO, Liu et al.
     2025) only the mean is subtracted. The std is the unbiased one over the group, as torch.std gives it."""
     groups = _groups(scores, group_size)
-    centred = groups - groups.mean(dim=1, keepdim=True)
-    if scale_by_std:
-        centred = centred / (groups.std(dim=1, keepdim=True) + eps)
-    return centred.flatten()
+    centred = (groups - groups.mean(dim=1, keepdim=True)).flatten()
+    return centred / grpo_scale(scores, group_size, scale_by_std, eps)
 
 
 def rloo_scores(scores: Tensor, group_size: int) -> Tensor:
@@ -94,23 +101,28 @@ def rloo_scores(scores: Tensor, group_size: int) -> Tensor:
 
 @torch.no_grad()
 def grpo(scores: Tensor, penalty: Tensor, mask: Tensor, group_size: int, gamma: float = 1.0,
-         scale_by_std: bool = True) -> tuple[Tensor, Tensor]:
+         scale_by_std: bool = True, credit: PrefixCredit | None = None) -> tuple[Tensor, Tensor]:
     """Advantages and returns (the same tensor: there is no value to subtract) from group-normalised scores."""
-    returns = returns_to_go(score_on_last_token(penalty, grpo_scores(scores, group_size, scale_by_std), mask),
-                            mask, gamma)
+    rewards = score_on_last_token(penalty, grpo_scores(scores, group_size, scale_by_std), mask)
+    rewards = credit_prefixes(rewards, scores, credit, grpo_scale(scores, group_size, scale_by_std))
+    returns = returns_to_go(rewards, mask, gamma)
     return returns, returns
 
 
 @torch.no_grad()
-def rloo(scores: Tensor, penalty: Tensor, mask: Tensor, group_size: int, gamma: float = 1.0) -> tuple[Tensor, Tensor]:
+def rloo(scores: Tensor, penalty: Tensor, mask: Tensor, group_size: int, gamma: float = 1.0,
+         credit: PrefixCredit | None = None) -> tuple[Tensor, Tensor]:
     """Advantages and returns (the same tensor) from leave-one-out baselined scores."""
-    returns = returns_to_go(score_on_last_token(penalty, rloo_scores(scores, group_size), mask), mask, gamma)
+    rewards = credit_prefixes(score_on_last_token(penalty, rloo_scores(scores, group_size), mask), scores, credit)
+    returns = returns_to_go(rewards, mask, gamma)
     return returns, returns
 
 
 @torch.no_grad()
-def reinforce_pp(scores: Tensor, penalty: Tensor, mask: Tensor, gamma: float = 1.0) -> tuple[Tensor, Tensor]:
+def reinforce_pp(scores: Tensor, penalty: Tensor, mask: Tensor, gamma: float = 1.0,
+                 credit: PrefixCredit | None = None) -> tuple[Tensor, Tensor]:
     """REINFORCE++ (Hu 2025): returns of the KL-penalised reward, whitened over every response token of the
     batch (the batch mean is the baseline); the returns themselves are returned too."""
-    returns = returns_to_go(score_on_last_token(penalty, scores, mask), mask, gamma)
+    rewards = credit_prefixes(score_on_last_token(penalty, scores, mask), scores, credit)
+    returns = returns_to_go(rewards, mask, gamma)
     return whiten_advantages(returns, mask), returns

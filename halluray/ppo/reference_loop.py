@@ -20,11 +20,12 @@ one masked mean, so the updates differ slightly.
 
 Models come built (the caller loads them; halluray.ppo never imports transformers, Ray or DeepSpeed):
 `policy` a causal LM, `reference` a frozen copy of the initial policy, `critic` a `ValueHeadModel`-like module
-returning per-token values (batch, T), `tokenizer` the policy's, `reward_fn(prompts, responses, topics)` one
-float per response. With a critic-free `ppo.advantage_estimator` (GRPO, RLOO, REINFORCE++) `critic` is None
-and every critic part is skipped, as the driver places no critic group. `ReferencePPO.step(records)` runs one
-iteration on a batch of prompt records ({"prompt", "topic"}), as `PPODriver.step` does on the batch its prompt
-stream draws.
+returning per-token values (batch, T), `tokenizer` the policy's, `reward_fn(prompts, responses, topics)` one float
+per response, `well_formed(topic, response)` the checker's rule for segment credit (`ppo.reward.malformed_credit:
+segment`; the driver's reward role holds the same). With a critic-free `ppo.advantage_estimator` (GRPO, RLOO,
+REINFORCE++) `critic` is None and every critic part is skipped, as the driver places no critic group.
+`ReferencePPO.step(records)` runs one iteration on a batch of prompt records ({"prompt", "topic"}), as
+`PPODriver.step` does on the batch its prompt stream draws.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Callable
 import torch
 
 from halluray.config import ExperimentConfig
+from halluray.factuality.reward_functions import prefix_scores
 from halluray.models.forward import logits_of, token_logprobs, token_logprobs_from_logits
 from halluray.models.generation import SamplingParams, generate_rollout
 from halluray.models.optim import adamw_warmup_cosine
@@ -43,6 +45,7 @@ from halluray.ppo.experience import Estimator, make_experience
 from halluray.ppo.kl import AdaptiveKLController, FixedKLController
 from halluray.ppo.losses import entropy_from_logits, policy_loss, value_loss
 from halluray.ppo.metrics import iteration_metrics, sample_rows
+from halluray.ppo.segments import prefix_credit
 from halluray.ppo.shaping import RunningMeanStd
 
 RewardFn = Callable[[list[str], list[str], list[str]], list[float]]
@@ -52,10 +55,14 @@ class ReferencePPO:
     """What `PPODriver` holds (models, optimizers, KL controller, reward statistics), in one process."""
 
     def __init__(self, cfg: ExperimentConfig, *, policy: torch.nn.Module, reference: torch.nn.Module,
-                 critic: torch.nn.Module | None, tokenizer, reward_fn: RewardFn):
+                 critic: torch.nn.Module | None, tokenizer, reward_fn: RewardFn,
+                 well_formed: Callable[[str, str], bool] | None = None):
         ppo = cfg.ppo
         self.cfg, self.ppo = cfg, ppo
         self.policy, self.critic, self.tokenizer, self.reward_fn = policy, critic, tokenizer, reward_fn
+        self.well_formed = well_formed if ppo.reward.malformed_credit == "segment" else None
+        if ppo.reward.malformed_credit == "segment" and well_formed is None:
+            raise ValueError("ppo.reward.malformed_credit 'segment' needs the checker's well_formed rule")
         self.reference = reference.eval().requires_grad_(False)
         self.device = next(policy.parameters()).device
         if (critic is None) != ppo.critic_free:
@@ -104,13 +111,17 @@ class ReferencePPO:
         topics = [r["topic"] for r in records]
         scores = torch.tensor([float(s) for s in self.reward_fn(rollout["prompts"], rollout["responses"], topics)],
                               device=self.device)
+        credit = None
+        if self.well_formed is not None:  # segment credit: each malformed response's well-formed prefix scored
+            credit = prefix_credit(self.tokenizer, rollout["input_ids"], rollout["action_mask"], prefix_scores(
+                self.reward_fn, self.well_formed, rollout["prompts"], rollout["responses"], topics))
         times["score"] = time.perf_counter() - t0
 
         # 3. experience: shaped scores (clip, normalise), the KL penalty, the estimator's advantages and returns
         exp, exp_stats = make_experience(
             input_ids, attention_mask, action_mask, old_logprobs, ref_logprobs, values, scores,
             kl_coef=self.kl_ctl.value, kl_estimator=ppo.kl_estimator, estimator=self.estimator,
-            reward_clip=ppo.reward_clip, reward_running=self.reward_rms)
+            reward_clip=ppo.reward_clip, reward_running=self.reward_rms, credit=credit)
 
         # 4. train: shuffle, then ppo_epochs over minibatches, one policy (and critic) update per minibatch
         t0 = time.perf_counter()

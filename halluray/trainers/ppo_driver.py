@@ -32,11 +32,13 @@ from halluray import checkpoints
 from halluray.config import ExperimentConfig
 from halluray.data.stream import PromptStream
 from halluray.errors import ActorFailure
+from halluray.models.build import load_tokenizer
 from halluray.models.generation import SamplingParams, merge_rollouts
 from halluray.ppo import AdaptiveKLController, FixedKLController, RunningMeanStd
 from halluray.ppo.batches import per_prompt_groups
 from halluray.ppo.experience import Estimator, make_experience
 from halluray.ppo.metrics import iteration_metrics, sample_rows
+from halluray.ppo.segments import PrefixCredit, prefix_credit
 
 POLICY_KEYS = ("input_ids", "attention_mask", "action_mask", "old_logprobs", "advantages")
 CRITIC_KEYS = ("input_ids", "attention_mask", "action_mask", "returns")
@@ -101,6 +103,9 @@ class PPODriver:
                        else FixedKLController(ppo.kl_coef))
         self.reward_rms = RunningMeanStd() if ppo.normalize_rewards else None
         self.estimator = Estimator.from_config(ppo)
+        # Segment credit maps each credited prefix onto the policy's tokens.
+        self.tokenizer = (load_tokenizer(policy_init, cfg.model.trust_remote_code)
+                          if ppo.reward.malformed_credit == "segment" else None)
         self.sampling = SamplingParams(ppo.temperature, ppo.top_p, ppo.max_new_tokens, tuple(ppo.stop))
         self.prompts = PromptStream(prompts, cfg.seed)
         self.step_done = 0
@@ -129,11 +134,12 @@ class PPODriver:
             texts = {"prompts": rollout["prompts"], "responses": rollout["responses"],
                      "topics": [r["topic"] for r in records]}
             old_logprobs, ref_logprobs, values, scores = self._recovering(lambda: self._score(seq, texts))
+            credit = self._recovering(lambda: self._prefix_credit(rollout, texts)) if self.tokenizer else None
         # 3. experience: shaped scores (clip, normalise), the KL penalty, the estimator's advantages and returns
         exp, exp_stats = make_experience(
             rollout["input_ids"], rollout["attention_mask"], rollout["action_mask"], old_logprobs, ref_logprobs,
             values, scores, kl_coef=self.kl_ctl.value, kl_estimator=ppo.kl_estimator, estimator=self.estimator,
-            reward_clip=ppo.reward_clip, reward_running=self.reward_rms)
+            reward_clip=ppo.reward_clip, reward_running=self.reward_rms, credit=credit)
         # 4. train: every rank runs all PPO epochs on a random shard; policy and critic (if any) at the same time
         with _timed(times, "train"):
             exp = exp.index_select(torch.randperm(len(exp), generator=torch.Generator().manual_seed(seed)))
@@ -195,6 +201,11 @@ class PPODriver:
                    (self.critic, self.critic.call_sharded("values", seq) if self.critic else None),
                    (self.reward, self.reward.call_sharded("score_batch", texts))]
         return [_cat(g.gather(refs)) if g else None for g, refs in pending]
+
+    def _prefix_credit(self, rollout: dict, texts: dict) -> PrefixCredit:
+        """Segment credit: the reward role scores each malformed response's well-formed prefix."""
+        credited = [x for part in self.reward.run_sharded("prefix_scores_batch", texts) for x in part]
+        return prefix_credit(self.tokenizer, rollout["input_ids"], rollout["action_mask"], credited)
 
     # -- stateless workers: initialise, and recover after Ray restarted one ---------------------------
 

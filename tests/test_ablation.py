@@ -22,6 +22,11 @@ def test_each_point_changes_only_the_ppo_protocol_and_the_penalty():
     assert old.ppo.reward.malformed_penalty is None
     assert old.model_copy(update={"ppo": cfg.ppo, "lora": cfg.lora}) == cfg  # nothing else moves
     assert ablation.point_cfg(cfg, "paper, no penalty").ppo.reward.malformed_penalty is None
+    # A demo with segment credit: the points without a penalty credit whole responses (nothing to split).
+    segment = load_config(DEMO, ["ppo.reward.malformed_credit=segment"])
+    unpenalised = ablation.point_cfg(segment, "paper, no penalty").ppo.reward
+    assert unpenalised.malformed_penalty is None and unpenalised.malformed_credit == "response"
+    assert ablation.point_cfg(segment, "old, penalty").ppo.reward.malformed_credit == "segment"
 
 
 def test_each_point_runs_in_its_own_directory_started_from_a_copy_of_the_run(tmp_path):

@@ -43,7 +43,8 @@ def old_settings(cfg: ExperimentConfig) -> ExperimentConfig:
 
 
 def without_penalty(cfg: ExperimentConfig) -> ExperimentConfig:
-    reward = cfg.ppo.reward.model_copy(update={"malformed_penalty": None})
+    # Segment credit splits a malformed response's penalty: without a penalty there is nothing to split.
+    reward = cfg.ppo.reward.model_copy(update={"malformed_penalty": None, "malformed_credit": "response"})
     return cfg.model_copy(update={"ppo": cfg.ppo.model_copy(update={"reward": reward})})
 
 

@@ -67,9 +67,9 @@ ESTIMATORS = {
     "gae": [],
     # Critic-free: the same 4 responses per step, as 2 prompts x 2 samples.
     "grpo": ["ppo.advantage_estimator=grpo", "ppo.batch_size=2", "ppo.samples_per_prompt=2"],
-    "rloo": ["ppo.advantage_estimator=rloo", "ppo.batch_size=2", "ppo.samples_per_prompt=2"],
     "reinforce_pp": ["ppo.advantage_estimator=reinforce_pp", "ppo.batch_size=2", "ppo.samples_per_prompt=2"],
-    # 8 responses, 32 tokens: the tiny model's bios go wrong part-way, and their well-formed prefixes are credited.
+    # RLOO with segment credit (8 responses, 32 tokens): the tiny model's bios go wrong part-way, and their
+    # well-formed prefixes are credited on their own.
     "rloo_segment_credit": ["ppo.advantage_estimator=rloo", "ppo.batch_size=2", "ppo.samples_per_prompt=4",
                             "ppo.reward.malformed_penalty=-15", "ppo.reward.malformed_credit=segment",
                             "ppo.max_new_tokens=32"],

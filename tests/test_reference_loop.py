@@ -4,6 +4,8 @@ give the same rollout, the same metrics and the same loss on every minibatch upd
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -11,7 +13,7 @@ from halluray.config import build_config
 from halluray.data import prompts_for
 from halluray.data.stream import PromptStream
 from halluray.factuality.fact_checkers import WorldFactChecker
-from halluray.factuality.reward_functions import FactCheckerReward, RewardScheme
+from halluray.factuality.reward_functions import FactCheckerReward, RewardScheme, prefix_scores
 from halluray.layout import RunLayout
 from halluray.models.build import load_model
 from halluray.models.heads import ValueHeadModel
@@ -102,7 +104,7 @@ def test_one_driver_step_and_one_reference_step_give_the_same_losses(ray_cluster
     checker = WorldFactChecker(World.load(RunLayout(cfg).world_json))
     reward_fn = FactCheckerReward(checker, RewardScheme.from_config(cfg.ppo.reward))
     loop = ReferencePPO(cfg, policy=policy, reference=reference, critic=critic, tokenizer=tokenizer,
-                        reward_fn=reward_fn, well_formed=checker.well_formed)
+                        reward_fn=reward_fn, prefix_fn=partial(prefix_scores, reward_fn, checker.well_formed))
     records = PromptStream(prompts, cfg.seed).next_batch(cfg.ppo.batch_size)
     ref_metrics, ref_samples = loop.step(records)
 

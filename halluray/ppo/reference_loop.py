@@ -18,14 +18,14 @@ hyper-parameters, warmup-cosine schedule, gradient accumulation and gradient-nor
 the driver averages R local-minibatch gradients, each a masked mean over its own tokens; here a minibatch is
 one masked mean, so the updates differ slightly.
 
-Models come built (the caller loads them; halluray.ppo never imports transformers, Ray or DeepSpeed):
-`policy` a causal LM, `reference` a frozen copy of the initial policy, `critic` a `ValueHeadModel`-like module
-returning per-token values (batch, T), `tokenizer` the policy's, `reward_fn(prompts, responses, topics)` one float
-per response, `well_formed(topic, response)` the checker's rule for segment credit (`ppo.reward.malformed_credit:
-segment`; the driver's reward role holds the same). With a critic-free `ppo.advantage_estimator` (GRPO, RLOO,
-REINFORCE++) `critic` is None and every critic part is skipped, as the driver places no critic group.
-`ReferencePPO.step(records)` runs one iteration on a batch of prompt records ({"prompt", "topic"}), as
-`PPODriver.step` does on the batch its prompt stream draws.
+Models come built (the caller loads them; halluray.ppo never imports transformers, Ray or DeepSpeed): `policy` a
+causal LM, `reference` a frozen copy of the initial policy, `critic` a `ValueHeadModel`-like module returning
+per-token values (batch, T), `tokenizer` the policy's, `reward_fn(prompts, responses, topics)` one float per
+response, `prefix_fn(prompts, responses, topics)` the prefixes' scores for segment credit
+(`ppo.reward.malformed_credit: segment`; the driver's reward role computes the same). With a critic-free
+`ppo.advantage_estimator` (GRPO, RLOO, REINFORCE++) `critic` is None and every critic part is skipped, as the
+driver places no critic group. `ReferencePPO.step(records)` runs one iteration on a batch of prompt records
+({"prompt", "topic"}), as `PPODriver.step` does on the batch its prompt stream draws.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from collections.abc import Callable
 import torch
 
 from halluray.config import ExperimentConfig
-from halluray.factuality.reward_functions import prefix_scores
 from halluray.models.forward import logits_of, token_logprobs, token_logprobs_from_logits
 from halluray.models.generation import SamplingParams, generate_rollout
 from halluray.models.optim import adamw_warmup_cosine
@@ -49,20 +48,22 @@ from halluray.ppo.segments import prefix_credit
 from halluray.ppo.shaping import RunningMeanStd
 
 RewardFn = Callable[[list[str], list[str], list[str]], list[float]]
+PrefixFn = Callable[[list[str], list[str], list[str]], list[tuple[str, float] | None]]
+"""(prompts, responses, topics) -> each malformed response's well-formed prefix and its score, None where the
+response is credited as a whole (what `halluray.factuality.reward_functions.prefix_scores` gives)."""
 
 
 class ReferencePPO:
     """What `PPODriver` holds (models, optimizers, KL controller, reward statistics), in one process."""
 
     def __init__(self, cfg: ExperimentConfig, *, policy: torch.nn.Module, reference: torch.nn.Module,
-                 critic: torch.nn.Module | None, tokenizer, reward_fn: RewardFn,
-                 well_formed: Callable[[str, str], bool] | None = None):
+                 critic: torch.nn.Module | None, tokenizer, reward_fn: RewardFn, prefix_fn: PrefixFn | None = None):
         ppo = cfg.ppo
         self.cfg, self.ppo = cfg, ppo
         self.policy, self.critic, self.tokenizer, self.reward_fn = policy, critic, tokenizer, reward_fn
-        self.well_formed = well_formed if ppo.reward.malformed_credit == "segment" else None
-        if ppo.reward.malformed_credit == "segment" and well_formed is None:
-            raise ValueError("ppo.reward.malformed_credit 'segment' needs the checker's well_formed rule")
+        self.prefix_fn = prefix_fn if ppo.reward.malformed_credit == "segment" else None
+        if ppo.reward.malformed_credit == "segment" and prefix_fn is None:
+            raise ValueError("ppo.reward.malformed_credit 'segment' needs a prefix_fn that scores the prefixes")
         self.reference = reference.eval().requires_grad_(False)
         self.device = next(policy.parameters()).device
         if (critic is None) != ppo.critic_free:
@@ -112,9 +113,9 @@ class ReferencePPO:
         scores = torch.tensor([float(s) for s in self.reward_fn(rollout["prompts"], rollout["responses"], topics)],
                               device=self.device)
         credit = None
-        if self.well_formed is not None:  # segment credit: each malformed response's well-formed prefix scored
-            credit = prefix_credit(self.tokenizer, rollout["input_ids"], rollout["action_mask"], prefix_scores(
-                self.reward_fn, self.well_formed, rollout["prompts"], rollout["responses"], topics))
+        if self.prefix_fn is not None:  # segment credit: each malformed response's well-formed prefix scored
+            credit = prefix_credit(self.tokenizer, rollout["input_ids"], rollout["action_mask"],
+                                   self.prefix_fn(rollout["prompts"], rollout["responses"], topics))
         times["score"] = time.perf_counter() - t0
 
         # 3. experience: shaped scores (clip, normalise), the KL penalty, the estimator's advantages and returns

@@ -29,10 +29,6 @@ class PrefixCredit:
     scores: Tensor
     """(batch,): the score of each credited row's prefix as a response of its own; ignored where ends is -1."""
 
-    @classmethod
-    def none(cls, batch: int) -> PrefixCredit:
-        return cls(torch.full((batch,), -1, dtype=torch.long), torch.zeros(batch))
-
     @property
     def rows(self) -> Tensor:
         return (self.ends >= 0).nonzero().flatten()

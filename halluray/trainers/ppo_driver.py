@@ -38,7 +38,7 @@ from halluray.ppo import AdaptiveKLController, FixedKLController, RunningMeanStd
 from halluray.ppo.batches import per_prompt_groups
 from halluray.ppo.experience import Estimator, make_experience
 from halluray.ppo.metrics import iteration_metrics, sample_rows
-from halluray.ppo.segments import PrefixCredit, prefix_credit
+from halluray.ppo.segments import prefix_credit
 
 POLICY_KEYS = ("input_ids", "attention_mask", "action_mask", "old_logprobs", "advantages")
 CRITIC_KEYS = ("input_ids", "attention_mask", "action_mask", "returns")
@@ -133,8 +133,9 @@ class PPODriver:
             seq = {"input_ids": rollout["input_ids"], "attention_mask": rollout["attention_mask"]}
             texts = {"prompts": rollout["prompts"], "responses": rollout["responses"],
                      "topics": [r["topic"] for r in records]}
-            old_logprobs, ref_logprobs, values, scores = self._recovering(lambda: self._score(seq, texts))
-            credit = self._recovering(lambda: self._prefix_credit(rollout, texts)) if self.tokenizer else None
+            old_logprobs, ref_logprobs, values, scores, credited = self._recovering(lambda: self._score(seq, texts))
+            credit = (prefix_credit(self.tokenizer, rollout["input_ids"], rollout["action_mask"], credited)
+                      if credited is not None else None)
         # 3. experience: shaped scores (clip, normalise), the KL penalty, the estimator's advantages and returns
         exp, exp_stats = make_experience(
             rollout["input_ids"], rollout["attention_mask"], rollout["action_mask"], old_logprobs, ref_logprobs,
@@ -193,19 +194,18 @@ class PPODriver:
             self.weight_sync()
         self.rollout_version = self.step_done
 
-    def _score(self, seq: dict, texts: dict) -> list[torch.Tensor | None]:
-        """Old log-probs, reference log-probs, values (None without a critic) and scores."""
+    def _score(self, seq: dict, texts: dict) -> list:
+        """Old log-probs, reference log-probs, values (None without a critic), scores, and with segment credit
+        each response's (well-formed prefix, its score) or None (else None), the reward role's prefixes asked
+        for while the other roles still compute."""
         reference = (self.reference, "logprobs") if self.reference else (self.policy, "reference_logprobs")
         pending = [(self.policy, self.policy.call_sharded("logprobs", seq)),
                    (reference[0], reference[0].call_sharded(reference[1], seq)),
                    (self.critic, self.critic.call_sharded("values", seq) if self.critic else None),
                    (self.reward, self.reward.call_sharded("score_batch", texts))]
-        return [_cat(g.gather(refs)) if g else None for g, refs in pending]
-
-    def _prefix_credit(self, rollout: dict, texts: dict) -> PrefixCredit:
-        """Segment credit: the reward role scores each malformed response's well-formed prefix."""
-        credited = [x for part in self.reward.run_sharded("prefix_scores_batch", texts) for x in part]
-        return prefix_credit(self.tokenizer, rollout["input_ids"], rollout["action_mask"], credited)
+        prefixes = self.reward.call_sharded("prefix_scores_batch", texts) if self.tokenizer else None
+        tensors = [_cat(g.gather(refs)) if g else None for g, refs in pending]
+        return [*tensors, [x for part in self.reward.gather(prefixes) for x in part] if prefixes else None]
 
     # -- stateless workers: initialise, and recover after Ray restarted one ---------------------------
 

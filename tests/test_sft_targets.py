@@ -1,6 +1,7 @@
 """SFT targets (paper §4): which examples become abstentions, and where the SFT loss falls."""
 
 import pytest
+import torch
 
 from halluray.data.sft import sft_tensors
 from halluray.factuality.relabel import item_key, relabel
@@ -52,3 +53,23 @@ def test_a_topic_asked_two_questions_is_relabeled_only_where_it_is_unfamiliar():
     flags = {item_key("Singapore", "capital"): False, item_key("Singapore", "country"): True}
     out, n = relabel(records, flags, "unfamiliar-idk", "I don't know.", seed=0)
     assert n == 1 and [r["target"] for r in out] == ["a", "I don't know."]
+
+
+def test_lora_sft_exports_a_plain_model_changed_only_where_the_adapters_sit(tiny_run, ray_cluster, tmp_path):
+    import shutil
+
+    from halluray.cli import main
+    from halluray.models.build import load_model
+
+    root, args = tiny_run
+    shutil.copytree(root / "r", tmp_path / "r")  # the session's run stays as other tests expect it
+    args = [a for a in args if not a.startswith("run.output_dir=")] + [f"run.output_dir={tmp_path}"]
+    assert main(["sft", *args, "sft.lora=true", "lora.target_modules=[c_attn]", "sft.steps=2", "sft.batch_size=4",
+                 "sft.lr=1e-2", "sft.warmup_steps=0", "actors.policy.num_actors=1"]) == 0
+    exported = tmp_path / "r" / "sft" / "model"
+    assert not (exported / "adapter_config.json").exists()  # merged: RL and evaluation load a plain model
+    base = load_model(tmp_path / "r" / "base_model")[0].state_dict()
+    tuned = load_model(exported)[0].state_dict()
+    assert tuned.keys() == base.keys()
+    changed = {k for k in base if not torch.equal(base[k], tuned[k])}
+    assert changed and all(".c_attn." in k for k in changed), changed

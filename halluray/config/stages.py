@@ -79,6 +79,9 @@ class SFTConfig(Section):
     steps: Int = Field(120, ge=1)
     abstention: str | None = None
     """The abstention target; None: the world's phrase on world data, "I don't know." on real data."""
+    lora: bool = False
+    """Train LoRA adapters (the run's `lora` section: rank, alpha, modules) instead of every weight, as the paper
+    finetunes all its models; the exported model has them merged, so RL starts from a plain model."""
     replay_documents: Int = Field(0, ge=0)
     """World data only: this many documents of the pretraining corpus mixed into the SFT examples (loss on the
     whole document), as InstructGPT mixes pretraining text into its PPO. They keep the base model's grammar, which

@@ -70,6 +70,8 @@ def run(cfg: ExperimentConfig) -> dict:
                                             s.replay_documents, cfg.seed)] if s.replay_documents else []
     examples = records + replayed
     optim = OptimizerConfig(lr=s.lr, warmup_steps=s.warmup_steps, weight_decay=0.0)
+    # The `lora` section gives the adapters' shape; `sft.lora` alone decides whether SFT uses them.
+    lora = cfg.lora.model_copy(update={"enabled": True}) if s.lora else None
     init_ray(cfg)
     group = ActorGroup.from_config(Role.POLICY, cfg, batch_size=s.batch_size, batch_key="sft.batch_size")
     logger = RunLogger(layout.run_dir, cfg, out.name)
@@ -77,7 +79,7 @@ def run(cfg: ExperimentConfig) -> dict:
     rng = random.Random(cfg.seed)
     try:
         group.gather(group.init_engines(EngineSpec(model_path=model_path, ds=cfg.deepspeed, optim=optim,
-                                                   total_steps=s.steps, seed=cfg.seed,
+                                                   total_steps=s.steps, seed=cfg.seed, lora=lora,
                                                    micro_batch_size=group.micro_batch_size(s.batch_size))))
         for step in progress(range(1, s.steps + 1), desc=out.name):
             batch = rng.sample(examples, min(s.batch_size, len(examples)))

@@ -1,10 +1,14 @@
 """SFT targets (paper §4): which examples become abstentions, and where the SFT loss falls."""
 
+import shutil
+
 import pytest
 import torch
 
+from halluray.cli import main
 from halluray.data.sft import sft_tensors
 from halluray.factuality.relabel import item_key, relabel
+from halluray.models.build import load_model
 from halluray.models.tokenizer import train_word_tokenizer
 from halluray.world.build import vocabulary_texts
 
@@ -56,11 +60,6 @@ def test_a_topic_asked_two_questions_is_relabeled_only_where_it_is_unfamiliar():
 
 
 def test_lora_sft_exports_a_plain_model_changed_only_where_the_adapters_sit(tiny_run, ray_cluster, tmp_path):
-    import shutil
-
-    from halluray.cli import main
-    from halluray.models.build import load_model
-
     root, args = tiny_run
     shutil.copytree(root / "r", tmp_path / "r")  # the session's run stays as other tests expect it
     args = [a for a in args if not a.startswith("run.output_dir=")] + [f"run.output_dir={tmp_path}"]

@@ -4,11 +4,12 @@ campaign (the sweep, a seeds run) and qa-rl's SFT models reuse through it."""
 import json
 
 from halluray.campaigns import sweep
+from halluray.campaigns.shared.demo_steps import demo_steps
 from halluray.config import build_config
 from halluray.experiments.shared import sft_arms
 from halluray.io import atomic_write_json
 from halluray.layout import RunLayout
-from halluray.pipeline.shared.steps import Step, run_step, run_steps
+from halluray.pipeline.shared.steps import Step, fingerprint, run_step, run_steps
 
 
 def _cfg(tmp_path, *overrides):
@@ -86,3 +87,15 @@ def test_qa_rl_reuses_the_sft_models_qa_experiment_trained_with_the_same_setting
     assert model == RunLayout(cfg).sft_model("unfamiliar-idk", "short_qa") and summary["examples"] == 4
     _, _, reused = sft_arms.train_arm(_cfg(tmp_path, "sft.steps=5"), "unfamiliar-idk", "short_qa", "qa-rl")
     assert not reused and trained[-1] == "unfamiliar-idk"
+
+
+def test_the_demo_retrains_sft_for_a_new_lora_shape_only_when_sft_uses_lora(tmp_path):
+    def sft_fingerprint(*overrides):
+        cfg = _cfg(tmp_path, *overrides)
+        known: dict[str, str] = {}
+        for step in demo_steps(cfg):
+            known[step.name] = fingerprint(step, known)
+        return known["sft"]
+
+    assert sft_fingerprint("lora.r=8") == sft_fingerprint("lora.r=16")
+    assert sft_fingerprint("sft.lora=true", "lora.r=8") != sft_fingerprint("sft.lora=true", "lora.r=16")

@@ -57,9 +57,11 @@ def demo_steps(cfg: ExperimentConfig) -> list[Step]:
         steps = [Step("world", world.run, cfg, ("seed", "world", "model"))]
     else:
         base, root, steps = ("seed", "model", "data", "fact_checker"), (), []
+    # The `lora` section shapes SFT's adapters only under `sft.lora`; otherwise it leaves SFT's output alone.
+    sft_lora = ("lora",) if cfg.sft.lora else ()
     steps += [Step("unfamiliarity", unfamiliarity.run, cfg, (*base, "unfamiliarity"), root),
               Step("sft", sft.run, _with(cfg, "sft", strategy="standard", task="long_form"),
-                   (*base, "sft", "deepspeed", "actors"), (*root, "unfamiliarity"))]
+                   (*base, "sft", "deepspeed", "actors", *sft_lora), (*root, "unfamiliarity"))]
     source_cfgs = {source: _source_cfg(cfg, source) for source in SOURCES}
     steps += [Step(f"reward-data-{source}", reward_data.run, c, (*base, "reward_data"), (*root, "sft"))
               for source, c in source_cfgs.items()]

@@ -110,19 +110,15 @@ def three_seeds(ray_cluster, tmp_path_factory) -> dict:
 
 
 FAILS_UNDER_THE_PAPERS_PROTOCOL = pytest.mark.xfail(strict=True, reason=(
-    "measured 2026-12-05, late (README, 'What make demo produces'): RL + conservative RM garbles 8.3% / 5.6% / 9.4% "
-    "of its bios on its worst third over seeds 0 / 1 / 2 at T 0.7 (greedy 0% / 5.6% / 9.1%; SFT 18% / 22% / 27%)"))
-LOSES_FAMILIAR_FACTS_ON_SEED_2 = pytest.mark.xfail(strict=True, reason=(
-    "measured 2026-12-05, late, on the 12-mention world: RL + conservative RM keeps 1.14 / 0.92 / 0.73 x SFT's true "
-    "facts on the most familiar third over seeds 0 / 1 / 2 (on seed 2 it says nothing checkable about 39% of them)"))
+    "measured 2026-12-05 (README, 'What make demo produces'): RL + conservative RM garbles 5.5% / 16% / 14% of "
+    "its bios on its worst third over seeds 0 / 1 / 2 at T 0.7 (greedy 0% / 0% / 12%; SFT 25% / 31% / 38%)"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ordering", [
     "per-response fraction true RL+conservative > RL+standard and > SFT on every seed",
     "ground-truth reward RL+conservative > RL+standard and > SFT on every seed",
-    pytest.param("RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile on every seed",
-                 marks=LOSES_FAMILIAR_FACTS_ON_SEED_2),
+    "RL+conservative keeps >= 0.9 x SFT's true facts on the most familiar tercile on every seed",
     pytest.param("RL+conservative malformed rate <= 5% in every tercile on every seed",
                  marks=FAILS_UNDER_THE_PAPERS_PROTOCOL),
     "standard RM over-estimates the most unfamiliar tercile more than the conservative on every seed",

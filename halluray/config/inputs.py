@@ -21,8 +21,7 @@ class WorldConfig(Section):
     frequency_weights: list[Float] = [2.0, 1.0, 1.0, 2.0]
     """Relative share of people in each tier (same length as fact_frequencies)."""
     name_mentions: Int = Field(3, ge=1)
-    """Fact-free sentences per person, so every name has a representation (the long-form demo uses 12: with 3 the
-    least familiar people's names were read too rarely and their bios came out garbled; docs/design.md)."""
+    """Fact-free sentences per person, so every name has a representation."""
     qa_doc_fraction: Float = Field(0.25, ge=0, le=1)
     instruction_doc_fraction: Float = Field(0.5, ge=0, le=1)
     splits: dict[Literal["sft", "rm", "ppo", "val", "eval"], Float] = {

@@ -42,14 +42,14 @@ demo: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml
 
 # The demo on seeds 0, 1 and 2 (each its own world, base model, SFT, RMs and PPO) and a summary over them (about 22
-# minutes).
+# minutes where the CPU has AVX512-BF16, about 90 on a 2-core AVX2-only one).
 demo-seeds: venv
 	$(BIN)/halluray demo --config configs/demo/demo.yaml --seeds 0,1,2 run.name=demo-seeds
 
 # On seed 0 of demo-seeds (run it first; its stages are reused): the paper's PPO settings and the earlier ones, each
 # with the malformed penalty on and off, each point in runs/demo-seeds/seed-0/ablation/<point>/ (a copy of seed-0's
-# directory where both RM arms and the evaluation are redone); seed-0 itself is left as the demo wrote it (about
-# 12 minutes).
+# directory; the config's own point reuses it, the other three redo both PPO arms and the evaluation); seed-0
+# itself is left as the demo wrote it.
 demo-ablation: venv
 	$(BIN)/halluray ablation --config configs/demo/demo.yaml run.output_dir=runs/demo-seeds run.name=seed-0 seed=0
 

@@ -91,11 +91,24 @@ def test_qa_rl_reuses_the_sft_models_qa_experiment_trained_with_the_same_setting
 
 def test_the_demo_retrains_sft_for_a_new_lora_shape_only_when_sft_uses_lora(tmp_path):
     def sft_fingerprint(*overrides):
-        cfg = _cfg(tmp_path, *overrides)
-        known: dict[str, str] = {}
-        for step in demo_steps(cfg):
-            known[step.name] = fingerprint(step, known)
-        return known["sft"]
+        return _demo_fingerprints(_cfg(tmp_path, *overrides))["sft"]
 
     assert sft_fingerprint("lora.r=8") == sft_fingerprint("lora.r=16")
     assert sft_fingerprint("sft.lora=true", "lora.r=8") != sft_fingerprint("sft.lora=true", "lora.r=16")
+
+
+
+def _demo_fingerprints(cfg) -> dict[str, str]:
+    known: dict[str, str] = {}
+    for step in demo_steps(cfg):
+        known[step.name] = fingerprint(step, known)
+    return known
+
+
+def test_a_run_directory_moved_elsewhere_keeps_its_ppo_steps_up_to_date(tmp_path):
+    here = _demo_fingerprints(_cfg(tmp_path / "a"))
+    there = _demo_fingerprints(_cfg(tmp_path / "b"))
+    new_rm = _demo_fingerprints(_cfg(tmp_path / "a", "reward_model.epochs=7"))
+    for name in (RunLayout.ppo_name_with_rm(source) for source in ("standard", "conservative")):
+        assert here[name] == there[name]
+        assert new_rm[name] != here[name]  # the RM still counts, through the train-rm step PPO reads

@@ -2,8 +2,8 @@
 
 Four points, each the whole demo in its own directory, run_dir/ablation/<label>/, that starts as a copy of the
 run directory: world, unfamiliarity, SFT, reward data and RMs are reused where the point's config leaves them
-unchanged (the step fingerprints decide); both PPO arms and the evaluation are redone in every point, the config's
-own included (PPO's config names its RM by path, which moved). The run directory itself is left as the demo
+unchanged (the step fingerprints decide), so the point with the config's own settings reuses the demo's PPO runs
+and evaluation, and the others redo both PPO arms and the evaluation. The run directory itself is left as the demo
 wrote it. The points: the config's PPO settings (the paper's: LoRA, KL 0.5,
 cliprange 0.005, a fixed budget; RLOO advantages) or the earlier demo's (full finetuning, a critic and GAE,
 KL 0.2, cliprange 0.2, lr 2e-4, up to 100 steps stopped on a plateau of the RM's own validation reward), each

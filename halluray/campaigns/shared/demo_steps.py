@@ -42,10 +42,12 @@ def _source_cfg(cfg: ExperimentConfig, source: str) -> ExperimentConfig:
     return _with(cfg, "reward_data", source=source, **independent)
 
 
-def _ppo_cfg(cfg: ExperimentConfig, source: str) -> ExperimentConfig:
-    layout = RunLayout(cfg)
-    reward = cfg.ppo.reward.model_copy(update={"kind": "model", "target": str(layout.rm_dir(source))})
-    return _with(cfg, "ppo", name=layout.ppo_name_with_rm(source), reward=reward)
+def _ppo_against_rm(cfg: ExperimentConfig, source: str) -> None:
+    """PPO against `source`'s RM of this run directory. The RM's path is set here rather than in the step's
+    config: the step knows its RM through its train-rm input, and a fingerprint holding the directory's place on
+    disk would rerun PPO in a run directory that was only copied or moved."""
+    reward = cfg.ppo.reward.model_copy(update={"kind": "model", "target": str(RunLayout(cfg).rm_dir(source))})
+    run_ppo(_with(cfg, "ppo", reward=reward), overwrite=True)
 
 
 def demo_steps(cfg: ExperimentConfig) -> list[Step]:
@@ -73,8 +75,8 @@ def demo_steps(cfg: ExperimentConfig) -> list[Step]:
         ppo_runs.append(ppo_name)
         # A PPO step runs again only when its inputs changed: then its old directory is replaced on purpose.
         steps += [Step(f"train-rm-{source}", train_rm.run, c, (*base, "reward_model", "lora"), data),
-                  Step(ppo_name, partial(run_ppo, overwrite=True), _ppo_cfg(cfg, source), (*base, "ppo", "lora"),
-                       ("sft", f"train-rm-{source}"))]
+                  Step(ppo_name, partial(_ppo_against_rm, source=source), _with(cfg, "ppo", name=ppo_name),
+                       (*base, "ppo", "lora"), ("sft", f"train-rm-{source}"))]
     steps += [Step("eval-rm", eval_rm.run, cfg, (*base, "reward_data", "eval"),
                    ("unfamiliarity", "sft", *(f"train-rm-{s}" for s in SOURCES))),
               Step("eval", evaluate.run, cfg, (*base, "eval"), ("unfamiliarity", "sft", *ppo_runs))]

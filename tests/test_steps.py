@@ -4,7 +4,7 @@ campaign (the sweep, a seeds run) and qa-rl's SFT models reuse through it."""
 import json
 
 from halluray.campaigns import sweep
-from halluray.campaigns.shared.demo_steps import demo_steps
+from halluray.campaigns.shared.demo_steps import SOURCES, demo_steps
 from halluray.config import build_config
 from halluray.experiments.shared import sft_arms
 from halluray.io import atomic_write_json
@@ -14,6 +14,13 @@ from halluray.pipeline.shared.steps import Step, fingerprint, run_step, run_step
 
 def _cfg(tmp_path, *overrides):
     return build_config({}, [f"run.output_dir={tmp_path}", "run.name=r", *overrides])
+
+
+def _demo_fingerprints(cfg) -> dict[str, str]:
+    known: dict[str, str] = {}
+    for step in demo_steps(cfg):
+        known[step.name] = fingerprint(step, known)
+    return known
 
 
 def _counting(ran: list, name: str):
@@ -97,18 +104,10 @@ def test_the_demo_retrains_sft_for_a_new_lora_shape_only_when_sft_uses_lora(tmp_
     assert sft_fingerprint("sft.lora=true", "lora.r=8") != sft_fingerprint("sft.lora=true", "lora.r=16")
 
 
-
-def _demo_fingerprints(cfg) -> dict[str, str]:
-    known: dict[str, str] = {}
-    for step in demo_steps(cfg):
-        known[step.name] = fingerprint(step, known)
-    return known
-
-
 def test_a_run_directory_moved_elsewhere_keeps_its_ppo_steps_up_to_date(tmp_path):
     here = _demo_fingerprints(_cfg(tmp_path / "a"))
     there = _demo_fingerprints(_cfg(tmp_path / "b"))
     new_rm = _demo_fingerprints(_cfg(tmp_path / "a", "reward_model.epochs=7"))
-    for name in (RunLayout.ppo_name_with_rm(source) for source in ("standard", "conservative")):
+    for name in (RunLayout.ppo_name_with_rm(source) for source in SOURCES):
         assert here[name] == there[name]
         assert new_rm[name] != here[name]  # the RM still counts, through the train-rm step PPO reads
